@@ -1,0 +1,1 @@
+"""CLI subcommands: each module exposes ``register(subparsers)`` and is found by ``driftline.cli``."""
