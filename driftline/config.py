@@ -22,6 +22,7 @@ from pathlib import Path
 from typing import Any
 
 from driftline.errors import ConfigError
+from driftline.stream.monitor_config import PolicySettings, ReferenceSettings, WindowSettings
 
 __all__ = [
     "KafkaSettings",
@@ -86,6 +87,9 @@ SECTIONS: dict[str, type] = {
     "kafka": KafkaSettings,
     "topics": TopicSettings,
     "ingest": IngestSettings,
+    "windows": WindowSettings,
+    "policy": PolicySettings,
+    "reference": ReferenceSettings,
 }
 
 

@@ -1,0 +1,55 @@
+"""Pack validated events into per-model columnar micro-batches.
+
+Faust pays a fixed cost per message, so ingest sends one message per up to
+``max_events`` events of one model. A batch never spans two ingest transactions: the
+caller drains every open builder before it commits.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+
+from driftline.schemas.batch import BatchBuilder, encode_batch
+from driftline.schemas.events import Event
+
+__all__ = ["BatchPacker"]
+
+
+class BatchPacker:
+    """Per-``model_id`` builders; yields encoded batches when full or when drained."""
+
+    def __init__(self, max_events: int) -> None:
+        self.max_events = max_events
+        self._builders: dict[str, BatchBuilder] = {}
+
+    def add(self, event: Event) -> tuple[str, bytes, int] | None:
+        """Add one event; return ``(model_id, batch_bytes, n)`` when its batch is full."""
+        builder = self._builders.get(event.model_id)
+        if builder is None:
+            builder = self._builders[event.model_id] = BatchBuilder(event.model_id)
+        builder.add(event)
+        if len(builder) >= self.max_events:
+            return self._take(event.model_id, builder)
+        return None
+
+    def drain(self) -> Iterator[tuple[str, bytes, int]]:
+        """Every non-empty open batch, encoded; the packer is empty afterwards."""
+        for model_id, builder in list(self._builders.items()):
+            if len(builder):
+                yield self._take(model_id, builder)
+        self._builders.clear()
+
+    def discard(self) -> None:
+        """Forget open batches (their transaction was aborted; the events are re-read)."""
+        self._builders.clear()
+
+    @property
+    def pending_events(self) -> int:
+        return sum(len(b) for b in self._builders.values())
+
+    @staticmethod
+    def _take(model_id: str, builder: BatchBuilder) -> tuple[str, bytes, int]:
+        n = len(builder)
+        payload = encode_batch(builder.build())
+        builder.clear()
+        return model_id, payload, n

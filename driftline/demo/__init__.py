@@ -1,0 +1,1 @@
+"""The embedded demo: local broker, synthetic drifting traffic, the whole loop visible."""

@@ -1,0 +1,196 @@
+"""A thin, typed wrapper around confluent-kafka's ``AdminClient``.
+
+Why wrap it: the raw client returns dicts of futures and raises ``KafkaException``
+holding a ``KafkaError``; every caller would repeat the same unwrapping. Here each
+call waits for its futures and either returns plain Python values or raises
+``KafkaOperationFailed`` carrying the Kafka error code name. Per-item outcomes that a
+caller must judge itself (a topic that already exists) come back as values.
+
+Constructing ``KafkaAdmin`` makes no network call; the client is created on first use.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Iterable, Mapping
+from concurrent.futures import Future
+from concurrent.futures import TimeoutError as FutureTimeout
+from dataclasses import dataclass
+from typing import Any
+
+from confluent_kafka import KafkaError, KafkaException
+from confluent_kafka.admin import AdminClient, ConfigResource, NewTopic, ResourceType
+
+from driftline.errors import KafkaOperationFailed
+
+__all__ = ["KafkaAdmin", "NewTopicRequest", "TopicOutcome", "error_code"]
+
+_LOG = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class NewTopicRequest:
+    """One topic to create; ``replication_factor=-1`` means the broker's default."""
+
+    name: str
+    partitions: int
+    config: Mapping[str, str]
+    replication_factor: int = -1
+
+
+@dataclass(frozen=True)
+class TopicOutcome:
+    """Result of creating one topic: ``error`` is ``None`` when it was created."""
+
+    name: str
+    error: KafkaError | None
+
+    @property
+    def code(self) -> str | None:
+        """The Kafka error code name (``TOPIC_ALREADY_EXISTS``), or ``None`` on success."""
+        return None if self.error is None else self.error.name()
+
+
+def error_code(exc: BaseException) -> tuple[str, str]:
+    """(code name, description) of a confluent-kafka exception, or of any other one."""
+    if isinstance(exc, KafkaException) and exc.args and isinstance(exc.args[0], KafkaError):
+        err: KafkaError = exc.args[0]
+        return err.name(), err.str()
+    return type(exc).__name__, str(exc)
+
+
+class KafkaAdmin:
+    """Admin operations against one cluster, each waiting at most ``timeout`` seconds."""
+
+    def __init__(
+        self, bootstrap_servers: str, *, timeout: float = 30.0, config: Mapping[str, Any] | None = None
+    ) -> None:
+        self.bootstrap_servers = bootstrap_servers
+        self.timeout = timeout
+        self._config: dict[str, Any] = {
+            "bootstrap.servers": bootstrap_servers,
+            # librdkafka's connection errors go to Python logging, not raw to stderr.
+            "logger": logging.getLogger("driftline.kafka.librdkafka"),
+        }
+        self._config.update(config or {})
+        self._client: AdminClient | None = None
+
+    @property
+    def client(self) -> AdminClient:
+        """The underlying ``AdminClient`` (created lazily), for calls not wrapped here."""
+        if self._client is None:
+            self._client = AdminClient(self._config)
+        return self._client
+
+    def partition_counts(self, names: Iterable[str], timeout: float | None = None) -> dict[str, int]:
+        """Partition count of each named topic that exists (absent topics are left out)."""
+        metadata = self._call("list_topics", lambda: self.client.list_topics(timeout=self._t(timeout)))
+        wanted = set(names)
+        return {
+            name: len(topic.partitions)
+            for name, topic in metadata.topics.items()
+            if name in wanted and topic.error is None
+        }
+
+    def wait_for_topics(self, names: Iterable[str], timeout: float | None = None) -> None:
+        """Return once every named topic is in the metadata with a leader for each partition.
+
+        A broker answers CreateTopics before its own metadata cache shows the topic (up
+        to a second or so when it is also deleting topics); producing or describing in
+        that window fails with UNKNOWN_TOPIC_OR_PART.
+        """
+        pending = set(names)
+        t = self._t(timeout)
+        deadline = time.monotonic() + t
+        while pending:
+            metadata = self._call("list_topics", lambda: self.client.list_topics(timeout=t))
+            for name in list(pending):
+                topic = metadata.topics.get(name)
+                if topic is not None and topic.error is None and topic.partitions and all(
+                    p.leader >= 0 for p in topic.partitions.values()
+                ):
+                    pending.discard(name)
+            if pending and time.monotonic() > deadline:
+                raise KafkaOperationFailed(
+                    "wait for topics", "_TIMED_OUT", f"not ready after {t:.0f} s: {sorted(pending)}"
+                )
+            if pending:
+                time.sleep(0.1)
+
+    def ping(self, timeout: float = 2.0) -> bool:
+        """True when a broker answers a metadata request and lists at least one broker."""
+        try:
+            metadata = self.client.list_topics(timeout=timeout)
+        except KafkaException:
+            return False
+        return bool(metadata.brokers)
+
+    def create_topics(self, requests: Iterable[NewTopicRequest], timeout: float | None = None) -> list[TopicOutcome]:
+        """Ask for every topic in one request; one outcome per topic, in request order."""
+        new_topics = [
+            NewTopic(r.name, num_partitions=r.partitions, replication_factor=r.replication_factor,
+                     config=dict(r.config))
+            for r in requests
+        ]
+        if not new_topics:
+            return []
+        t = self._t(timeout)
+        futures = self._call(
+            "create_topics",
+            lambda: self.client.create_topics(new_topics, operation_timeout=t, request_timeout=t),
+        )
+        return [TopicOutcome(topic.topic, _settle(futures[topic.topic], t)[1]) for topic in new_topics]
+
+    def delete_topics(self, names: Iterable[str], timeout: float | None = None) -> dict[str, str | None]:
+        """Delete topics; maps each name to ``None`` or its error code (e.g. unknown topic)."""
+        names = list(names)
+        if not names:
+            return {}
+        t = self._t(timeout)
+        futures = self._call(
+            "delete_topics", lambda: self.client.delete_topics(names, operation_timeout=t, request_timeout=t)
+        )
+        result: dict[str, str | None] = {}
+        for name in names:
+            err = _settle(futures[name], t)[1]
+            result[name] = None if err is None else err.name()
+        return result
+
+    def topic_configs(self, names: Iterable[str], timeout: float | None = None) -> dict[str, dict[str, str]]:
+        """Effective configuration (every key, defaults included) of each named topic."""
+        resources = [ConfigResource(ResourceType.TOPIC, name) for name in names]
+        if not resources:
+            return {}
+        t = self._t(timeout)
+        futures = self._call("describe_configs", lambda: self.client.describe_configs(resources, request_timeout=t))
+        configs: dict[str, dict[str, str]] = {}
+        for resource, future in futures.items():
+            entries, err = _settle(future, t)
+            if err is not None:
+                raise KafkaOperationFailed(f"describe_configs {resource.name}", err.name(), err.str())
+            configs[resource.name] = {key: entry.value for key, entry in entries.items()}
+        return configs
+
+    def _t(self, timeout: float | None) -> float:
+        return self.timeout if timeout is None else timeout
+
+    @staticmethod
+    def _call(operation: str, fn: Any) -> Any:
+        try:
+            return fn()
+        except KafkaException as exc:
+            code, detail = error_code(exc)
+            raise KafkaOperationFailed(operation, code, detail) from exc
+
+
+def _settle(future: Future[Any], timeout: float) -> tuple[Any, KafkaError | None]:
+    """Wait for an admin future: ``(result, None)``, or ``(None, error)`` when Kafka refused."""
+    try:
+        return future.result(timeout=timeout + 5), None
+    except KafkaException as exc:
+        if exc.args and isinstance(exc.args[0], KafkaError):
+            return None, exc.args[0]
+        raise KafkaOperationFailed("admin request", "UNKNOWN", str(exc)) from exc
+    except FutureTimeout as exc:
+        raise KafkaOperationFailed("admin request", "_TIMED_OUT", f"no answer within {timeout + 5:.0f} s") from exc

@@ -1,0 +1,57 @@
+"""confluent-kafka client configurations for driftline's exactly-once stages.
+
+Ingest and trainer read with ``read_committed`` and never auto-commit: their offsets go
+into the producer's transaction (``send_offsets_to_transaction``), so the outputs and the
+progress they depend on become visible together or not at all.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+__all__ = ["transactional_consumer_config", "transactional_producer_config", "read_committed_config"]
+
+
+def transactional_consumer_config(bootstrap: str, group_id: str, **overrides: Any) -> dict[str, Any]:
+    """A consumer whose offsets are committed only through a producer transaction."""
+    config: dict[str, Any] = {
+        "bootstrap.servers": bootstrap,
+        "group.id": group_id,
+        "enable.auto.commit": False,
+        "enable.auto.offset.store": False,
+        "isolation.level": "read_committed",
+        "auto.offset.reset": "earliest",
+        "partition.assignment.strategy": "cooperative-sticky",
+        "fetch.wait.max.ms": 100,
+        "queued.min.messages": 20000,
+    }
+    config.update(overrides)
+    return config
+
+
+def transactional_producer_config(bootstrap: str, transactional_id: str, **overrides: Any) -> dict[str, Any]:
+    """An idempotent producer with a stable ``transactional.id`` (fences zombie instances)."""
+    config: dict[str, Any] = {
+        "bootstrap.servers": bootstrap,
+        "transactional.id": transactional_id,
+        "enable.idempotence": True,
+        "linger.ms": 5,
+        "compression.type": "lz4",
+        "transaction.timeout.ms": 60000,
+        "message.max.bytes": 8 * 1024 * 1024,
+    }
+    config.update(overrides)
+    return config
+
+
+def read_committed_config(bootstrap: str, group_id: str, **overrides: Any) -> dict[str, Any]:
+    """A plain reader that sees only committed transactional output (tests, demo, CLI)."""
+    config: dict[str, Any] = {
+        "bootstrap.servers": bootstrap,
+        "group.id": group_id,
+        "enable.auto.commit": False,
+        "isolation.level": "read_committed",
+        "auto.offset.reset": "earliest",
+    }
+    config.update(overrides)
+    return config

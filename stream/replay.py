@@ -1,0 +1,204 @@
+"""Backtesting: run the live monitor over a file of past events.
+
+``driftline replay`` exists so users can try a policy on their own history before trusting
+it in production; that is only worth anything if it runs *exactly* the code the live
+agent runs. So this module does no drift logic at all: it decodes lines with the event
+codec, packs each model's events into the same columnar batches ingest produces, and
+hands them to ``ModelMonitor``. Batch boundaries do not change results (the monitor
+cuts batches at window closes), so ``batch_size`` only trades memory for speed.
+
+Output order: all models' builders are flushed together, so a flush covers one range of
+input lines, and its decisions are emitted sorted by ``at_index``; stdout is therefore in
+input order across models too.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import time
+from collections.abc import Callable, Iterable, Mapping
+from typing import Any
+
+from driftline.schemas.batch import BatchBuilder
+from driftline.schemas.codec import decode_event
+from driftline.schemas.control import RetrainRequested
+from driftline.schemas.events import InvalidEvent
+from driftline.stream.monitor import ModelMonitor, MonitorConfig
+from driftline.stream.policy import WindowClosed
+from driftline.stream.reference import ReferenceProfile
+
+__all__ = ["InvalidLine", "ReplaySummary", "Replay", "read_reference", "replay_lines"]
+
+MAX_INVALID_LISTED = 100
+"""Invalid lines kept with their reasons in the summary (all are counted)."""
+
+
+@dataclasses.dataclass(frozen=True)
+class InvalidLine:
+    """A line the codec rejected: 0-based line number and the rule it broke."""
+
+    line: int
+    field: str
+    rule: str
+    detail: str
+
+
+@dataclasses.dataclass
+class ReplaySummary:
+    """Counts for the end-of-run summary on stderr."""
+
+    lines: int = 0
+    events: int = 0
+    invalid: int = 0
+    invalid_lines: list[InvalidLine] = dataclasses.field(default_factory=list)
+    windows: int = 0
+    decisions: int = 0
+    late_events: int = 0
+    models: int = 0
+    seconds: float = 0.0
+
+    @property
+    def events_per_s(self) -> float:
+        return self.lines / self.seconds if self.seconds > 0 else 0.0
+
+    def to_dict(self) -> dict[str, Any]:
+        out = dataclasses.asdict(self)
+        out["events_per_s"] = round(self.events_per_s, 1)
+        return out
+
+
+Sink = Callable[[Any], None]
+
+
+class Replay:
+    """Feeds lines of raw events to one ``ModelMonitor`` per model.
+
+    ``on_decision`` receives each ``RetrainRequested`` and ``on_window`` each
+    ``WindowClosed``, in input order.
+
+    Examples
+    --------
+    >>> decisions = []
+    >>> r = Replay(on_decision=decisions.append)
+    >>> r.feed([b'{"model_id": "m", "event_id": "e1", "ts": 1, "features": {"x": 1.5}}', b'not json'])
+    >>> s = r.finish(); (s.events, s.invalid, s.invalid_lines[0].line, decisions)
+    (1, 1, 1, [])
+    """
+
+    def __init__(
+        self,
+        config: MonitorConfig | None = None,
+        references: Mapping[str, ReferenceProfile] | None = None,
+        batch_size: int = 1000,
+        on_decision: Sink | None = None,
+        on_window: Sink | None = None,
+    ) -> None:
+        self.config = config or MonitorConfig()
+        self.references = dict(references or {})
+        self.batch_size = max(1, int(batch_size))
+        self.on_decision = on_decision
+        self.on_window = on_window
+        self.monitors: dict[str, ModelMonitor] = {}
+        self.builders: dict[str, BatchBuilder] = {}
+        self.summary = ReplaySummary()
+        self._pending = 0
+        self._started = time.perf_counter()
+
+    def feed(self, lines: Iterable[bytes]) -> None:
+        """Decode and process lines (continuing the line numbering of earlier calls)."""
+        summary, builders = self.summary, self.builders
+        line_no = summary.lines
+        for raw in lines:
+            event = decode_event(raw)
+            if type(event) is InvalidEvent:
+                self._invalid(line_no, event)
+            else:
+                builder = builders.get(event.model_id)
+                if builder is None:
+                    builder = builders[event.model_id] = BatchBuilder(event.model_id)
+                builder.add(event, line_no)
+                self._pending += 1
+                if self._pending >= self.batch_size:
+                    summary.lines = line_no + 1
+                    self.flush()
+            line_no += 1
+        summary.lines = line_no
+
+    def _invalid(self, line_no: int, event: InvalidEvent) -> None:
+        self.summary.invalid += 1
+        if len(self.summary.invalid_lines) < MAX_INVALID_LISTED:
+            self.summary.invalid_lines.append(InvalidLine(line_no, event.field, event.rule, event.detail))
+
+    def _monitor(self, model_id: str) -> ModelMonitor:
+        monitor = self.monitors.get(model_id)
+        if monitor is None:
+            reference = self.references.get(model_id)
+            if reference is None and len(self.references) == 1:
+                reference = next(iter(self.references.values()))
+            monitor = self.monitors[model_id] = ModelMonitor(model_id, self.config, reference)
+        return monitor
+
+    def flush(self) -> None:
+        """Process every model's pending events; emit their results in input order."""
+        decisions: list[RetrainRequested] = []
+        windows: list[WindowClosed] = []
+        for model_id, builder in self.builders.items():
+            if not len(builder):
+                continue
+            batch = builder.build()
+            builder.clear()
+            out = self._monitor(model_id).process(batch)
+            decisions += out.decisions
+            windows += out.windows
+            self.summary.events += len(batch)
+            self.summary.late_events += out.late_events
+        self._pending = 0
+        self.summary.windows += len(windows)
+        self.summary.decisions += len(decisions)
+        if self.on_window is not None:
+            for window in sorted(windows, key=lambda w: w.window.at_index):
+                self.on_window(window)
+        if self.on_decision is not None:
+            for decision in sorted(decisions, key=lambda d: d.at_index):
+                self.on_decision(decision)
+
+    def finish(self) -> ReplaySummary:
+        """Flush what is left and return the summary. Windows still open are not closed:
+        the watermark never passed them, exactly as in the live agent."""
+        self.flush()
+        self.summary.models = len(self.monitors)
+        self.summary.seconds = time.perf_counter() - self._started
+        return self.summary
+
+
+def replay_lines(
+    lines: Iterable[bytes],
+    config: MonitorConfig | None = None,
+    references: Mapping[str, ReferenceProfile] | None = None,
+    batch_size: int = 1000,
+) -> tuple[list[RetrainRequested], list[WindowClosed], ReplaySummary]:
+    """Replay ``lines`` and collect everything (tests, notebooks, benchmarks)."""
+    decisions: list[RetrainRequested] = []
+    windows: list[WindowClosed] = []
+    replay = Replay(config, references, batch_size, decisions.append, windows.append)
+    replay.feed(lines)
+    return decisions, windows, replay.finish()
+
+
+def read_reference(lines: Iterable[bytes], config: MonitorConfig | None = None) -> dict[str, ReferenceProfile]:
+    """Reference profiles per model from raw events: their features are the reference rows.
+
+    Events without features (labels, bare predictions) and invalid lines are skipped.
+    """
+    settings = (config or MonitorConfig()).reference
+    rows: dict[str, list[dict[str, Any]]] = {}
+    for raw in lines:
+        event = decode_event(raw)
+        features = getattr(event, "features", None)
+        if type(event) is not InvalidEvent and features is not None:
+            rows.setdefault(event.model_id, []).append(features)
+    declared = dict(settings.types)
+    return {
+        model_id: ReferenceProfile.from_rows(model_rows, declared, settings.numeric_bins, settings.top_k)
+        for model_id, model_rows in rows.items()
+    }

@@ -1,0 +1,369 @@
+"""Window profiles: a window's features counted on the reference's bins.
+
+A profile is O(features × bins) whatever the number of events, and merges by addition,
+so shards (partitions, hash buckets of a hot model) build partial profiles and a second
+stage adds them. Merging is *exact*: shard-then-merge equals one pass over all events,
+bit for bit, including the moments. Float sums are not associative, so sums are kept as
+exact dyadic rationals (``ExactSum``: an int numerator and a power-of-two exponent)
+computed with numpy (``frexp`` + two ``bincount``s per column, no per-value Python). The
+sum of squares is the exact sum of the *rounded* squares ``x*x`` — still deterministic.
+
+What is counted, per reference feature, over the batch rows that have features:
+bin counts of valid values; ``missing`` (null, absent, or invalid); ``type_errors``
+(non-numeric or non-finite values of a numeric feature — also missing); for numerics the
+moments and the exact sums of the values in the underflow/overflow bins (the scorer uses
+their means as the tail bins' representative points). Features the reference does not
+know are tallied in ``unknown_features`` (non-null values per name); to keep memory
+bounded only the ``MAX_UNKNOWN`` lexicographically smallest names are kept and the rest
+fold into ``unknown_other`` — a rule that depends only on the set of names, so merging
+stays exact.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Mapping
+from fractions import Fraction
+from typing import TYPE_CHECKING, Any, Union
+
+import numpy as np
+
+from driftline.stream.feature_types import FeatureType, count_categories
+from driftline.stream.reference import (
+    CategoricalReference, NumericReference, ReferenceProfile, select_rows, take,
+)
+
+if TYPE_CHECKING:
+    from driftline.schemas.batch import ObservationBatch
+
+__all__ = ["CategoricalWindow", "ExactSum", "MAX_UNKNOWN", "NumericWindow", "WindowProfile"]
+
+MAX_UNKNOWN = 64
+_MASK26 = (1 << 26) - 1
+
+
+@dataclasses.dataclass(frozen=True)
+class ExactSum:
+    """The exact value ``num * 2**exp`` of a sum of doubles, in canonical form (odd num).
+
+    Examples:
+        >>> s = ExactSum.of(np.array([0.1, 0.2, -0.3]))
+        >>> float(s), float(ExactSum.of(np.array([0.1])) + ExactSum.of(np.array([0.2, -0.3])))
+        (2.7755575615628914e-17, 2.7755575615628914e-17)
+    """
+
+    num: int = 0
+    exp: int = 0
+
+    @classmethod
+    def of(cls, x: np.ndarray) -> "ExactSum":
+        """Exact sum of finite float64 values."""
+        return cls.of_segments(x, [len(x)])[0]
+
+    @classmethod
+    def of_segments(cls, x: np.ndarray, lengths: list[int]) -> list["ExactSum"]:
+        """Exact sums of consecutive segments of ``x`` in one vectorised pass.
+
+        Each double is ``mant * 2**(e-53)`` with an integer ``mant < 2**53``; the
+        mantissas are split into 27-bit halves and summed per (segment, exponent) by
+        ``bincount`` — float64 accumulators stay exact below ``2**53``, i.e. for fewer
+        than 2**26 values per cell — then combined into Python ints per non-empty cell.
+        """
+        out = [cls()] * len(lengths)
+        if x.size == 0:
+            return out
+        m, e = np.frexp(x)
+        mant = (m * 9007199254740992.0).astype(np.int64)  # m * 2**53, exact
+        emin = int(e.min())
+        span = int(e.max()) - emin + 1
+        seg = np.repeat(np.arange(len(lengths)), lengths)
+        idx = seg * span + (e - emin)
+        size = len(lengths) * span
+        hi = np.bincount(idx, weights=mant >> 26, minlength=size)
+        lo = np.bincount(idx, weights=mant & _MASK26, minlength=size)
+        cells = np.flatnonzero((hi != 0) | (lo != 0))
+        nums = [0] * len(lengths)
+        for c, h, lw in zip(cells.tolist(), hi[cells].tolist(), lo[cells].tolist()):
+            s, i = divmod(c, span)
+            nums[s] += ((int(h) << 26) + int(lw)) << i
+        return [cls._norm(n, emin - 53) for n in nums]
+
+    @classmethod
+    def _norm(cls, num: int, exp: int) -> "ExactSum":
+        if num == 0:
+            return cls()
+        tz = (num & -num).bit_length() - 1
+        return cls(num >> tz, exp + tz)
+
+    def __add__(self, other: "ExactSum") -> "ExactSum":
+        if not other.num:
+            return self
+        if not self.num:
+            return other
+        k = min(self.exp, other.exp)
+        return self._norm((self.num << (self.exp - k)) + (other.num << (other.exp - k)), k)
+
+    def fraction(self) -> Fraction:
+        return Fraction(self.num) * Fraction(2) ** self.exp
+
+    def __float__(self) -> float:
+        try:
+            return float(self.num << self.exp) if self.exp >= 0 else self.num / (1 << -self.exp)
+        except OverflowError:
+            return float("inf") if self.num > 0 else float("-inf")
+
+    def to_json(self) -> list[Any]:
+        return [str(self.num), self.exp]
+
+    @classmethod
+    def from_json(cls, d: list[Any]) -> "ExactSum":
+        return cls(int(d[0]), int(d[1]))
+
+
+@dataclasses.dataclass(eq=False)
+class NumericWindow:
+    """Bin counts and exact moments of one numeric feature in one window."""
+
+    counts: np.ndarray
+    missing: int = 0
+    type_errors: int = 0
+    sum: ExactSum = ExactSum()
+    sumsq: ExactSum = ExactSum()
+    sumsq_overflow: int = 0
+    tail_sums: tuple[ExactSum, ExactSum] = (ExactSum(), ExactSum())
+
+    @property
+    def n(self) -> int:
+        return int(self.counts.sum())
+
+    @property
+    def mean(self) -> float | None:
+        return float(self.sum) / self.n if self.n else None
+
+    @property
+    def std(self) -> float | None:
+        """Population std from the exact moments (inf if a square overflowed)."""
+        n = self.n
+        if not n:
+            return None
+        if self.sumsq_overflow:
+            return float("inf")
+        s1 = self.sum.fraction()
+        return max(float((n * self.sumsq.fraction() - s1 * s1) / (n * n)), 0.0) ** 0.5
+
+    def tail_mean(self, which: int) -> float | None:
+        """Mean of the window values in the underflow (0) or overflow (1) bin."""
+        c = int(self.counts[0 if which == 0 else -1])
+        return float(self.tail_sums[which]) / c if c else None
+
+    def update(self, ref: NumericReference, x: np.ndarray) -> list[np.ndarray]:
+        """Count ``x`` (finite values) into the bins; return the arrays whose exact sums
+        are still to be added (values, squares, underflow values, overflow values), so the
+        caller can sum every feature of a batch in one pass (see ``add_sums``)."""
+        b = np.searchsorted(ref.edges, x, "right")
+        delta = np.bincount(b, minlength=len(self.counts))
+        self.counts += delta
+        sq = x * x
+        fin = np.isfinite(sq)
+        if not fin.all():
+            self.sumsq_overflow += int((~fin).sum())
+            sq = sq[fin]
+        empty = x[:0]
+        return [x, sq, x[b == 0] if delta[0] else empty,
+                x[b == len(delta) - 1] if delta[-1] else empty]
+
+    def add_sums(self, sums: list[ExactSum]) -> None:
+        s, sq, u, o = sums
+        self.sum += s
+        self.sumsq += sq
+        self.tail_sums = (self.tail_sums[0] + u, self.tail_sums[1] + o)
+
+    def merge(self, o: "NumericWindow") -> None:
+        self.counts += o.counts
+        self.missing += o.missing
+        self.type_errors += o.type_errors
+        self.sum += o.sum
+        self.sumsq += o.sumsq
+        self.sumsq_overflow += o.sumsq_overflow
+        self.tail_sums = (self.tail_sums[0] + o.tail_sums[0], self.tail_sums[1] + o.tail_sums[1])
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"type": "numeric", "counts": self.counts.tolist(), "missing": self.missing,
+                "type_errors": self.type_errors, "sum": self.sum.to_json(),
+                "sumsq": self.sumsq.to_json(), "sumsq_overflow": self.sumsq_overflow,
+                "tail_sums": [t.to_json() for t in self.tail_sums]}
+
+    @classmethod
+    def from_dict(cls, d: Mapping[str, Any]) -> "NumericWindow":
+        u, o = (ExactSum.from_json(t) for t in d["tail_sums"])
+        return cls(np.asarray(d["counts"], np.int64), d["missing"], d["type_errors"],
+                   ExactSum.from_json(d["sum"]), ExactSum.from_json(d["sumsq"]),
+                   d["sumsq_overflow"], (u, o))
+
+
+@dataclasses.dataclass(eq=False)
+class CategoricalWindow:
+    """Counts over the reference's top-K categories (``counts[-1]`` = OTHER)."""
+
+    counts: np.ndarray
+    missing: int = 0
+    type_errors: int = 0
+
+    @property
+    def n(self) -> int:
+        return int(self.counts.sum())
+
+    def update(self, ref: CategoricalReference, values: list) -> None:
+        counts, missing = count_categories(values)
+        slot, other = ref.slot, len(ref.categories)
+        for k, c in counts.items():
+            self.counts[slot.get(k, other)] += c
+        self.missing += missing
+
+    def merge(self, o: "CategoricalWindow") -> None:
+        self.counts += o.counts
+        self.missing += o.missing
+        self.type_errors += o.type_errors
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"type": "categorical", "counts": self.counts.tolist(),
+                "missing": self.missing, "type_errors": self.type_errors}
+
+    @classmethod
+    def from_dict(cls, d: Mapping[str, Any]) -> "CategoricalWindow":
+        return cls(np.asarray(d["counts"], np.int64), d["missing"], d.get("type_errors", 0))
+
+
+FeatureWindow = Union[NumericWindow, CategoricalWindow]
+
+
+def _empty(ref: NumericReference | CategoricalReference) -> FeatureWindow:
+    z = np.zeros(ref.n_bins, np.int64)
+    return NumericWindow(z) if ref.type is FeatureType.NUMERIC else CategoricalWindow(z)
+
+
+class WindowProfile:
+    """One window's profile on a reference's bins; ``a + b`` merges shards exactly.
+
+    Examples:
+        >>> ref = ReferenceProfile.from_rows([{"x": float(i)} for i in range(100)],
+        ...                                  numeric_bins=4)
+        >>> w = ref.new_window()
+        >>> w.features["x"].counts.tolist()   # underflow, 4 quantile bins, overflow
+        [0, 0, 0, 0, 0, 0]
+        >>> w.n_rows, (w + w) == w
+        (0, True)
+    """
+
+    def __init__(self, reference: ReferenceProfile) -> None:
+        self.reference = reference
+        self.n_rows = 0
+        self.features: dict[str, FeatureWindow] = {
+            k: _empty(f) for k, f in reference.features.items()}
+        self.unknown_features: dict[str, int] = {}
+        self.unknown_other = 0
+
+    def update(self, batch: "ObservationBatch",
+               rows: np.ndarray | slice | None = None) -> "WindowProfile":
+        """Count the selected rows that have features (``rows``: slice, mask or indices)."""
+        idx = select_rows(batch, rows)
+        n = len(batch) if idx is None else len(idx)
+        if n == 0:
+            return self
+        self.n_rows += n
+        cols = batch.features
+        pending: list[tuple[NumericWindow, list[np.ndarray]]] = []
+        for name, ref in self.reference.features.items():
+            w = self.features[name]
+            col = cols.get(name)
+            if col is None:
+                w.missing += n
+            elif isinstance(w, NumericWindow):
+                x = self._valid_numeric(w, batch, name, col, idx)
+                if x.size:
+                    pending.append((w, w.update(ref, x)))  # type: ignore[arg-type]
+            else:
+                w.update(ref, take(col, idx))  # type: ignore[arg-type]
+        if pending:  # one exact-summation pass for every numeric feature of the batch
+            parts = [a for _, arrays in pending for a in arrays]
+            sums = ExactSum.of_segments(np.concatenate(parts), [len(a) for a in parts])
+            for k, (w, _) in enumerate(pending):
+                w.add_sums(sums[4 * k: 4 * k + 4])
+        unknown = {}
+        for name, col in cols.items():
+            if name not in self.features:
+                c = n - take(col, idx).count(None)
+                if c:
+                    unknown[name] = c
+        if unknown:
+            self._add_unknown(unknown, 0)
+        return self
+
+    @staticmethod
+    def _valid_numeric(w: NumericWindow, batch: "ObservationBatch", name: str, col: list,
+                       idx: np.ndarray | None) -> np.ndarray:
+        """The finite values of the selected rows; counts the rest as missing."""
+        x = batch.numeric_column(name)
+        if idx is not None:
+            x = x[idx]
+        ok = np.isfinite(x)
+        if not ok.all():
+            bad = np.flatnonzero(~ok)
+            orig = bad if idx is None else idx[bad]
+            w.type_errors += sum(1 for i in orig.tolist() if col[i] is not None)
+            w.missing += len(bad)
+            x = x[ok]
+        return x
+
+    def _add_unknown(self, tally: Mapping[str, int], other: int) -> None:
+        u = self.unknown_features
+        for k, c in tally.items():
+            u[k] = u.get(k, 0) + c
+        self.unknown_other += other
+        if len(u) > MAX_UNKNOWN:
+            for k in sorted(u)[MAX_UNKNOWN:]:
+                self.unknown_other += u.pop(k)
+
+    def merge(self, other: "WindowProfile") -> "WindowProfile":
+        """Add ``other`` into this profile (same reference required); returns self."""
+        if other.reference.fingerprint != self.reference.fingerprint:
+            raise ValueError("cannot merge window profiles built on different references")
+        self.n_rows += other.n_rows
+        for k, w in self.features.items():
+            w.merge(other.features[k])  # type: ignore[arg-type]
+        self._add_unknown(other.unknown_features, other.unknown_other)
+        return self
+
+    def copy(self) -> "WindowProfile":
+        return WindowProfile.from_dict(self.to_dict(), self.reference)
+
+    def __add__(self, other: "WindowProfile") -> "WindowProfile":
+        return self.copy().merge(other)
+
+    def __eq__(self, other: object) -> bool:
+        return isinstance(other, WindowProfile) and self.to_dict() == other.to_dict()
+
+    __hash__ = None  # type: ignore[assignment]
+
+    def missing_rate(self, name: str) -> float:
+        return self.features[name].missing / self.n_rows if self.n_rows else 0.0
+
+    def to_dict(self) -> dict[str, Any]:
+        """JSON-able; stores the reference's fingerprint, not the reference."""
+        return {"v": 1, "reference": self.reference.fingerprint, "n_rows": self.n_rows,
+                "features": {k: w.to_dict() for k, w in sorted(self.features.items())},
+                "unknown_features": dict(sorted(self.unknown_features.items())),
+                "unknown_other": self.unknown_other}
+
+    @classmethod
+    def from_dict(cls, d: Mapping[str, Any], reference: ReferenceProfile) -> "WindowProfile":
+        if d["reference"] != reference.fingerprint:
+            raise ValueError("window profile was built on a different reference")
+        w = cls(reference)
+        w.n_rows = d["n_rows"]
+        for k, fd in d["features"].items():
+            w.features[k] = (NumericWindow.from_dict(fd) if fd["type"] == "numeric"
+                             else CategoricalWindow.from_dict(fd))
+        w.unknown_features = dict(d["unknown_features"])
+        w.unknown_other = d["unknown_other"]
+        return w

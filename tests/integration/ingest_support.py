@@ -1,0 +1,129 @@
+"""Helpers for the ingest tests: produce raw events, count what ingest committed."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import time
+import uuid
+from collections import Counter
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+
+import orjson
+from confluent_kafka import Consumer, KafkaError, Producer, TopicPartition
+
+from driftline.kafka.clients import read_committed_config
+from driftline.schemas.batch import decode_batch
+from driftline.schemas.events import InvalidEvent
+
+
+def feature_event(model_id: str, i: int, n_features: int = 20) -> bytes:
+    features = {f"f{j}": (i * 7 + j) % 97 / 10.0 for j in range(n_features)}
+    return orjson.dumps({"model_id": model_id, "event_id": f"{model_id}-{i}", "ts": 1_767_225_600 + i / 100,
+                         "features": features})
+
+
+def produce(bootstrap: str, topic: str, messages: Iterable[tuple[bytes | None, bytes | None]]) -> int:
+    """Produce ``(key, value)`` pairs and wait for every delivery; returns the count."""
+    producer = Producer({"bootstrap.servers": bootstrap, "linger.ms": 20, "message.max.bytes": 4 * 1024 * 1024,
+                         "queue.buffering.max.messages": 1_000_000})
+    failures: list[str] = []
+
+    def on_delivery(err: KafkaError | None, _msg: object) -> None:
+        if err is not None:
+            failures.append(err.str())
+
+    n = 0
+    for key, value in messages:
+        while True:
+            try:
+                producer.produce(topic, key=key, value=value, on_delivery=on_delivery)
+                break
+            except BufferError:
+                producer.poll(0.1)
+        n += 1
+        if n % 10000 == 0:
+            producer.poll(0)
+    assert producer.flush(60) == 0, "messages still in flight after 60 s"
+    assert not failures, failures[:3]
+    return n
+
+
+@dataclass
+class Committed:
+    """What a read_committed reader sees on the observation and DLQ topics."""
+
+    event_ids: Counter[str] = field(default_factory=Counter)
+    batches: int = 0
+    invalid_batches: list[InvalidEvent] = field(default_factory=list)
+    dlq: list[tuple[bytes | None, bytes | None, dict[str, str]]] = field(default_factory=list)
+
+    @property
+    def events(self) -> int:
+        return sum(self.event_ids.values())
+
+
+class CommittedReader:
+    """Reads observations and DLQ from the beginning with ``isolation.level=read_committed``."""
+
+    def __init__(self, bootstrap: str, observations: str, dlq: str) -> None:
+        self.consumer = Consumer(read_committed_config(bootstrap, f"reader-{uuid.uuid4()}"))
+        self.consumer.subscribe([observations, dlq])
+        self.observations = observations
+        self.seen = Committed()
+
+    def poll_for(self, seconds: float) -> Committed:
+        deadline = time.monotonic() + seconds
+        while time.monotonic() < deadline:
+            for msg in self.consumer.consume(1000, timeout=0.2):
+                if msg.error():
+                    continue
+                self._record(msg)
+        return self.seen
+
+    def wait_for(self, events: int, dlq: int, timeout: float, settle: float = 1.0) -> Committed:
+        """Read until the expected counts are reached (then ``settle`` more seconds) or ``timeout``."""
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            self.poll_for(0.5)
+            if self.seen.events >= events and len(self.seen.dlq) >= dlq:
+                return self.poll_for(settle)
+        return self.seen
+
+    def _record(self, msg: object) -> None:
+        from driftline.consumers.dlq import parse_dlq_headers
+
+        if msg.topic() == self.observations:  # type: ignore[attr-defined]
+            batch = decode_batch(msg.value())  # type: ignore[attr-defined]
+            if isinstance(batch, InvalidEvent):
+                self.seen.invalid_batches.append(batch)
+                return
+            self.seen.batches += 1
+            self.seen.event_ids.update(f"{k}:{e}" for k, e in zip(batch.kind.tolist(), batch.event_id))
+        else:
+            headers = parse_dlq_headers(msg.headers())  # type: ignore[attr-defined]
+            self.seen.dlq.append((msg.key(), msg.value(), headers))  # type: ignore[attr-defined]
+
+    def close(self) -> None:
+        self.consumer.close()
+
+
+def ingest_process(bootstrap: str, prefix: str, group: str, *extra: str) -> subprocess.Popen[bytes]:
+    """``driftline ingest`` as a real OS process, with topics under ``prefix``."""
+    env = dict(os.environ, DRIFTLINE_TOPICS_PREFIX=prefix, DRIFTLINE_INGEST_GROUP_ID=group,
+               DRIFTLINE_INGEST_TRANSACTIONAL_ID=f"{group}-txn", DRIFTLINE_INGEST_BATCH_MAX_MS="100")
+    cmd = [sys.executable, "-m", "driftline.cli", "ingest", "--bootstrap-servers", bootstrap,
+           "--metrics-port", "0", *extra]
+    return subprocess.Popen(cmd, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+
+
+def committed_offsets(bootstrap: str, group: str, topic: str, partitions: int) -> int:
+    """Sum of a group's committed offsets on ``topic`` (how far ingest got)."""
+    consumer = Consumer({"bootstrap.servers": bootstrap, "group.id": group})
+    try:
+        tps = consumer.committed([TopicPartition(topic, p) for p in range(partitions)], timeout=10)
+        return sum(max(tp.offset, 0) for tp in tps)
+    finally:
+        consumer.close()

@@ -1,0 +1,60 @@
+"""The configuration merge order and its errors, which must name the key."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from driftline.config import load_settings
+from driftline.errors import ConfigError
+
+
+def test_defaults_need_no_file(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.chdir(tmp_path)
+    settings = load_settings(env={})
+    assert settings.ingest.batch_max_events == 1000
+    assert settings.topics.event_partitions == 6
+
+
+def test_file_then_env_then_overrides(tmp_path: Path) -> None:
+    path = tmp_path / "driftline.toml"
+    path.write_text("[ingest]\nbatch_max_events = 50\nbatch_max_ms = 20\n[topics]\nprefix = 'x.'\n")
+    env = {"DRIFTLINE_INGEST_BATCH_MAX_MS": "30"}
+    settings = load_settings(path, env=env, overrides={"ingest": {"batch_max_events": 7}})
+    assert settings.ingest.batch_max_events == 7
+    assert settings.ingest.batch_max_ms == 30
+    assert settings.topics.prefix == "x."
+
+
+@pytest.mark.parametrize(
+    ("toml", "env", "key"),
+    [
+        ("[ingest]\nbatch_max_event = 5\n", {}, "ingest.batch_max_event"),
+        ("[ingestt]\n", {}, "ingestt"),
+        ("[ingest]\nbatch_max_events = 'many'\n", {}, "ingest.batch_max_events"),
+        ("[ingest]\nbatch_max_events = 0\n", {}, "ingest.batch_max_events"),
+        ("", {"DRIFTLINE_INGEST_BATCH_MAX_MS": "soon"}, "ingest.batch_max_ms"),
+        ("", {"DRIFTLINE_NOSUCH_KEY": "1"}, "DRIFTLINE_NOSUCH_KEY"),
+        ("[kafka]\nlocal_port = 70000\n", {}, "kafka.local_port"),
+    ],
+)
+def test_bad_configuration_names_the_key(tmp_path: Path, toml: str, env: dict[str, str], key: str) -> None:
+    path = tmp_path / "driftline.toml"
+    path.write_text(toml)
+    with pytest.raises(ConfigError) as caught:
+        load_settings(path, env=env)
+    assert caught.value.key == key
+    assert key in str(caught.value)
+
+
+def test_missing_explicit_file_is_an_error(tmp_path: Path) -> None:
+    with pytest.raises(ConfigError, match="not found"):
+        load_settings(tmp_path / "absent.toml", env={})
+
+
+def test_invalid_toml_is_reported(tmp_path: Path) -> None:
+    path = tmp_path / "driftline.toml"
+    path.write_text("[ingest\n")
+    with pytest.raises(ConfigError, match="not valid TOML"):
+        load_settings(path, env={})

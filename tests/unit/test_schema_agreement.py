@@ -1,0 +1,228 @@
+"""The JSON Schema files and the Python codec accept exactly the same documents.
+
+Hypothesis builds valid documents and mutations of them (dropped keys, wrong types,
+over-long strings, bad patterns, extra keys, nested values, bad timestamps); for every one,
+`jsonschema.Draft202012Validator` (format checking off: the patterns carry the rules) and
+the codec must agree on valid/invalid — through `decode_document` and through the fast
+path of `decode_event` on the same document's bytes.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import orjson
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+from jsonschema import Draft202012Validator
+
+from driftline.schemas import (
+    InvalidEvent,
+    batch_from_events,
+    decode_batch,
+    decode_batch_document,
+    decode_document,
+    decode_event,
+    encode_batch,
+)
+
+SCHEMAS = Path(__file__).resolve().parents[2] / "schemas"
+KINDS = ("feature", "prediction", "label")
+VALIDATORS = {
+    name: Draft202012Validator(json.loads((SCHEMAS / f"{name}.schema.json").read_text()))
+    for name in (*KINDS, "observation-batch")
+}
+SETTINGS = settings(max_examples=250, deadline=None,
+                    suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large])
+
+# ------------------------------------------------------------------ parts
+# Mostly valid values, with the boundary and near-miss cases mixed in at a lower rate.
+def mostly(valid: st.SearchStrategy[Any], *edges: st.SearchStrategy[Any]) -> st.SearchStrategy[Any]:
+    """`valid` nine times in ten, otherwise one of the edge strategies."""
+    return st.integers(0, 9).flatmap(lambda roll: st.one_of(*edges) if roll == 0 else valid)
+
+
+short_text = st.text(max_size=12)
+names = mostly(st.text(min_size=1, max_size=12), st.text(min_size=256, max_size=257), st.just(""))
+numbers = st.one_of(
+    st.integers(-(2**63), 2**64 - 1),
+    st.floats(allow_nan=False, allow_infinity=False),
+)
+scalars = mostly(st.one_of(st.none(), st.booleans(), numbers, short_text),
+                 st.text(min_size=1024, max_size=1025))
+model_ids = mostly(st.from_regex(r"\A[A-Za-z0-9._-]{1,128}\Z"),
+                   st.sampled_from(["m" * 128, "m" * 129, "churn\n", "a b", "", "é", "1+2"]))
+versions = mostly(st.from_regex(r"\A[A-Za-z0-9._+-]{1,64}\Z"),
+                  st.sampled_from(["v" * 64, "v" * 65, "1.0\n", "1 0", ""]))
+event_ids = mostly(st.text(min_size=1, max_size=8), st.text(min_size=256, max_size=257),
+                   st.just(""))
+
+
+@st.composite
+def rfc3339(draw: st.DrawFn) -> str:
+    year = draw(st.sampled_from([1969, 1970, 1972, 2000, 2024, 2025, 2100, 2400, 9999]))
+    month, day = draw(st.integers(1, 13)), draw(st.sampled_from([1, 9, 28, 29, 30, 31, 32]))
+    hour, minute = draw(st.sampled_from([0, 9, 23, 24])), draw(st.sampled_from([0, 59, 60]))
+    second = draw(st.sampled_from([0, 30, 59, 60]))
+    frac = draw(st.sampled_from(["", ".5", ".123456789", ".1234567890", "."]))
+    sep = draw(st.sampled_from(["T", "t", "T", " ", "_"]))
+    zone = draw(st.sampled_from(["Z", "z", "+01:00", "-05:30", "+23:59", "+24:00", "+0100",
+                                 "", "-00:00"]))
+    tail = draw(st.sampled_from(["", "", "", "\n", " "]))
+    return (f"{year:04d}-{month:02d}-{day:02d}{sep}{hour:02d}:{minute:02d}:{second:02d}"
+            f"{frac}{zone}{tail}")
+
+
+timestamps = mostly(
+    st.one_of(st.floats(0, 253402300800, exclude_max=True), st.integers(0, 2_000_000_000)),
+    st.sampled_from([-1, 0, 253402300799, 253402300800, 253402300799.99999, -1e-300]),
+    rfc3339(), st.text(max_size=30),
+)
+features = st.dictionaries(names, scalars, max_size=8)
+scores = st.dictionaries(names, numbers, max_size=4)
+
+
+def base(kind: str) -> st.SearchStrategy[dict[str, Any]]:
+    common = {"model_id": model_ids, "event_id": event_ids, "ts": timestamps}
+    optional: dict[str, st.SearchStrategy[Any]] = {"type": st.just(kind)}
+    if kind == "feature":
+        common["features"] = features
+    elif kind == "prediction":
+        common.update(model_version=versions, prediction=scalars.filter(lambda v: v is not None))
+        optional.update(score=numbers, scores=scores, features=features)
+    else:
+        common["label"] = scalars.filter(lambda v: v is not None)
+    return st.fixed_dictionaries(common, optional=optional)
+
+
+# ------------------------------------------------------------------ mutations
+json_values = st.recursive(
+    st.one_of(st.none(), st.booleans(), numbers, short_text),
+    lambda inner: st.one_of(st.lists(inner, max_size=3),
+                            st.dictionaries(short_text, inner, max_size=3)),
+    max_leaves=6,
+)
+FIELDS = ("type", "model_id", "event_id", "ts", "features", "model_version", "prediction",
+          "score", "scores", "label", "extra")
+
+
+@st.composite
+def mutated(draw: st.DrawFn, kind: str) -> dict[str, Any]:
+    doc = draw(base(kind))
+    for _ in range(draw(st.integers(0, 2))):
+        action = draw(st.sampled_from(["drop", "set", "nest", "type"]))
+        if action == "drop" and doc:
+            doc.pop(draw(st.sampled_from(sorted(doc))))
+        elif action == "set":
+            doc[draw(st.sampled_from(FIELDS))] = draw(json_values)
+        elif action == "nest":
+            target = draw(st.sampled_from(["features", "scores"]))
+            doc[target] = {**draw(features), draw(names): draw(json_values)}
+        else:
+            doc["type"] = draw(st.sampled_from([*KINDS, "Feature", None, 1]))
+    return doc
+
+
+def python_valid(doc: dict[str, Any], kind: str | None) -> bool:
+    by_doc = not isinstance(decode_document(doc, kind), InvalidEvent)
+    by_bytes = not isinstance(decode_event(orjson.dumps(doc), kind), InvalidEvent)
+    assert by_doc == by_bytes, (doc, decode_document(doc, kind), decode_event(orjson.dumps(doc), kind))
+    return by_doc
+
+
+def inferred(doc: dict[str, Any]) -> str:
+    stated = doc.get("type")
+    if isinstance(stated, str) and stated in KINDS:
+        return stated
+    return "label" if "label" in doc else "prediction" if "prediction" in doc else "feature"
+
+
+@pytest.mark.parametrize("kind", KINDS)
+@SETTINGS
+@given(data=st.data())
+def test_schema_and_codec_agree(kind: str, data: st.DataObject) -> None:
+    doc = data.draw(st.one_of(base(kind), mutated(kind)))
+    schema_valid = VALIDATORS[kind].is_valid(doc)
+    assert python_valid(doc, kind) == schema_valid, (doc, decode_document(doc, kind))
+
+
+@SETTINGS
+@given(doc=st.one_of(*(mutated(kind) for kind in KINDS)))
+def test_schema_and_codec_agree_when_kind_is_inferred(doc: dict[str, Any]) -> None:
+    """Replay files: `type` selects the schema, else label/prediction/feature presence."""
+    schema_valid = VALIDATORS[inferred(doc)].is_valid(doc)
+    assert python_valid(doc, None) == schema_valid, (doc, decode_document(doc))
+
+
+@pytest.mark.parametrize("count", [9_999, 10_000, 10_001])
+def test_agree_near_the_feature_limit(count: int) -> None:
+    doc = {"model_id": "m", "event_id": "e", "ts": 0, "features": {f"f{i}": i for i in range(count)}}
+    assert python_valid(doc, "feature") == VALIDATORS["feature"].is_valid(doc) == (count <= 10_000)
+
+
+# ------------------------------------------------------------------ observation batches
+@st.composite
+def batch_documents(draw: st.DrawFn) -> dict[str, Any]:
+    events = []
+    for i in range(draw(st.integers(1, 5))):
+        kind = draw(st.sampled_from(KINDS))
+        doc = draw(base(kind).filter(lambda d: "type" not in d))
+        doc.update(model_id="m", event_id=f"e{i}", ts=float(i))
+        event = decode_document(doc, kind)
+        if not isinstance(event, InvalidEvent):
+            events.append(event)
+    if not events:
+        events.append(decode_document({"model_id": "m", "event_id": "e", "ts": 0, "label": 1}))
+    return orjson.loads(encode_batch(batch_from_events("m", events)))
+
+
+COLUMNS = ("kind", "event_id", "ts", "has_features", "model_version", "prediction", "score",
+           "scores", "label")
+
+
+@st.composite
+def batch_mutated(draw: st.DrawFn) -> dict[str, Any]:
+    """Mutations that keep every column n long (lengths are checked beyond the schema)."""
+    doc = draw(batch_documents())
+    n = doc["n"]
+    action = draw(st.sampled_from(["none", "drop", "top", "cell", "feature", "extra"]))
+    if action == "drop":
+        doc.pop(draw(st.sampled_from(sorted(doc))))
+    elif action == "top":
+        key = draw(st.sampled_from(["v", "model_id", "n", "features", *COLUMNS]))
+        doc[key] = draw(st.one_of(json_values, st.sampled_from([0, 1, 1.0, 2, True, "m"])))
+    elif action == "cell":
+        column = draw(st.sampled_from(COLUMNS))
+        doc[column][draw(st.integers(0, n - 1))] = draw(
+            st.one_of(json_values, st.sampled_from(["feature", "label", "bogus"])))
+    elif action == "feature":
+        name = draw(short_text)
+        doc["features"][name] = [draw(json_values) for _ in range(n)]
+    elif action == "extra":
+        doc[draw(short_text.filter(lambda k: k not in doc))] = 1
+    return doc
+
+
+def consistent_lengths(doc: dict[str, Any]) -> bool:
+    n = doc.get("n")
+    columns = [doc.get(c) for c in COLUMNS]
+    if isinstance(doc.get("features"), dict):
+        columns += list(doc["features"].values())
+    return all(not isinstance(c, list) or len(c) == n for c in columns)
+
+
+@SETTINGS
+@given(doc=batch_mutated())
+def test_batch_schema_and_decode_batch_agree(doc: dict[str, Any]) -> None:
+    from_doc = decode_batch_document(doc)
+    from_bytes = decode_batch(orjson.dumps(doc))
+    assert isinstance(from_doc, InvalidEvent) == isinstance(from_bytes, InvalidEvent)
+    python_ok = not isinstance(from_doc, InvalidEvent)
+    schema_ok = VALIDATORS["observation-batch"].is_valid(doc)
+    if consistent_lengths(doc):
+        assert python_ok == schema_ok, (doc, from_doc)
+    else:  # the schema cannot compare lengths with n; decode_batch must still refuse
+        assert not python_ok
