@@ -2,7 +2,8 @@
 
 Target (schemas/README.md, DESIGN.md): decode_event at >= 0.5 of bare orjson.loads, so
 ingest (>= 100k events/s) and replay (>= 200k events/s) are not held back by validation.
-Each figure is the best of several rounds (the machine may be shared). Prints only.
+Each figure is the best CPU time of several interleaved rounds (the machine may be
+shared). Prints only; writes nothing.
 
     .venv/bin/python bench/codec_vs_orjson.py [--events 200000] [--rounds 5]
 """
@@ -38,13 +39,14 @@ def make_events(count: int, seed: int = 7) -> list[bytes]:
 
 
 def best_of(rounds: int, runs: dict[str, Callable[[], None]]) -> dict[str, float]:
-    """Best time of each run; rounds interleave the runs so load spikes hit all alike."""
+    """Best CPU time of each run (process time: a shared machine's preemption is not
+    counted); rounds interleave the runs so other load hits all of them alike."""
     best = dict.fromkeys(runs, float("inf"))
     for _ in range(rounds):
         for name, run in runs.items():
-            start = time.perf_counter()
+            start = time.process_time()
             run()
-            best[name] = min(best[name], time.perf_counter() - start)
+            best[name] = min(best[name], time.process_time() - start)
     return best
 
 

@@ -23,6 +23,7 @@ from typing import Any
 
 from driftline.errors import ConfigError
 from driftline.stream.monitor_config import PolicySettings, ReferenceSettings, WindowSettings
+from driftline.stream.stream_settings import StreamSettings
 
 __all__ = [
     "KafkaSettings",
@@ -90,6 +91,7 @@ SECTIONS: dict[str, type] = {
     "windows": WindowSettings,
     "policy": PolicySettings,
     "reference": ReferenceSettings,
+    "stream": StreamSettings,
 }
 
 

@@ -427,7 +427,7 @@ def _fast_feature(doc: dict[str, Any], raw: bytes) -> Event | None:
         if ts is None:
             return None
     room = len(raw) - _SHORTEST_EVENT - 6 * len(features)  # longest possible string
-    if room > MAX_NAME and max(map(len, features)) > MAX_NAME:
+    if room > MAX_NAME and max(map(len, features), default=0) > MAX_NAME:
         return None
     if room > MAX_STRING:
         for item in features.values():
@@ -435,8 +435,7 @@ def _fast_feature(doc: dict[str, Any], raw: bytes) -> Event | None:
                 return None
     # exactly two objects (the event, its features) and no array: values are scalars.
     # When the first byte is not '{', find() meets the event's brace and we fall back.
-    second = raw.find(b"{", 1)
-    if second < 0 or raw.rfind(b"{") != second or raw.rfind(b"[") >= 0:
+    if raw.find(b"{", 1) != raw.rfind(b"{") or b"[" in raw:
         return None
     event = _new(FeatureEvent)
     _FE_MID(event, model_id)
@@ -524,9 +523,10 @@ def decode_event(raw: bytes | None, kind: EventKind | None = None) -> Event | In
         if type(resolved) is InvalidEvent:
             return resolved
         kind = resolved  # type: ignore[assignment]
-    fast = _FAST.get(kind)  # type: ignore[arg-type]
-    if fast is None:
-        raise ValueError(f"unknown event kind {kind!r}")
+    try:
+        fast = _FAST[kind]  # type: ignore[index]
+    except KeyError:
+        raise ValueError(f"unknown event kind {kind!r}") from None
     event = fast(doc, raw)
     return event if event is not None else _validate(doc, kind)  # type: ignore[arg-type]
 

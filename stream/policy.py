@@ -39,6 +39,8 @@ __all__ = ["PolicySettings", "WindowInfo", "Breach", "WindowClosed", "DriftPolic
 
 FIXED_METRICS = ("psi", "js_distance", "ks", "wasserstein", "missing_rate_delta")
 """Metrics a fixed threshold can apply to: all grow with drift."""
+NUMERIC_ONLY = frozenset({"ks", "wasserstein"})
+"""Metrics that need ordered bins (``stream.scores`` leaves them None for categoricals)."""
 
 
 @dataclasses.dataclass(frozen=True)
@@ -137,7 +139,7 @@ class WindowClosed:
     model_id: str
     window: WindowInfo
     status: str
-    scores: dict[str, dict[str, float]] = dataclasses.field(default_factory=dict)
+    scores: Mapping[str, Any] = dataclasses.field(default_factory=dict)
     breaches: tuple[Breach, ...] = ()
     streak: int = 0
     decision_id: str | None = None
@@ -156,7 +158,7 @@ class WindowClosed:
             "streak": self.streak,
             "breaches": [dataclasses.asdict(b) for b in self.breaches],
             "decision_id": self.decision_id,
-            "scores": self.scores,
+            "scores": {feature: _score_dict(score) for feature, score in sorted(self.scores.items())},
         }
 
 
@@ -205,7 +207,7 @@ class DriftPolicy:
         total = 0
         for null in nulls.values():
             metrics = set(s.metrics if s.calibrate else ()) | set(s.thresholds)
-            total += len([m for m in metrics if m != "ks" or null.ordered])
+            total += len([m for m in metrics if m not in NUMERIC_ONLY or null.ordered])
         return max(total, 1)
 
     def thresholds_for(self, feature: str, null: FeatureNull, n: int, n_tests: int) -> dict[str, float]:
@@ -224,25 +226,21 @@ class DriftPolicy:
                 calibrated = calibrate_feature(feature, null, bucket, s.metrics, alpha, s.calibration_samples, s.seed)
             merged = dict(calibrated)
             for metric, floor in s.thresholds.items():
-                if metric != "ks" or null.ordered:
+                if metric not in NUMERIC_ONLY or null.ordered:
                     merged[metric] = max(merged.get(metric, 0.0), float(floor))
             self.thresholds[key] = merged
         return self.thresholds[key]
 
-    def evaluate(
-        self, scores: Mapping[str, Any], nulls: Mapping[str, FeatureNull], n_rows: int
-    ) -> tuple[dict, list[Breach]]:
-        """Scores as plain dicts and the tests over threshold, strongest first.
+    def evaluate(self, scores: Mapping[str, Any], nulls: Mapping[str, FeatureNull], n_rows: int) -> list[Breach]:
+        """The tests over threshold, strongest first.
 
         ``n_rows`` is the window's rows with features: the size the null is simulated at
         (each feature's present values are then a binomial share of it).
         """
         n_tests = self.n_tests(nulls)
-        table: dict[str, dict[str, float]] = {}
         breaches: list[Breach] = []
         for feature in sorted(scores):
             score = scores[feature]
-            table[feature] = _score_dict(score)
             null = nulls.get(feature)
             if null is None or n_rows < 1:
                 continue
@@ -252,7 +250,7 @@ class DriftPolicy:
                 if value > threshold:
                     breaches.append(Breach(feature, metric, value, threshold, n_rows))
         breaches.sort(key=lambda b: -b.score / max(b.threshold, 1e-12))
-        return table, breaches
+        return breaches
 
     def on_window(
         self,
@@ -262,7 +260,8 @@ class DriftPolicy:
         model_version: str | None = None,
     ) -> tuple[WindowClosed, RetrainRequested | None]:
         """Judge one closed window; returns its record and a decision if the policy fires."""
-        table, breaches = self.evaluate(scores, nulls, window.n_rows)
+        breaches = self.evaluate(scores, nulls, window.n_rows)
+        table = dict(scores)
         if window.n_rows < self.settings.min_window_events:
             return WindowClosed(self.model_id, window, "too_small", table, tuple(breaches), self.streak), None
         self.streak = self.streak + 1 if breaches else 0
@@ -333,9 +332,10 @@ class DriftPolicy:
 
 def _score_dict(score: Any) -> dict[str, float | None]:
     """Numeric fields of a ``FeatureScores``; nan (no data) becomes None for JSON."""
-    items = dataclasses.asdict(score).items() if dataclasses.is_dataclass(score) else vars(score).items()
+    names = [f.name for f in dataclasses.fields(score)] if dataclasses.is_dataclass(score) else list(vars(score))
     out: dict[str, float | None] = {}
-    for key, value in items:
+    for key in names:
+        value = getattr(score, key)
         if isinstance(value, (int, float)) and not isinstance(value, bool):
             out[key] = None if value != value else value
     return out

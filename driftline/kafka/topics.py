@@ -7,7 +7,7 @@ prefix gives tests (and side-by-side deployments) their own isolated set of topi
 Partition choices:
 
 - event topics (``features``, ``predictions``, ``labels``), ``observations``, ``labeled``,
-  ``dlq`` and ``control``: ``event_partitions`` (6), all keyed by ``model_id``, so one
+  ``dlq``, ``control`` and ``windows``: ``event_partitions`` (6), all keyed by ``model_id``, so one
   model's events, batches and control commands stay in order on one partition and the
   ingest/faust/trainer consumer groups can spread models over workers.
 - ``registry``, ``model-updates`` and ``audit``: 1 partition. The trainer is their only
@@ -107,6 +107,7 @@ class TopicNames:
     registry = _Topic("driftline.registry")
     model_updates = _Topic("driftline.model-updates")
     audit = _Topic("driftline.audit")
+    windows = _Topic("driftline.windows")
 
     def as_dict(self) -> dict[str, str]:
         """Logical name → topic name, in declaration order."""
@@ -130,6 +131,8 @@ _LAYOUT: dict[str, tuple[bool, int, Mapping[str, str]]] = {
     "registry": (False, 1, COMPACTED),
     "model_updates": (False, 1, COMPACTED),
     "audit": (False, 1, FOREVER),
+    # Closed-window summaries from the stream agent (dashboards, recovery checks).
+    "windows": (True, 0, _BASE),
 }
 
 

@@ -19,6 +19,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 import synthetic  # noqa: E402
 
 from driftline.stream.monitor_config import MonitorConfig  # noqa: E402
+from driftline.stream.windows import WindowSettings  # noqa: E402
 from driftline.stream.replay import replay_lines  # noqa: E402
 
 WINDOW_S = MonitorConfig().windows.size_s
@@ -97,12 +98,14 @@ def test_concept_drift_with_stable_features_is_caught_by_performance():
 
 @pytest.mark.parametrize("batch_size", [1, 7, 250])
 def test_decisions_do_not_depend_on_batch_size(batch_size):
-    events = synthetic.with_mean_shift(20_000, 12_100, feature="x2", shift_sigma=0.5, n_numeric=5, rate=50.0)
-    events += synthetic.with_concept_drift(6_000, 3_000, rate=50.0, model_id="other", n_numeric=3)
+    """Windows of 10 s, two models interleaved, out-of-order events: same output for any batching."""
+    config = MonitorConfig(windows=WindowSettings(size_s=10.0, allowed_lateness_s=2.0))
+    events = synthetic.with_mean_shift(3_000, 1_530, feature="x2", n_numeric=4, n_categorical=1, rate=50.0)
+    events += synthetic.with_concept_drift(1_500, 600, label_delay=50, rate=25.0, model_id="other", n_numeric=2)
     events.sort(key=lambda e: e["ts"])
     lines = synthetic.to_jsonl(events).splitlines()
-    expected, expected_windows, _ = replay_lines(lines, batch_size=100_000)
-    got, windows, _ = replay_lines(lines, batch_size=batch_size)
+    expected, expected_windows, _ = replay_lines(lines, config, batch_size=100_000)
+    got, windows, _ = replay_lines(lines, config, batch_size=batch_size)
     assert [d.to_dict() for d in got] == [d.to_dict() for d in expected]
     assert [w.to_dict() for w in windows] == [w.to_dict() for w in expected_windows]
     assert {d.model_id for d in got} == {"synthetic", "other"}

@@ -16,7 +16,7 @@ from driftline.kafka.topics import MAX_MESSAGE_BYTES, TopicNames, TopicSpec, cre
 DESIGN_TOPICS = {
     "driftline.features", "driftline.predictions", "driftline.labels", "driftline.observations",
     "driftline.dlq", "driftline.labeled", "driftline.control", "driftline.registry",
-    "driftline.model-updates", "driftline.audit",
+    "driftline.model-updates", "driftline.audit", "driftline.windows",
 }
 
 

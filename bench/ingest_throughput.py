@@ -1,0 +1,115 @@
+"""Ingest throughput on the real broker, beside the same-run ceiling of a bare consume loop.
+
+    python bench/ingest_throughput.py [--events 200000] [--features 20]
+
+Uses $KAFKA_BOOTSTRAP_SERVERS or starts the local broker (``driftline kafka start``).
+Produces N raw 20-feature events to a fresh topic set, then measures:
+
+- ceiling: a bare confluent-kafka ``consume()`` loop reading the same raw topic;
+- ingest: the real ``Ingest`` loop (validate, pack, transactional produce + offsets)
+  from start until a read_committed reader has seen all N events.
+
+Targets (issue 2): ingest ≥ 100k events/s and ≥ 0.5 of the ceiling.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import threading
+import time
+import uuid
+from pathlib import Path
+
+from confluent_kafka import Consumer, Producer
+from prometheus_client import CollectorRegistry
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+from driftline.commands.ingest import ingest_topics  # noqa: E402
+from driftline.config import IngestSettings, load_settings  # noqa: E402
+from driftline.consumers.ingest import Ingest  # noqa: E402
+from driftline.consumers.ingest_metrics import IngestMetrics  # noqa: E402
+from driftline.kafka.admin import KafkaAdmin  # noqa: E402
+from driftline.kafka.topics import TopicNames, create_topics, topic_specs  # noqa: E402
+from driftline.runtime import bootstrap_from  # noqa: E402
+from tests.integration.ingest_support import feature_event  # noqa: E402
+
+
+def produce(bootstrap: str, topic: str, n: int, n_features: int, models: int) -> float:
+    producer = Producer({"bootstrap.servers": bootstrap, "linger.ms": 50, "batch.size": 1_000_000,
+                         "compression.type": "lz4", "queue.buffering.max.messages": 2_000_000})
+    payloads = [feature_event(f"m{i % models}", i, n_features) for i in range(n)]
+    started = time.perf_counter()
+    for i, value in enumerate(payloads):
+        while True:
+            try:
+                producer.produce(topic, key=f"m{i % models}".encode(), value=value)
+                break
+            except BufferError:
+                producer.poll(0.05)
+    producer.flush(120)
+    return time.perf_counter() - started
+
+
+def ceiling(bootstrap: str, topic: str, n: int) -> float:
+    consumer = Consumer({"bootstrap.servers": bootstrap, "group.id": f"bench-{uuid.uuid4()}",
+                         "auto.offset.reset": "earliest", "enable.auto.commit": False,
+                         "queued.min.messages": 20000})
+    consumer.subscribe([topic])
+    seen = 0
+    started = None
+    while seen < n:
+        messages = consumer.consume(2000, timeout=1.0)
+        if messages and started is None:
+            started = time.perf_counter()
+        seen += sum(1 for m in messages if not m.error())
+    elapsed = time.perf_counter() - (started or time.perf_counter())
+    consumer.close()
+    return elapsed
+
+
+def run_ingest(bootstrap: str, names: TopicNames, n: int) -> float:
+    registry = CollectorRegistry()
+    group = f"bench-ingest-{uuid.uuid4()}"
+    settings = IngestSettings(group_id=group, transactional_id=group, batch_max_events=1000, batch_max_ms=200)
+    ingest = Ingest(bootstrap, ingest_topics(names), settings, IngestMetrics(registry))
+    stop = threading.Event()
+    thread = threading.Thread(target=ingest.run, args=(stop,), daemon=True)
+    started = time.perf_counter()
+    thread.start()
+    while True:
+        valid = registry.get_sample_value("driftline_ingest_valid_events_total", {"topic": names.features}) or 0
+        committed = registry.get_sample_value("driftline_ingest_transactions_committed_total") or 0
+        if valid >= n and committed > 0 and not ingest._in_txn:  # noqa: SLF001 - bench only
+            break
+        time.sleep(0.01)
+    elapsed = time.perf_counter() - started
+    stop.set()
+    thread.join(15)
+    return elapsed
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--events", type=int, default=200_000)
+    parser.add_argument("--features", type=int, default=20)
+    parser.add_argument("--models", type=int, default=10)
+    args = parser.parse_args()
+    bootstrap = bootstrap_from(load_settings())
+    names = TopicNames(prefix=f"bench-{uuid.uuid4().hex[:8]}.")
+    create_topics(KafkaAdmin(bootstrap), topic_specs(names))
+    produced = produce(bootstrap, names.features, args.events, args.features, args.models)
+    print(f"produced {args.events:,} events ({args.features} features) in {produced:.2f} s")
+    base = ceiling(bootstrap, names.features, args.events)
+    took = run_ingest(bootstrap, names, args.events)
+    base_rate, rate = args.events / base, args.events / took
+    print(f"ceiling  bare consume loop : {base_rate:>10,.0f} events/s")
+    print(f"ingest   validate+pack+txn : {rate:>10,.0f} events/s   (target >= 100,000)")
+    print(f"ratio    ingest / ceiling  : {rate / base_rate:>10.2f}        (target >= 0.5)")
+    KafkaAdmin(bootstrap).delete_topics(names.all())
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,170 @@
+"""``driftline demo``: the whole loop on the embedded default, visible as it runs.
+
+Starts (or reuses) the local broker, creates the topics, starts ``driftline ingest`` as a
+real process, produces synthetic drifting traffic with malformed messages mixed in, and
+prints what a ``read_committed`` reader sees grow: valid events in
+``driftline.observations`` and rejected messages in ``driftline.dlq``. At the end it says
+where to look.
+"""
+
+from __future__ import annotations
+
+import time
+import uuid
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+
+from confluent_kafka import OFFSET_END, Consumer, Producer, TopicPartition
+
+from driftline.config import Settings
+from driftline.demo.processes import DriftlineProcess
+from driftline.demo.traffic import MALFORMED, SyntheticTraffic
+from driftline.kafka.admin import KafkaAdmin
+from driftline.kafka.clients import read_committed_config
+from driftline.kafka.topics import TopicNames, create_topics, topic_specs
+from driftline.schemas.batch import decode_batch
+from driftline.schemas.events import InvalidEvent
+
+__all__ = ["DemoOptions", "run_demo"]
+
+
+@dataclass(frozen=True)
+class DemoOptions:
+    events_per_model: int = 20_000
+    timeout_s: float = 180.0
+    log_dir: Path = Path(".driftline/demo")
+
+
+@dataclass
+class _Counts:
+    produced_valid: int = 0
+    produced_invalid: int = 0
+    observed_events: int = 0
+    observed_batches: int = 0
+    dlq: int = 0
+
+
+def run_demo(settings: Settings, bootstrap: str, options: DemoOptions, say: Callable[[str], None] = print) -> int:
+    """Run the demo; returns 0 when every produced event was accounted for."""
+    names = TopicNames(prefix=settings.topics.prefix)
+    outcome = create_topics(KafkaAdmin(bootstrap), topic_specs(names, event_partitions=settings.topics.event_partitions))
+    say(f"topics: {sum(v == 'created' for v in outcome.values())} created, "
+        f"{sum(v == 'exists' for v in outcome.values())} already there  (broker {bootstrap})")
+    reader = _Reader(bootstrap, names)
+    ingest = DriftlineProcess("ingest", ["--bootstrap-servers", bootstrap, "--metrics-port", "0"], options.log_dir)
+    ingest.start()
+    say(f"started driftline ingest (log: {ingest.log_path})")
+    counts = _Counts()
+    try:
+        _produce(bootstrap, names, options, counts, reader, say)
+        _wait_for_all(reader, counts, options.timeout_s, ingest, say)
+    finally:
+        code = ingest.stop()
+        say(f"stopped ingest (exit {code})")
+        reader.close()
+    _summary(counts, names, ingest, say)
+    # ">=": a backlog left by an earlier, interrupted demo run is processed too.
+    ok = counts.observed_events >= counts.produced_valid and counts.dlq >= counts.produced_invalid
+    return 0 if ok else 1
+
+
+def _produce(bootstrap: str, names: TopicNames, options: DemoOptions, counts: _Counts,
+             reader: _Reader, say: Callable[[str], None]) -> None:
+    traffic = SyntheticTraffic()
+    topic_of = {"features": names.features, "predictions": names.predictions, "labels": names.labels}
+    bad = {value for _, _, value in MALFORMED}
+    producer = Producer({"bootstrap.servers": bootstrap, "linger.ms": 20, "message.max.bytes": 8 * 1024 * 1024})
+    say(f"producing {options.events_per_model:,} events per model for {len(traffic.models)} models "
+        f"(features, predictions, late labels; a drift after {traffic.drift_at:,}; malformed messages mixed in)")
+    last = time.monotonic()
+    for message in traffic.messages(options.events_per_model):
+        _send(producer, topic_of[message.kind], message.key, message.value)
+        if message.value in bad:
+            counts.produced_invalid += 1
+        else:
+            counts.produced_valid += 1
+        if time.monotonic() - last >= 1.0:
+            producer.poll(0)
+            reader.read(counts, 0.05)
+            _progress(counts, say)
+            last = time.monotonic()
+    producer.flush(30)
+
+
+def _send(producer: Producer, topic: str, key: bytes | None, value: bytes) -> None:
+    while True:
+        try:
+            producer.produce(topic, key=key, value=value)
+            return
+        except BufferError:
+            producer.poll(0.05)
+
+
+def _wait_for_all(reader: _Reader, counts: _Counts, timeout_s: float, ingest: DriftlineProcess,
+                  say: Callable[[str], None]) -> None:
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        reader.read(counts, 1.0)
+        _progress(counts, say)
+        if counts.observed_events >= counts.produced_valid and counts.dlq >= counts.produced_invalid:
+            return
+        if not ingest.running:
+            say("ingest exited early; its last log lines:\n" + ingest.tail())
+            return
+    say(f"timed out after {timeout_s:.0f} s waiting for ingest to catch up")
+
+
+def _progress(counts: _Counts, say: Callable[[str], None]) -> None:
+    say(f"  produced {counts.produced_valid + counts.produced_invalid:>8,}  |  "
+        f"valid in observations {counts.observed_events:>8,} ({counts.observed_batches:,} batches)  |  "
+        f"dlq {counts.dlq:>4,}")
+
+
+def _summary(counts: _Counts, names: TopicNames, ingest: DriftlineProcess, say: Callable[[str], None]) -> None:
+    say("")
+    say(f"valid events: produced {counts.produced_valid:,}, in {names.observations}: {counts.observed_events:,}")
+    say(f"malformed:    produced {counts.produced_invalid:,}, in {names.dlq}: {counts.dlq:,} (original bytes kept)")
+    say("where to look:")
+    say(f"  kcat -C -b <broker> -t {names.dlq} -f '%h\\n%s\\n' -e    # rejected messages with reasons in headers")
+    say(f"  driftline replay <events.jsonl>                          # backtest the drift policy on a file")
+    say(f"  {ingest.log_path}                                # ingest's structured log")
+    say("  driftline kafka status | driftline kafka stop           # the local broker keeps running")
+
+
+class _Reader:
+    """Counts what ingest committed since the demo started (read_committed, from the end)."""
+
+    def __init__(self, bootstrap: str, names: TopicNames) -> None:
+        self.names = names
+        self.consumer = Consumer(read_committed_config(bootstrap, f"driftline-demo-{uuid.uuid4()}"))
+        self.consumer.assign(self._ends([names.observations, names.dlq]))
+
+    def _ends(self, topics: list[str]) -> list[TopicPartition]:
+        """Every partition at its end (resolved lazily by the client, so fresh topics work)."""
+        metadata = self.consumer.list_topics(timeout=10)
+        return [
+            TopicPartition(topic, partition, OFFSET_END)
+            for topic in topics
+            for partition in metadata.topics[topic].partitions
+        ]
+
+    def read(self, counts: _Counts, seconds: float) -> None:
+        deadline = time.monotonic() + seconds
+        while time.monotonic() < deadline:
+            messages = self.consumer.consume(1000, timeout=0.05)
+            if not messages:
+                continue
+            for msg in messages:
+                if msg.error():
+                    continue
+                if msg.topic() == self.names.dlq:
+                    counts.dlq += 1
+                    continue
+                batch = decode_batch(msg.value())
+                if not isinstance(batch, InvalidEvent):
+                    counts.observed_events += len(batch)
+                    counts.observed_batches += 1
+
+    def close(self) -> None:
+        self.consumer.close()
