@@ -24,6 +24,7 @@ from typing import Any
 from driftline.errors import ConfigError
 from driftline.stream.monitor_config import PolicySettings, ReferenceSettings, WindowSettings
 from driftline.stream.stream_settings import StreamSettings
+from driftline.consumers.trainer_config import GovernanceSettings, SubscriberSettings, TrainerSettings
 
 __all__ = [
     "KafkaSettings",
@@ -92,6 +93,9 @@ SECTIONS: dict[str, type] = {
     "policy": PolicySettings,
     "reference": ReferenceSettings,
     "stream": StreamSettings,
+    "trainer": TrainerSettings,
+    "governance": GovernanceSettings,
+    "subscriber": SubscriberSettings,
 }
 
 

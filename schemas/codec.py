@@ -63,9 +63,7 @@ _MODEL_VERSION = _schema_pattern(
 ).search
 _TS = _schema_pattern("feature.schema.json", "$defs", "ts", "oneOf", 1).search
 
-_KINDS: tuple[EventKind, ...] = ("feature", "prediction", "label")
 _INT_MIN, _INT_MAX = -(2**63), 2**64 - 1  # what orjson reads and writes as integers
-_SCALAR = frozenset({float, int, str, bool, type(None)})
 _NUMBER = frozenset({float, int})
 _OUTCOME = frozenset({float, int, str, bool})
 _EPOCH_ORDINAL = date(1970, 1, 1).toordinal()
@@ -144,7 +142,8 @@ def _number(value: object, path: str, what: str) -> Any:
         try:  # outside 64 bits orjson reads a float: do the same
             return float(value)  # type: ignore[arg-type]
         except OverflowError:
-            return InvalidEvent(path, "finite", f"must be {what} (got a number beyond double range)")
+            return InvalidEvent(path, "finite",
+                                f"must be {what} (got a number beyond double range)")
     return InvalidEvent(path, "type", f"must be {what} (got {_json_type(value)})")
 
 
@@ -154,7 +153,8 @@ def _string(value: object, path: str, low: int, high: int, what: str = "a string
     if len(value) < low:
         return InvalidEvent(path, "minLength", f"must be at least {low} character(s)")
     if len(value) > high:
-        return InvalidEvent(path, "maxLength", f"must be at most {high} characters (got {len(value)})")
+        return InvalidEvent(path, "maxLength",
+                            f"must be at most {high} characters (got {len(value)})")
     return value
 
 
@@ -204,8 +204,8 @@ def _check_names(mapping: dict[Any, Any], path: str) -> InvalidEvent | None:
     for name in mapping:
         if type(name) is not str or not 0 < len(name) <= MAX_NAME:
             shown = name[:40] + "…" if type(name) is str and len(name) > 40 else repr(name)
-            return InvalidEvent(path, "propertyNames",
-                                f"names must be strings of 1 to {MAX_NAME} characters (got {shown})")
+            return InvalidEvent(path, "propertyNames", f"names must be strings of 1 to "
+                                f"{MAX_NAME} characters (got {shown})")
     return None
 
 
@@ -231,7 +231,8 @@ def _check_features(value: object, path: str) -> Any:
                 fixed = fixed if fixed is not None else dict(value)
                 fixed[name] = number
         elif t is not bool and item is not None:
-            return InvalidEvent(f"{path}.{name}", "type", f"must be {what} (got {_json_type(item)})")
+            return InvalidEvent(f"{path}.{name}", "type",
+                                f"must be {what} (got {_json_type(item)})")
     return fixed if fixed is not None else value
 
 
@@ -360,7 +361,7 @@ def _fast_head(doc: dict[str, Any]) -> tuple[str, str, float] | None:
     model_id = doc.get("model_id")
     event_id = doc.get("event_id")
     ts = doc.get("ts")
-    if type(model_id) is not str or not (model_id in _GOOD_IDS or _remember(model_id, _MODEL_ID, _GOOD_IDS)):
+    if type(model_id) is not str or not (model_id in _GOOD_IDS or is_valid_model_id(model_id)):
         return None
     if type(event_id) is not str or not 0 < len(event_id) <= MAX_NAME:
         return None
@@ -399,7 +400,7 @@ def _flat(raw: bytes, objects: int) -> bool:
 
     Braces inside strings only add to the count, so a miss is safe: `_validate` decides.
     """
-    return raw.count(b"{") == objects and raw.rfind(b"[") < 0
+    return raw.count(b"{") == objects and raw.rfind(b"[") < 0  # see _fast_feature
 
 
 # The shortest possible event around one feature entry, with every other entry at its
@@ -413,7 +414,8 @@ _SHORTEST_EVENT = 50
 def _fast_feature(doc: dict[str, Any], raw: bytes) -> Event | None:
     """The hottest path (ingest and replay), so `_fast_head` and friends are inlined."""
     try:  # a missing key (KeyError) or an unhashable model_id (TypeError): not plain
-        model_id, event_id, ts, features = doc["model_id"], doc["event_id"], doc["ts"], doc["features"]
+        model_id, event_id = doc["model_id"], doc["event_id"]
+        ts, features = doc["ts"], doc["features"]
         if model_id not in _GOOD_IDS and not is_valid_model_id(model_id):
             return None
     except (KeyError, TypeError):
@@ -434,8 +436,9 @@ def _fast_feature(doc: dict[str, Any], raw: bytes) -> Event | None:
             if type(item) is str and len(item) > MAX_STRING:
                 return None
     # exactly two objects (the event, its features) and no array: values are scalars.
-    # When the first byte is not '{', find() meets the event's brace and we fall back.
-    if raw.find(b"{", 1) != raw.rfind(b"{") or b"[" in raw:
+    # Braces and brackets inside strings only cause a (safe) fall back to `_validate`.
+    # (rfind, not `in`: bytes.__contains__ is ~2x slower for a one-byte needle.)
+    if raw.count(b"{") != 2 or raw.rfind(b"[") >= 0:
         return None
     event = _new(FeatureEvent)
     _FE_MID(event, model_id)
@@ -458,10 +461,13 @@ def _fast_label(doc: dict[str, Any], raw: bytes) -> Event | None:
 def _fast_prediction(doc: dict[str, Any], raw: bytes) -> Event | None:
     version, prediction = doc.get("model_version"), doc.get("prediction")
     score, scores, features = doc.get("score"), doc.get("scores"), doc.get("features")
-    present = 5 + ("type" in doc) + (score is not None) + (scores is not None) + (features is not None)
-    if len(doc) != present or type(version) is not str or not _remember(version, _MODEL_VERSION, _GOOD_VERSIONS):
+    present = (5 + ("type" in doc) + (score is not None) + (scores is not None)
+               + (features is not None))
+    if (len(doc) != present or type(version) is not str
+            or not _remember(version, _MODEL_VERSION, _GOOD_VERSIONS)):
         return None
-    if type(prediction) not in _OUTCOME or (type(prediction) is str and len(prediction) > MAX_STRING):
+    if type(prediction) not in _OUTCOME or (
+            type(prediction) is str and len(prediction) > MAX_STRING):
         return None
     if score is not None and type(score) not in _NUMBER:
         return None

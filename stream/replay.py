@@ -155,12 +155,13 @@ class Replay:
         self._pending = 0
         self.summary.windows += len(windows)
         self.summary.decisions += len(decisions)
-        if self.on_window is not None:
-            for window in sorted(windows, key=lambda w: w.window.at_index):
-                self.on_window(window)
-        if self.on_decision is not None:
-            for decision in sorted(decisions, key=lambda d: d.at_index):
-                self.on_decision(decision)
+        results: list[tuple[int, int, Any, Sink | None]] = [
+            (w.window.at_index, 0, w, self.on_window) for w in windows
+        ] + [(d.at_index, 1, d, self.on_decision) for d in decisions]
+        results.sort(key=lambda r: (r[0], r[1]))  # stable: per-model order kept at equal rows
+        for _, _, item, sink in results:
+            if sink is not None:
+                sink(item)
 
     def finish(self) -> ReplaySummary:
         """Flush what is left and return the summary. Windows still open are not closed:

@@ -24,7 +24,7 @@ allowed_lateness_s = 2.0
 @pytest.fixture()
 def files(tmp_path):
     events = synthetic.with_mean_shift(3_000, 1_530, feature="x1", shift_sigma=1.0, rate=50.0, n_numeric=3)
-    other = synthetic.with_mean_shift(3_000, 2_030, feature="c0", rate=50.0, n_numeric=1, model_id="other")
+    other = synthetic.stationary_events(4_000, rate=50.0, n_numeric=1, model_id="other")
     other = [dict(e, features={**e["features"], "c0": "zzz" if i > 2_030 and i % 3 == 0 else e["features"]["c0"]})
              for i, e in enumerate(other)]
     merged = sorted(events + other, key=lambda e: e["ts"])
@@ -68,7 +68,7 @@ def test_prints_decisions_in_input_order_with_exact_at_index(files, capsys):
 def test_summary_on_stderr_lists_invalid_lines(files, capsys):
     tmp, _ = files
     code, out, err = replay(capsys, tmp / "events.jsonl", "--config", tmp / "driftline.toml")
-    assert "6,002 lines read, 6,000 events, 2 invalid, 2 model(s)" in err
+    assert "7,002 lines read, 7,000 events, 2 invalid, 2 model(s)" in err
     assert "2 decisions" in err and "events/s" in err
     assert "line 5: $: json" in err and "line 6: event_id: required" in err
     assert "\r" not in err  # no progress line when stderr is not a terminal

@@ -1,0 +1,129 @@
+"""Replay throughput: JSONL of 20-feature events → decisions, against a bare orjson loop.
+
+Targets (issue 3): ≥ 200k events/s, and ≥ 0.3 of a bare ``orjson.loads`` loop over the
+same lines in the same run (the ratio is the hardware-independent one). Also prints
+where the time goes — decoding, batching, the monitor — so a regression points at a
+stage. Output files go to bench/out/ (gitignored).
+
+    .venv/bin/python bench/replay_throughput.py [--events 300000] [--profile]
+"""
+
+from __future__ import annotations
+
+import argparse
+import cProfile
+import pstats
+import sys
+import time
+from pathlib import Path
+
+import orjson
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT / "tests"))
+
+import synthetic  # noqa: E402
+
+from driftline.schemas.batch import BatchBuilder  # noqa: E402
+from driftline.schemas.codec import decode_event  # noqa: E402
+from driftline.stream.replay import Replay  # noqa: E402
+
+OUT = ROOT / "bench" / "out"
+
+
+def make_file(n: int) -> Path:
+    path = OUT / f"replay_{n}.jsonl"
+    if not path.exists():
+        OUT.mkdir(parents=True, exist_ok=True)
+        events = synthetic.with_mean_shift(n, int(n * 0.7), feature="x5", n_numeric=20, n_categorical=0)
+        path.write_bytes(synthetic.to_jsonl(events))
+    return path
+
+
+def read_chunks(path: Path) -> list[list[bytes]]:
+    chunks = []
+    with path.open("rb") as handle:
+        while chunk := handle.readlines(1 << 20):
+            chunks.append(chunk)
+    return chunks
+
+
+def best_of(runs: int, fn) -> float:
+    times = []
+    for _ in range(runs):
+        start = time.perf_counter()
+        fn()
+        times.append(time.perf_counter() - start)
+    return min(times)
+
+
+def bare_orjson(chunks) -> None:
+    loads = orjson.loads
+    for chunk in chunks:
+        for line in chunk:
+            loads(line)
+
+
+def decode_only(chunks) -> None:
+    for chunk in chunks:
+        for line in chunk:
+            decode_event(line)
+
+
+def decode_and_batch(chunks) -> None:
+    builder = BatchBuilder("synthetic")
+    line_no = 0
+    for chunk in chunks:
+        for line in chunk:
+            builder.add(decode_event(line), line_no)
+            line_no += 1
+            if len(builder) >= 1000:
+                builder.build()
+                builder.clear()
+
+
+def full_replay(chunks, decisions: list) -> None:
+    decisions.clear()
+    replay = Replay(on_decision=decisions.append)
+    for chunk in chunks:
+        replay.feed(chunk)
+    replay.finish()
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--events", type=int, default=300_000)
+    parser.add_argument("--runs", type=int, default=3)
+    parser.add_argument("--profile", action="store_true", help="print the top functions of one replay")
+    args = parser.parse_args()
+    path = make_file(args.events)
+    chunks = read_chunks(path)
+    n = sum(len(c) for c in chunks)
+    decisions: list = []
+    t_orjson = best_of(args.runs, lambda: bare_orjson(chunks))
+    t_decode = best_of(args.runs, lambda: decode_only(chunks))
+    t_batch = best_of(args.runs, lambda: decode_and_batch(chunks))
+    t_replay = best_of(args.runs, lambda: full_replay(chunks, decisions))
+    print(f"file: {path.relative_to(ROOT)} ({n:,} events, 20 numeric features, {path.stat().st_size / 1e6:.0f} MB)")
+    print(f"{'stage':<34}{'events/s':>12}{'µs/event':>10}")
+    for name, t in [
+        ("bare orjson.loads loop", t_orjson),
+        ("codec decode_event", t_decode),
+        ("decode + BatchBuilder", t_batch),
+        ("full replay (→ decisions)", t_replay),
+    ]:
+        print(f"{name:<34}{n / t:>12,.0f}{t / n * 1e6:>10.2f}")
+    print(f"monitor share of replay time: {(t_replay - t_batch) / t_replay:.0%}; "
+          f"codec {t_decode / t_replay:.0%}; batching {(t_batch - t_decode) / t_replay:.0%}")
+    ratio = t_orjson / t_replay
+    print(f"replay / bare orjson ratio: {ratio:.2f} (target >= 0.30: {'PASS' if ratio >= 0.3 else 'FAIL'}); "
+          f"absolute {n / t_replay:,.0f} events/s (target >= 200,000: {'PASS' if n / t_replay >= 200_000 else 'FAIL'})")
+    print(f"decisions: {len(decisions)} {[d.at_index for d in decisions]}")
+    if args.profile:
+        profiler = cProfile.Profile()
+        profiler.runcall(full_replay, chunks, decisions)
+        pstats.Stats(profiler).sort_stats("tottime").print_stats(15)
+
+
+if __name__ == "__main__":
+    main()

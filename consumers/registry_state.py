@@ -1,0 +1,155 @@
+"""The registry's state, rebuilt from the topics the trainer writes — never kept only in memory.
+
+``RegistryState`` folds records of ``driftline.registry`` (every version, latest status),
+``driftline.model-updates`` (what each model serves) and ``driftline.audit`` (every
+decision, with the request/command id that caused it). The trainer rebuilds it at start
+(after ``init_transactions`` has aborted whatever a dead predecessor left open, so a
+``read_committed`` read is final) and then applies its own committed outputs, so its
+memory always equals what a restart would rebuild. The CLI uses the same fold to show
+``models list|show|history``.
+"""
+
+from __future__ import annotations
+
+import time
+import uuid
+from collections import defaultdict
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from typing import Any
+
+import orjson
+from confluent_kafka import Consumer, KafkaError, TopicPartition
+
+from driftline.errors import KafkaOperationFailed
+from driftline.kafka.clients import read_committed_config
+from driftline.kafka.topics import TopicNames
+from driftline.schemas.registry import ModelVersion, ModelVersionCreated
+
+from driftline.consumers.versioning import parse
+
+__all__ = ["Output", "RegistryState", "read_topic", "load_state"]
+
+_MOVES = ("model_version_promoted", "model_version_rolled_back")
+
+
+@dataclass(frozen=True)
+class Output:
+    """One record the trainer writes: ``kind`` is ``registry`` | ``model_updates`` | ``audit``."""
+
+    kind: str
+    key: str
+    value: dict[str, Any]
+
+
+@dataclass
+class RegistryState:
+    """Versions, serving pointers, pointer history, handled ids and last training times."""
+
+    versions: dict[str, dict[str, ModelVersion]] = field(default_factory=lambda: defaultdict(dict))
+    serving: dict[str, dict[str, Any]] = field(default_factory=dict)
+    moves: dict[str, list[dict[str, Any]]] = field(default_factory=lambda: defaultdict(list))
+    audit: dict[str, list[dict[str, Any]]] = field(default_factory=lambda: defaultdict(list))
+    handled: set[str] = field(default_factory=set)
+    last_created_at: dict[str, float] = field(default_factory=dict)
+
+    def apply(self, kind: str, key: str | None, value: dict[str, Any] | None) -> None:
+        """Fold one record of ``kind``; ``value=None`` is a tombstone."""
+        if kind == "registry" and value is not None:
+            version = ModelVersion.from_dict(value)
+            self.versions[version.model_id][version.version] = version
+        elif kind == "model_updates" and key is not None:
+            if value is None:
+                self.serving.pop(key, None)
+            else:
+                self.serving[key] = value
+        elif kind == "audit" and value is not None:
+            self._apply_audit(value)
+
+    def _apply_audit(self, value: dict[str, Any]) -> None:
+        model_id = value.get("model_id", "")
+        self.audit[model_id].append(value)
+        for id_key in ("request_id", "command_id"):
+            if value.get(id_key):
+                self.handled.add(value[id_key])
+        if value.get("type") == ModelVersionCreated.type:
+            self.last_created_at[model_id] = max(self.last_created_at.get(model_id, 0.0), float(value["at"]))
+        if value.get("type") in _MOVES:
+            self.moves[model_id].append(value)
+
+    def apply_outputs(self, outputs: Iterable[Output]) -> None:
+        for out in outputs:
+            self.apply(out.kind, out.key, out.value)
+
+    def serving_version(self, model_id: str) -> str | None:
+        pointer = self.serving.get(model_id)
+        return None if pointer is None else pointer["version"]
+
+    def champion(self, model_id: str) -> ModelVersion | None:
+        """The registry record of the version the model serves now, if any."""
+        version = self.serving_version(model_id)
+        return None if version is None else self.versions.get(model_id, {}).get(version)
+
+    def version(self, model_id: str, version: str) -> ModelVersion | None:
+        return self.versions.get(model_id, {}).get(version)
+
+    def taken(self, model_id: str) -> set[str]:
+        return set(self.versions.get(model_id, {}))
+
+    def pending(self) -> list[ModelVersion]:
+        return [v for vs in self.versions.values() for v in vs.values() if v.status == "pending_approval"]
+
+    def rollback_target(self, model_id: str) -> str | None:
+        """The most recently served version older (semver) than the current one, not rejected."""
+        current = self.serving_version(model_id)
+        if current is None:
+            return None
+        for move in reversed(self.moves.get(model_id, [])):
+            for candidate in (move["version"], move.get("from_version")):
+                record = self.version(model_id, candidate) if candidate else None
+                if record is not None and record.status == "approved" and parse(candidate) < parse(current):
+                    return candidate
+        return None
+
+    def models(self) -> list[str]:
+        return sorted(set(self.versions) | set(self.serving))
+
+
+def read_topic(bootstrap: str, topic: str, timeout: float = 60.0) -> list[tuple[bytes | None, bytes | None]]:
+    """Every committed record of ``topic`` from the beginning to its current end, in order."""
+    consumer = Consumer(read_committed_config(bootstrap, f"driftline-state-{uuid.uuid4().hex[:8]}",
+                                              **{"enable.partition.eof": True}))
+    try:
+        partitions = sorted(consumer.list_topics(topic, timeout=10.0).topics[topic].partitions)
+        ends = {p: consumer.get_watermark_offsets(TopicPartition(topic, p), timeout=10.0, cached=False)
+                for p in partitions}
+        todo = {p for p, (low, high) in ends.items() if high > low}
+        consumer.assign([TopicPartition(topic, p, -2) for p in partitions])
+        records: list[tuple[bytes | None, bytes | None]] = []
+        deadline = time.monotonic() + timeout
+        while todo and time.monotonic() < deadline:
+            for msg in consumer.consume(5000, timeout=0.2):
+                err = msg.error()
+                if err is not None and err.code() != KafkaError._PARTITION_EOF:
+                    raise KafkaOperationFailed(f"read {topic}", err.name(), err.str())
+                if err is None:
+                    records.append((msg.key(), msg.value()))
+                if msg.offset() >= ends[msg.partition()][1] - 1 or err is not None:
+                    position = consumer.position([TopicPartition(topic, msg.partition())])[0].offset
+                    if position >= ends[msg.partition()][1] or err is not None:
+                        todo.discard(msg.partition())
+        if todo:
+            raise KafkaOperationFailed(f"read {topic}", "_TIMED_OUT", f"not at the end within {timeout} s")
+        return records
+    finally:
+        consumer.close()
+
+
+def load_state(bootstrap: str, names: TopicNames) -> RegistryState:
+    """Rebuild the registry state from the registry, model-updates and audit topics."""
+    state = RegistryState()
+    for kind, topic in (("registry", names.registry), ("model_updates", names.model_updates),
+                        ("audit", names.audit)):
+        for key, value in read_topic(bootstrap, topic):
+            state.apply(kind, key.decode() if key else None, orjson.loads(value) if value else None)
+    return state

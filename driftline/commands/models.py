@@ -1,0 +1,208 @@
+"""``driftline models``: look at the registry and steer it.
+
+Reading (``list``, ``show``, ``history``) folds the registry, model-updates and audit
+topics; steering (``approve``, ``reject``, ``promote``, ``rollback``, ``register``) writes a
+command to ``driftline.control`` — the trainer is the only writer of the registry, so the
+command takes effect when the trainer has carried it out (``--wait`` shows the outcome).
+"""
+
+from __future__ import annotations
+
+import argparse
+import getpass
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+import orjson
+
+from driftline.config import load_settings
+from driftline.errors import DriftlineError
+
+__all__ = ["register"]
+
+_STEER = {"approve": "approve_version", "reject": "reject_version", "promote": "promote_version",
+          "rollback": "rollback_model"}
+
+
+def register(subparsers: argparse._SubParsersAction) -> None:
+    parser = subparsers.add_parser("models", help="list, inspect, approve, reject, promote, roll back, register models")
+    parser.add_argument("--bootstrap-servers", help="Kafka bootstrap servers (default: config, env, local broker)")
+    sub = parser.add_subparsers(dest="models_command", metavar="ACTION", required=True)
+    for name, help_text in (("list", "every version of every (or one) model"),
+                            ("show", "one version: status, metrics, gate, lineage"),
+                            ("history", "who did what when, from the audit log")):
+        p = sub.add_parser(name, help=help_text)
+        p.add_argument("model", nargs="?" if name == "list" else None)
+        if name == "show":
+            p.add_argument("version", nargs="?", help="default: the serving version")
+        p.add_argument("--json", action="store_true", help="JSON instead of a table")
+        p.set_defaults(func=_read)
+    for name in ("approve", "reject", "promote"):
+        p = sub.add_parser(name, help=f"{name} a version")
+        p.add_argument("model")
+        p.add_argument("version")
+        _actor_args(p)
+    p = sub.add_parser("rollback", help="serve an earlier version (default: the previous one)")
+    p.add_argument("model")
+    p.add_argument("--to", dest="version", help="version to restore")
+    _actor_args(p)
+    p = sub.add_parser("register", help="train and publish a first version from a JSONL file of rows")
+    p.add_argument("model")
+    p.add_argument("--from-file", required=True, type=Path,
+                   help="JSON lines: {features: {...}, label: ..., [ts], [event_id]}")
+    p.add_argument("--task", choices=["binary", "multiclass", "regression"])
+    _actor_args(p, reason_required=False)
+
+
+def _actor_args(p: argparse.ArgumentParser, reason_required: bool = True) -> None:
+    p.add_argument("--by", default=getpass.getuser(), help="who is acting (default: the login name)")
+    p.add_argument("--reason", required=reason_required, default="", help="why (kept in the audit log)")
+    p.add_argument("--wait", type=float, default=0.0, metavar="SECONDS",
+                   help="wait up to SECONDS for the trainer's outcome")
+    p.set_defaults(func=_steer)
+
+
+def _context(args: argparse.Namespace) -> tuple[str, Any]:
+    from driftline.kafka.topics import TopicNames
+    from driftline.runtime import bootstrap_from
+
+    settings = load_settings(args.config)
+    return bootstrap_from(settings, args.bootstrap_servers), TopicNames(prefix=settings.topics.prefix)
+
+
+# -- reading ----------------------------------------------------------------------------
+def _read(args: argparse.Namespace) -> int:
+    from driftline.consumers.registry_state import load_state
+
+    bootstrap, names = _context(args)
+    state = load_state(bootstrap, names)
+    if args.models_command == "list":
+        data: Any = _list_rows(state, args.model)
+    elif args.models_command == "show":
+        data = _show(state, args.model, args.version)
+    else:
+        data = state.audit.get(args.model, [])
+    if args.json:
+        sys.stdout.write(orjson.dumps(data, option=orjson.OPT_INDENT_2).decode() + "\n")
+    elif args.models_command == "list":
+        _table(data, ["model_id", "version", "serving", "status", "bump", "created", "gate", "metrics"])
+    elif args.models_command == "show":
+        _print_show(data)
+    else:
+        _table([_history_row(e) for e in data], ["at", "type", "version", "actor", "reason"])
+    return 0
+
+
+def _when(ts: float | None) -> str:
+    return "" if ts is None else time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(ts))
+
+
+def _list_rows(state: Any, model: str | None) -> list[dict[str, Any]]:
+    from driftline.consumers.versioning import sort_versions
+
+    rows = []
+    for model_id in [model] if model else state.models():
+        versions = state.versions.get(model_id, {})
+        for version in sort_versions(versions):
+            v = versions[version]
+            rows.append({"model_id": model_id, "version": version,
+                         "serving": "*" if state.serving_version(model_id) == version else "",
+                         "status": v.status, "bump": v.bump, "created": _when(v.created_at),
+                         "gate": "pass" if v.gate.get("passed") else "fail",
+                         "metrics": " ".join(f"{k}={val:.4g}" for k, val in sorted(v.metrics.items()) if k != "n")})
+    return rows
+
+
+def _show(state: Any, model: str, version: str | None) -> dict[str, Any]:
+    version = version or state.serving_version(model)
+    record = state.version(model, version or "")
+    if record is None:
+        raise DriftlineError(f"no version {version} of model {model!r}")
+    data = record.to_dict()
+    data["artifact"] = record.artifact.to_dict(with_inline=False)
+    profile = data.pop("reference_profile") or {}
+    data["reference_profile"] = {"n_rows": profile.get("n_rows"), "features": sorted(profile.get("features", {}))}
+    data["serving"] = state.serving_version(model) == record.version
+    return data
+
+
+def _print_show(d: dict[str, Any]) -> None:
+    lineage = d["lineage"]
+    print(f"{d['model_id']} {d['version']}  status={d['status']}  serving={d['serving']}  bump={d['bump']} "
+          f"(from {d['parent_version']})")
+    print(f"created {_when(d['created_at'])} for request {d['request_id']}; status by {d['status_by']}: "
+          f"{d['status_reason']}")
+    print(f"spec: task={d['spec']['task']} model={d['spec']['model']} params={d['spec']['params']} "
+          f"features={len(d['spec']['features'])}")
+    print("metrics:  " + " ".join(f"{k}={v}" for k, v in sorted(d["metrics"].items())))
+    if d["champion_metrics"]:
+        print("champion: " + " ".join(f"{k}={v}" for k, v in sorted(d["champion_metrics"].items())))
+    print(f"gate: {'PASSED' if d['gate']['passed'] else 'FAILED'} — {d['gate']['reason']}")
+    for c in d["gate"]["checks"]:
+        print(f"  {c['kind']:<15} {c['metric']:<10} value={c['value']:.4g} bound={c['bound']:.4g} "
+              f"{'ok' if c['passed'] else 'FAIL'}")
+    print(f"lineage: {lineage['n_rows']} rows of {lineage['topic']} (policy {lineage['policy']}), "
+          f"sha256={lineage['sha256']}")
+    for r in lineage["ranges"]:
+        print(f"  partition {r['partition']}: offsets [{r['start']}, {r['end']})")
+    a = d["artifact"]
+    print(f"artifact: {a['format']} {a['size']} bytes sha256={a['sha256'][:16]}… key={a['key_id']} "
+          f"{'inline' if not a['location'] else a['location']}")
+    print(f"timings (s): {d.get('durations')}")
+
+
+def _history_row(e: dict[str, Any]) -> dict[str, Any]:
+    reason = e.get("reason") or e.get("detail") or (e.get("gate") or {}).get("reason", "")
+    if e.get("type") in ("model_version_promoted", "model_version_rolled_back"):
+        reason = f"{e.get('from_version')} -> {e.get('version')}: {reason}"
+    return {"at": _when(e.get("at")), "type": e.get("type"), "version": e.get("version", ""),
+            "actor": e.get("actor", "trainer" if "request_id" in e else ""), "reason": reason}
+
+
+def _table(rows: list[dict[str, Any]], columns: list[str]) -> None:
+    if not rows:
+        print("(nothing)")
+        return
+    widths = {c: max(len(c), *(len(str(r.get(c, ""))) for r in rows)) for c in columns}
+    print("  ".join(c.upper().ljust(widths[c]) for c in columns))
+    for r in rows:
+        print("  ".join(str(r.get(c, "")).ljust(widths[c]) for c in columns).rstrip())
+
+
+# -- steering ---------------------------------------------------------------------------
+def _steer(args: argparse.Namespace) -> int:
+    from driftline.schemas.registry import ModelCommand
+
+    bootstrap, names = _context(args)
+    if args.models_command == "register":
+        from driftline.consumers.registry_writer import write_training_rows
+
+        ranges = write_training_rows(bootstrap, names.labeled, args.model, _read_jsonl(args.from_file))
+        cmd = ModelCommand("register_model", args.model, args.by, args.reason or f"register from {args.from_file}",
+                           training_set={"topic": names.labeled, "ranges": [r.to_dict() for r in ranges]},
+                           task=args.task)
+    else:
+        cmd = ModelCommand(_STEER[args.models_command], args.model, args.by, args.reason, version=args.version)
+    from driftline.consumers.registry_writer import send_command, wait_for_outcome
+
+    send_command(bootstrap, names.control, cmd)
+    print(f"sent {cmd.type} {cmd.model_id} {cmd.version or ''} (command id {cmd.id})")
+    if args.wait > 0:
+        outcome = wait_for_outcome(bootstrap, names.audit, cmd.id, args.wait)
+        if outcome is None:
+            print(f"no outcome within {args.wait} s (is `driftline trainer` running?)")
+            return 1
+        for event in outcome:
+            print(f"{event['type']}: {event.get('version', '')} {event.get('reason') or event.get('detail') or ''}")
+        return 1 if any(e["type"] in ("command_refused", "training_skipped") for e in outcome) else 0
+    return 0
+
+
+def _read_jsonl(path: Path) -> list[dict[str, Any]]:
+    try:
+        lines = path.read_bytes().splitlines()
+    except OSError as exc:
+        raise DriftlineError(f"cannot read {path}: {exc.strerror}") from None
+    return [orjson.loads(line) for line in lines if line.strip()]

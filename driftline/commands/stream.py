@@ -1,0 +1,52 @@
+"""``driftline stream``: run a stream worker (faust) over the observation micro-batches.
+
+Start as many as you like with the same ``--app-id``: they share the observation
+partitions through Kafka's group protocol and take over each other's partitions (and
+state, from the changelogs) when one stops or dies.
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+
+__all__ = ["register"]
+
+logger = logging.getLogger(__name__)
+
+
+def register(subparsers: argparse._SubParsersAction) -> None:
+    parser = subparsers.add_parser(
+        "stream",
+        help="run the drift monitor on the live observation stream (faust worker)",
+    )
+    parser.add_argument("--bootstrap-servers", help="Kafka bootstrap servers (default: config, env, local broker)")
+    parser.add_argument("--app-id", help="faust app id = consumer group (default [stream] app_id)")
+    parser.add_argument("--metrics-port", type=int, help="Prometheus port (default [stream] metrics_port; 0 = any)")
+    parser.add_argument("--store", choices=["auto", "memory", "rocksdb"], help="table store (default [stream] store)")
+    parser.add_argument("--data-dir", help="RocksDB directory (default [stream] data_dir)")
+    parser.set_defaults(func=run)
+
+
+def run(args: argparse.Namespace) -> int:
+    from driftline.config import load_settings
+    from driftline.kafka.topics import TopicNames
+    from driftline.logs import log
+    from driftline.metrics_server import serve_metrics
+    from driftline.runtime import bootstrap_from
+    from driftline.stream.worker import build_worker, run_worker
+
+    overrides: dict[str, object] = {}
+    for arg, key in (("app_id", "app_id"), ("metrics_port", "metrics_port"), ("store", "store"),
+                     ("data_dir", "data_dir")):
+        value = getattr(args, arg)
+        if value is not None:
+            overrides[key] = value
+    settings = load_settings(args.config, overrides={"stream": overrides})
+    bootstrap = bootstrap_from(settings, args.bootstrap_servers)
+    names = TopicNames(prefix=settings.topics.prefix)
+    worker = build_worker(settings, bootstrap, names)
+    port = serve_metrics(worker.registry, settings.stream.metrics_port)
+    log(logger, logging.INFO, "metrics served", port=port, bootstrap=bootstrap, app_id=settings.stream.app_id)
+    run_worker(worker, loglevel=args.log_level)
+    return 0

@@ -1,0 +1,62 @@
+"""``driftline trainer``: run the trainer/registry process (the registry's single writer)."""
+
+from __future__ import annotations
+
+import argparse
+import logging
+
+from prometheus_client import CollectorRegistry
+
+from driftline.config import Settings, load_settings
+from driftline.logs import log
+from driftline.metrics_server import serve_metrics
+from driftline.runtime import bootstrap_from, stop_on_signals
+
+__all__ = ["register", "signing_key"]
+
+logger = logging.getLogger(__name__)
+
+
+def register(subparsers: argparse._SubParsersAction) -> None:
+    parser = subparsers.add_parser(
+        "trainer", help="retrain on requests, validate, version, sign and publish models (exactly-once)")
+    parser.add_argument("--bootstrap-servers", help="Kafka bootstrap servers (default: config, env, local broker)")
+    parser.add_argument("--metrics-port", type=int, help="Prometheus port (default [trainer] metrics_port; 0 = any)")
+    parser.add_argument("--transactional-id", help="stable id of this trainer (default [trainer] transactional_id)")
+    parser.set_defaults(func=run)
+
+
+def signing_key(settings: Settings, create: bool) -> bytes:
+    """The artifact signing key (config/env → key file → generated into the key file, logged)."""
+    from driftline.consumers.artifacts import key_id, load_or_create_key
+
+    key, created = load_or_create_key(settings.trainer.signing_key, settings.trainer.signing_key_file, create)
+    if created:
+        log(logger, logging.WARNING, "generated a new artifact signing key; give subscribers the same key",
+            key_file=settings.trainer.signing_key_file, key_id=key_id(key))
+    return key
+
+
+def run(args: argparse.Namespace) -> int:
+    from driftline.consumers.trainer import Trainer
+    from driftline.consumers.trainer_metrics import TrainerMetrics
+    from driftline.consumers.training_run import TrainingContext
+    from driftline.kafka.topics import TopicNames
+
+    overrides: dict[str, object] = {}
+    if args.metrics_port is not None:
+        overrides["metrics_port"] = args.metrics_port
+    if args.transactional_id:
+        overrides["transactional_id"] = args.transactional_id
+    settings = load_settings(args.config, overrides={"trainer": overrides})
+    bootstrap = bootstrap_from(settings, args.bootstrap_servers)
+    names = TopicNames(prefix=settings.topics.prefix)
+    key = signing_key(settings, create=True)
+    context = TrainingContext(key, settings.trainer.artifact_dir, settings.trainer.inline_limit_bytes,
+                              settings.governance, settings.reference.numeric_bins, settings.reference.top_k)
+    registry = CollectorRegistry()
+    metrics = TrainerMetrics(registry)
+    port = serve_metrics(registry, settings.trainer.metrics_port)
+    log(logger, logging.INFO, "metrics served", port=port, bootstrap=bootstrap)
+    Trainer(bootstrap, names, settings.trainer, context, metrics).run(stop_on_signals())
+    return 0

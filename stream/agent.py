@@ -1,0 +1,264 @@
+"""The observation agent: one micro-batch in → outputs delivered → state saved.
+
+``BatchProcessor`` holds all the per-batch logic and knows nothing of faust, so unit
+tests drive it with dicts; ``register_agent`` wraps it in a faust agent. Per message:
+
+1. decode (``decode_batch``); an invalid batch, or one whose key is not its
+   ``model_id`` (its state would land on the wrong changelog partition), goes to the DLQ
+   with its original bytes and headers naming the reason and source position;
+2. load the model's ``ModelState``; if the table says this (partition, offset) was
+   already applied — a redelivery after a crash or rebalance — skip it;
+3. switch the reference if ``driftline.model-updates`` serves a new version;
+4. ``ModelMonitor.process(batch)``, the online challenger, the score detector;
+5. send closed windows, decisions and joined rows, **await their delivery**;
+6. apply the staged label-join writes, then save the state stamped with the offset.
+
+A crash before 6 re-runs the batch from the last saved state and re-sends the same
+outputs (ids are deterministic: ``RetrainRequested.id``, ``model_id:window_id`` for
+windows, ``(model_id, event_id)`` for joined rows). A crash after 6 skips it.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import dataclasses
+import logging
+import time
+from collections.abc import MutableMapping
+from typing import Any
+
+import numpy as np
+import orjson
+
+from driftline.consumers.dlq import dlq_headers
+from driftline.kafka.topics import TopicNames
+from driftline.logs import log
+from driftline.schemas.batch import KIND_PREDICTION, ObservationBatch, decode_batch
+from driftline.schemas.events import InvalidEvent
+from driftline.stream.model_updates import ServingVersions
+from driftline.stream.monitor import ModelMonitor, MonitorOutput
+from driftline.stream.stream_metrics import StreamMetrics
+from driftline.stream.tables import JsonView, ModelState, ModelStateStore, StagedStore
+
+__all__ = ["Outgoing", "BatchResult", "BatchProcessor", "window_record", "register_agent"]
+
+logger = logging.getLogger(__name__)
+
+
+@dataclasses.dataclass(frozen=True)
+class Outgoing:
+    """One record to produce: logical topic (``labeled``, ``control``, ``windows``, ``dlq``)."""
+
+    topic: str
+    key: bytes | None
+    value: bytes | None
+    headers: list[tuple[str, bytes]] | None = None
+
+
+@dataclasses.dataclass
+class BatchResult:
+    """What ``process`` made of one message; ``commit`` it once ``outgoing`` is delivered."""
+
+    outcome: str  # applied | skipped | invalid
+    outgoing: list[Outgoing] = dataclasses.field(default_factory=list)
+    state: ModelState | None = None
+    staged: StagedStore | None = None
+    source: tuple[int, int] = (0, 0)
+    output: MonitorOutput | None = None
+    events: int = 0
+
+
+def window_record(closed: Any, thresholds: dict[str, dict[str, float]]) -> dict[str, Any]:
+    """A closed window for ``driftline.windows``: ``WindowClosed.to_dict()`` plus its id
+    (``model_id:window_id``, deterministic) and the thresholds its scores were judged by."""
+    record = closed.to_dict()
+    record["id"] = f"{closed.model_id}:{closed.window.window_id}"
+    record["thresholds"] = thresholds
+    return record
+
+
+def _thresholds(monitor: ModelMonitor, closed: Any) -> dict[str, dict[str, float]]:
+    """Per feature and metric, the threshold a scored window was compared with.
+
+    ``thresholds_for`` is cached per (feature, size bucket) and ``on_window`` has just
+    filled exactly these entries, so this reads the cache and never changes the state.
+    """
+    nulls = getattr(monitor, "_nulls", {})
+    n_rows = closed.window.n_rows
+    if closed.status not in ("scored", "too_small") or not nulls or n_rows < 1:
+        return {}
+    n_tests = monitor.policy.n_tests(nulls)
+    return {f: monitor.policy.thresholds_for(f, nulls[f], n_rows, n_tests) for f in closed.scores if f in nulls}
+
+
+def _dumps(value: Any) -> bytes:
+    return orjson.dumps(value, option=orjson.OPT_SERIALIZE_NUMPY | orjson.OPT_SORT_KEYS)
+
+
+class BatchProcessor:
+    """Applies observation batches to per-model state kept in ``table`` (str → bytes)."""
+
+    def __init__(self, table: MutableMapping, store: ModelStateStore, serving: ServingVersions,
+                 metrics: StreamMetrics | None = None, source_topic: str = "") -> None:
+        self.join_view = JsonView(table)
+        self.store = store
+        self.serving = serving
+        self.metrics = metrics
+        self.source_topic = source_topic
+
+    def process(self, key: bytes | None, value: bytes | None, partition: int, offset: int,
+                headers: Any = None) -> BatchResult:
+        batch = decode_batch(value)
+        if isinstance(batch, InvalidEvent):
+            return self._invalid(key, value, partition, offset, headers, batch)
+        if key is None or key != batch.model_id.encode():
+            error = InvalidEvent("$key", "key", f"message key {key!r:.80} is not the batch's model_id")
+            return self._invalid(key, value, partition, offset, headers, error)
+        staged = StagedStore(self.join_view)
+        state = self.store.load(batch.model_id, staged)
+        if state.applied(partition, offset):
+            log(logger, logging.INFO, "redelivered batch skipped", model_id=batch.model_id, partition=partition,
+                offset=offset, applied_up_to=state.source[1] if state.source else None)
+            self.store.keep(state)
+            self._count("skipped")
+            return BatchResult("skipped", source=(partition, offset))
+        self._follow_serving(state.monitor)
+        out = state.monitor.process(batch)
+        self._learn(state, batch, out)
+        outgoing = self._outgoing(state.monitor, out)
+        return BatchResult("applied", outgoing, state, staged, (partition, offset), out, len(batch))
+
+    def commit(self, result: BatchResult) -> None:
+        """After ``result.outgoing`` was delivered: persist the join writes, then the state."""
+        if result.outcome != "applied":
+            return
+        assert result.state is not None and result.staged is not None
+        result.staged.flush()
+        self.store.save(result.state, *result.source)
+        self._count("applied")
+        if self.metrics is not None and result.output is not None:
+            self._observe(result.state, result.output, result.events)
+
+    # -- steps ---------------------------------------------------------------------------
+
+    def _invalid(self, key: bytes | None, value: bytes | None, partition: int, offset: int,
+                 headers: Any, error: InvalidEvent) -> BatchResult:
+        log(logger, logging.WARNING, "invalid observation batch", partition=partition, offset=offset,
+            field=error.field, rule=error.rule, error=str(error))
+        original = [(k, v) for k, v in (headers or [])]
+        hdrs = dlq_headers(self.source_topic, partition, offset, error, original)
+        if self.metrics is not None:
+            self.metrics.invalid("observations", error.rule).inc()
+        self._count("invalid")
+        return BatchResult("invalid", [Outgoing("dlq", key, value, hdrs)], source=(partition, offset))
+
+    def _follow_serving(self, monitor: ModelMonitor) -> None:
+        serving = self.serving.get(monitor.model_id)
+        if serving is None or serving.version == monitor.model_version:
+            return
+        if serving.reference is not None:
+            monitor.set_reference(serving.reference, serving.version)
+            if self.metrics is not None:
+                self.metrics.references(monitor.model_id, "published").inc()
+        else:
+            monitor.model_version = serving.version  # no profile shipped: keep scoring as before
+        log(logger, logging.INFO, "serving version changed", model_id=monitor.model_id, version=serving.version,
+            reference=serving.reference is not None)
+
+    def _learn(self, state: ModelState, batch: ObservationBatch, out: MonitorOutput) -> None:
+        challenger = state.challenger
+        if challenger is not None:
+            task = state.monitor.tracker.task
+            if task:
+                challenger.set_task(task)
+            if out.joined:
+                challenger.update(out.joined)
+        rows = np.flatnonzero(batch.kind == KIND_PREDICTION)
+        if len(rows):
+            scores = batch.score[rows]
+            if np.isnan(scores).all() and state.monitor.tracker.task == "regression":
+                scores = np.array([p if isinstance(p, (int, float)) else np.nan
+                                   for p in (batch.prediction[i] for i in rows)], dtype=np.float64)
+            shifts = state.score_drift.update([batch.model_version[i] for i in rows], scores)
+            if shifts and self.metrics is not None:
+                for s in shifts:
+                    self.metrics.score_shifts(batch.model_id, s.model_version).inc()
+
+    def _outgoing(self, monitor: ModelMonitor, out: MonitorOutput) -> list[Outgoing]:
+        key = monitor.model_id.encode()
+        records = [Outgoing("windows", key, _dumps(window_record(w, _thresholds(monitor, w)))) for w in out.windows]
+        records += [Outgoing("control", key, _dumps(d.to_dict())) for d in out.decisions]
+        records += [Outgoing("labeled", key, _dumps(r.to_dict())) for r in out.joined]
+        return records
+
+    # -- metrics -------------------------------------------------------------------------
+
+    def _count(self, outcome: str) -> None:
+        if self.metrics is not None:
+            self.metrics.batches(outcome).inc()
+
+    def _observe(self, state: ModelState, out: MonitorOutput, n: int) -> None:
+        m, monitor = self.metrics, state.monitor
+        assert m is not None
+        mid = monitor.model_id
+        m.events(mid).inc(n)
+        if out.late_events:
+            m.late(mid).inc(out.late_events)
+        if out.joined:
+            m.join_hits(mid).inc(len(out.joined))
+        if out.expired_joins:
+            m.join_expired(mid).inc(out.expired_joins)
+        for d in out.decisions:
+            m.decisions(mid, d.rule).inc()
+        if out.reference is not None:
+            m.references(mid, "first_windows").inc()
+        scored = [w for w in out.windows if w.status == "scored"]
+        m.count_windows(mid, out.windows, _thresholds(monitor, scored[-1]) if scored else {})
+        if out.joined:
+            challenger = state.challenger.snapshot() if state.challenger is not None else None
+            m.set_online(mid, monitor.tracker.metrics_by_version(), challenger)
+        watermark = monitor.clock.watermark
+        if watermark > float("-inf"):
+            m.watermark_lag(mid).set(time.time() - watermark)
+
+
+def register_agent(app: Any, names: TopicNames, processor: BatchProcessor,
+                   metrics: StreamMetrics | None = None, ready: asyncio.Event | None = None,
+                   ready_timeout_s: float = 10.0) -> Any:
+    """Declare the faust agent on ``names.observations``; returns it.
+
+    ``ready`` (model updates caught up) is awaited once, up to ``ready_timeout_s``, before
+    the first batch, so a restarted worker scores against the versions actually serving.
+    """
+    source = app.topic(names.observations, key_type=bytes, value_type=bytes,
+                       key_serializer="raw", value_serializer="raw")
+    outputs = {logical: app.topic(getattr(names, logical), key_serializer="raw", value_serializer="raw")
+               for logical in ("labeled", "control", "windows", "dlq")}
+
+    async def observations(stream: Any) -> None:
+        if ready is not None:
+            try:
+                await asyncio.wait_for(ready.wait(), ready_timeout_s)
+            except asyncio.TimeoutError:
+                log(logger, logging.WARNING, "model updates not caught up; starting anyway")
+        async for event in stream.events():
+            message = event.message
+            started = time.perf_counter()
+            try:
+                result = processor.process(message.key, message.value, message.partition, message.offset,
+                                           message.headers)
+            except Exception as exc:  # noqa: BLE001 - a bug must not stop the partition: DLQ the batch
+                log(logger, logging.ERROR, "batch processing failed; sent to the DLQ", partition=message.partition,
+                    offset=message.offset, error=repr(exc))
+                error = InvalidEvent("$", "processing_error", repr(exc)[:500])
+                result = processor._invalid(message.key, message.value, message.partition, message.offset,
+                                            message.headers, error)
+            pending = [await outputs[o.topic].send(key=o.key, value=o.value, headers=o.headers)
+                       for o in result.outgoing]
+            if pending:
+                await asyncio.gather(*pending)
+            processor.commit(result)
+            if metrics is not None:
+                metrics.latency.observe(time.perf_counter() - started)
+
+    return app.agent(source, name="observations")(observations)

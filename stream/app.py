@@ -1,0 +1,87 @@
+"""The faust app of ``driftline stream``: settings, the state table, the sensor.
+
+Choices, and why:
+
+- ``processing_guarantee="at_least_once"``: faust's exactly-once mode has open bugs
+  (duplicates on rebalance); the agent instead makes its *effect* exactly-once with the
+  source offset stored in the model's state (``stream.tables``).
+- ``topic_partitions`` = the observation topic's partition count: faust writes a table
+  change to the changelog partition of the event being processed, so changelog and
+  source must have the same number of partitions (faust checks it on the first write).
+- One plain table (no windowed tables: see DESIGN.md, "Own the windows"); faust declares
+  its changelog topic itself (``<app_id>-state-changelog``, compacted), which matters
+  because the brokers run with topic auto-creation off.
+- RocksDB store when ``rocksdict`` imports (``store = "auto"``), else memory: either
+  way the changelog is the truth and a new worker recovers from it.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+from pathlib import Path
+from typing import Any
+
+import faust
+
+from driftline.kafka.topics import MAX_MESSAGE_BYTES
+from driftline.stream.stream_settings import StreamSettings
+
+__all__ = ["store_url", "create_app", "create_state_table", "attach_faust_sensor"]
+
+
+def store_url(store: str) -> str:
+    """``rocksdb://`` or ``memory://`` for ``auto``/``memory``/``rocksdb``."""
+    if store == "auto":
+        store = "rocksdb" if importlib.util.find_spec("rocksdict") is not None else "memory"
+    if store == "rocksdb" and importlib.util.find_spec("rocksdict") is None:
+        from driftline.errors import ConfigError
+
+        raise ConfigError("stream.store", "rocksdb needs the rocksdict package (pip install rocksdict)")
+    return f"{store}://"
+
+
+def create_app(settings: StreamSettings, bootstrap: str, partitions: int, replication_factor: int = 1,
+               **overrides: Any) -> faust.App:
+    """A faust App configured for driftline (no network I/O until it starts)."""
+    brokers = [f"kafka://{host.strip()}" for host in bootstrap.split(",") if host.strip()]
+    conf: dict[str, Any] = {
+        "broker": brokers,
+        "store": store_url(settings.store),
+        "datadir": str(Path(settings.data_dir) / settings.app_id),
+        "processing_guarantee": "at_least_once",
+        "topic_partitions": partitions,
+        "topic_replication_factor": replication_factor,
+        "topic_allow_declare": True,
+        "broker_session_timeout": settings.session_timeout_s,
+        "broker_heartbeat_interval": settings.heartbeat_interval_s,
+        "broker_commit_interval": settings.commit_interval_s,
+        "table_standby_replicas": settings.standby_replicas,
+        "stream_wait_empty": False,
+        "consumer_auto_offset_reset": "earliest",
+        "producer_max_request_size": MAX_MESSAGE_BYTES,
+        "consumer_max_fetch_size": MAX_MESSAGE_BYTES,
+        "key_serializer": "raw",
+        "value_serializer": "raw",
+        "web_enabled": False,
+    }
+    conf.update(overrides)
+    return faust.App(settings.app_id, **conf)
+
+
+def create_state_table(app: faust.App, partitions: int) -> Any:
+    """The agent's one table: str keys, raw bytes values (layout in ``stream.tables``)."""
+    return app.Table(
+        "state",
+        key_type=str,  # faust picks json for str keys, raw for bytes values
+        value_type=bytes,
+        partitions=partitions,
+        extra_topic_configs={"max.message.bytes": str(MAX_MESSAGE_BYTES)},
+        help="driftline per-model monitor state, reference-row chunks and label-join buffer",
+    )
+
+
+def attach_faust_sensor(app: faust.App, registry: Any, prefix: str = "driftline_faust") -> None:
+    """faust's Prometheus sensor, on our registry (not the global one, not faust's web page)."""
+    from faust.sensors.prometheus import FaustMetrics, PrometheusMonitor
+
+    app.monitor = PrometheusMonitor(metrics=FaustMetrics.create(registry, prefix))

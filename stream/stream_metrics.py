@@ -1,0 +1,109 @@
+"""Prometheus metrics of the stream worker (own registry; children resolved once).
+
+Everything is updated once per batch from what the batch produced, never per event:
+each ``.labels(...)`` call takes a lock, so label children are looked up in small dicts
+keyed by their label values and created only the first time a combination is seen.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Mapping
+from typing import Any
+
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
+
+__all__ = ["StreamMetrics"]
+
+_LATENCY_BUCKETS = (0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5)
+_SCORED_METRICS = ("psi", "js_distance", "ks", "wasserstein", "missing_rate_delta")
+
+
+class _Family:
+    """A metric and its children by label values (resolved once each)."""
+
+    def __init__(self, metric: Any) -> None:
+        self.metric = metric
+        self.children: dict[tuple[str, ...], Any] = {}
+
+    def __call__(self, *labels: str) -> Any:
+        child = self.children.get(labels)
+        if child is None:
+            child = self.children[labels] = self.metric.labels(*labels)
+        return child
+
+
+class StreamMetrics:
+    """driftline's own stream metrics (faust's sensor is registered beside them)."""
+
+    def __init__(self, registry: CollectorRegistry) -> None:
+        r = registry
+        self.batches = _Family(Counter("driftline_stream_batches", "Observation batches, by outcome "
+                                       "(applied, skipped = redelivered and already applied, invalid).",
+                                       ["outcome"], registry=r))
+        self.events = _Family(Counter("driftline_stream_events", "Events applied, by model.", ["model_id"], registry=r))
+        self.invalid = _Family(Counter("driftline_stream_invalid", "Messages sent to the DLQ by the stream worker, "
+                                       "by source and rule.", ["source", "reason"], registry=r))
+        self.late = _Family(Counter("driftline_stream_late_events", "Events behind the watermark (not counted in "
+                                    "any window).", ["model_id"], registry=r))
+        self.windows = _Family(Counter("driftline_stream_windows_closed", "Closed windows by status.",
+                                       ["model_id", "status"], registry=r))
+        self.window_events = _Family(Counter("driftline_stream_window_events", "Events in closed windows.",
+                                             ["model_id"], registry=r))
+        self.last_window_events = _Family(Gauge("driftline_stream_last_window_events",
+                                                "Events in the model's last closed window.", ["model_id"], registry=r))
+        self.drift = _Family(Gauge("driftline_stream_drift_score", "Last closed window's drift score.",
+                                   ["model_id", "feature", "metric"], registry=r))
+        self.threshold = _Family(Gauge("driftline_stream_drift_threshold", "Threshold the score is compared with.",
+                                       ["model_id", "feature", "metric"], registry=r))
+        self.decisions = _Family(Counter("driftline_stream_decisions", "Retrain requests by rule.",
+                                         ["model_id", "rule"], registry=r))
+        self.join_hits = _Family(Counter("driftline_stream_label_join_hits", "Predictions joined with their label.",
+                                         ["model_id"], registry=r))
+        self.join_expired = _Family(Counter("driftline_stream_label_join_expired",
+                                            "Join entries dropped at TTL (unmatched).", ["model_id"], registry=r))
+        self.online = _Family(Gauge("driftline_stream_online_metric", "Prequential metric of a serving version "
+                                    "(role=serving) or of the online challenger (role=challenger, version=challenger).",
+                                    ["model_id", "model_version", "role", "metric"], registry=r))
+        self.score_shifts = _Family(Counter("driftline_stream_score_shifts", "ADWIN changes of the mean score.",
+                                            ["model_id", "model_version"], registry=r))
+        self.watermark_lag = _Family(Gauge("driftline_stream_watermark_lag_seconds",
+                                           "Wall clock minus the model's event-time watermark.", ["model_id"], registry=r))
+        self.model_updates = _Family(Counter("driftline_stream_model_updates", "Records read from model-updates, "
+                                             "by outcome (applied, ignored, invalid).", ["outcome"], registry=r))
+        self.references = _Family(Counter("driftline_stream_reference_changes", "References set, by source "
+                                          "(published version, first windows).", ["model_id", "source"], registry=r))
+        self.latency = Histogram("driftline_stream_batch_seconds", "Time to apply one batch (decode to state "
+                                 "saved, outputs delivered).", buckets=_LATENCY_BUCKETS, registry=r)
+
+    def count_windows(self, model_id: str, windows: list[Any], thresholds: Mapping[str, Mapping[str, float]]) -> None:
+        """Window counts and, for scored windows, score and threshold gauges."""
+        if not windows:
+            return
+        per_status: dict[str, int] = {}
+        events = 0
+        for w in windows:
+            per_status[w.status] = per_status.get(w.status, 0) + 1
+            events += w.window.n_events
+        for status, n in per_status.items():
+            self.windows(model_id, status).inc(n)
+        self.window_events(model_id).inc(events)
+        last = windows[-1]
+        self.last_window_events(model_id).set(last.window.n_events)
+        scored = [w for w in windows if w.status == "scored"]
+        if scored:
+            for feature, score in scored[-1].scores.items():
+                for metric in _SCORED_METRICS:
+                    value = getattr(score, metric, None)
+                    if value is not None and not math.isnan(value):
+                        self.drift(model_id, feature, metric).set(value)
+                for metric, thr in thresholds.get(feature, {}).items():
+                    self.threshold(model_id, feature, metric).set(thr)
+
+    def set_online(self, model_id: str, by_version: Mapping[str, Mapping[str, float]],
+                   challenger: Mapping[str, float] | None) -> None:
+        for version, values in by_version.items():
+            for metric, value in values.items():
+                self.online(model_id, version, "serving", metric).set(value)
+        for metric, value in (challenger or {}).items():
+            self.online(model_id, "challenger", "challenger", metric).set(value)

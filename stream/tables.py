@@ -1,0 +1,252 @@
+"""How one model's state lives in the agent's changelogged table, and how it is written.
+
+Everything the agent keeps goes in **one** faust Table (``<app_id>-state``, raw bytes),
+keyed by strings that all contain the model id:
+
+- ``s|<model>`` → the model record: ``b"<partition>:<offset>\\n"`` + JSON of the monitor's
+  ``to_state()`` (minus its reference rows, see below), the challenger and score-drift
+  pickles, and the list of reference-row chunks. The prefix is the source position of
+  the last batch applied: the agent skips any redelivered batch at or below it, so the
+  state sees every batch exactly once although faust runs at-least-once.
+- ``rc|<model>|<start>`` → a chunk of the reference rows the monitor collects while it
+  builds its own reference (raw values, up to ``reference.max_rows``): written once per
+  batch as a delta instead of rewriting every row into every state record.
+- ``j|…``, ``b|…``, ``m|…`` → the label-join buffer (``stream.label_join``), JSON.
+
+Why one table: faust writes a table change to the changelog partition of the event being
+processed, and one changelog partition is one ordered log. Written in the order
+join → chunks → model record, a crash leaves a *prefix*: if the record with offset N is
+in the changelog, so is everything batch N wrote. Join writes are staged
+(``StagedStore``) and applied only after the batch's outputs were delivered, so a crash
+re-emits outputs (same deterministic ids) and never records state for unsent ones.
+
+Decoded monitors are cached per model together with the position they were saved at; a
+cache entry is used only if the table still holds that very position, so a partition
+that moved to another worker and back is re-read, never trusted stale.
+"""
+
+from __future__ import annotations
+
+import base64
+import dataclasses
+from collections.abc import Iterator, MutableMapping
+from typing import Any
+
+import orjson
+
+from driftline.stream.challenger import OnlineChallenger
+from driftline.stream.monitor import ModelMonitor, MonitorConfig
+from driftline.stream.score_drift import ScoreDrift
+
+__all__ = ["JsonView", "StagedStore", "ModelState", "ModelStateStore", "state_key"]
+
+_DELETED = object()
+_STATE_VERSION = 1
+
+
+def state_key(model_id: str) -> str:
+    return f"s|{model_id}"
+
+
+class JsonView(MutableMapping):
+    """A str → JSON-able view of a str → bytes table (orjson both ways)."""
+
+    def __init__(self, table: MutableMapping) -> None:
+        self.table = table
+
+    def __getitem__(self, key: str) -> Any:
+        return orjson.loads(self.table[key])
+
+    def get(self, key: str, default: Any = None) -> Any:
+        raw = self.table.get(key)
+        return default if raw is None else orjson.loads(raw)
+
+    def __setitem__(self, key: str, value: Any) -> None:
+        self.table[key] = orjson.dumps(value, option=orjson.OPT_SERIALIZE_NUMPY)
+
+    def __delitem__(self, key: str) -> None:
+        del self.table[key]
+
+    def __contains__(self, key: object) -> bool:
+        return key in self.table
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self.table)
+
+    def __len__(self) -> int:
+        return len(self.table)
+
+
+class StagedStore(MutableMapping):
+    """Reads through to ``base``; writes are kept until ``flush()`` applies them in order.
+
+    Examples:
+        >>> base = {"a": 1}
+        >>> s = StagedStore(base); s["b"] = 2; del s["a"]
+        >>> ("a" in s, s.get("b"), base)
+        (False, 2, {'a': 1})
+        >>> s.flush(); base
+        {'b': 2}
+    """
+
+    def __init__(self, base: MutableMapping) -> None:
+        self.base = base
+        self.writes: dict[str, Any] = {}
+
+    def __getitem__(self, key: str) -> Any:
+        if key in self.writes:
+            value = self.writes[key]
+            if value is _DELETED:
+                raise KeyError(key)
+            return value
+        return self.base[key]
+
+    def get(self, key: str, default: Any = None) -> Any:
+        try:
+            return self[key]
+        except KeyError:
+            return default
+
+    def __contains__(self, key: object) -> bool:
+        if key in self.writes:
+            return self.writes[key] is not _DELETED
+        return key in self.base
+
+    def __setitem__(self, key: str, value: Any) -> None:
+        self.writes[key] = value
+
+    def __delitem__(self, key: str) -> None:
+        if key not in self:
+            raise KeyError(key)
+        self.writes[key] = _DELETED
+
+    def __iter__(self) -> Iterator[str]:
+        raise TypeError("StagedStore is not iterable (the base may be a large table)")
+
+    def __len__(self) -> int:
+        raise TypeError("StagedStore has no length (the base may be a large table)")
+
+    def flush(self) -> None:
+        """Apply staged writes to ``base`` in the order they were first made; forget them."""
+        for key, value in self.writes.items():
+            if value is _DELETED:
+                if key in self.base:
+                    del self.base[key]
+            else:
+                self.base[key] = value
+        self.writes = {}
+
+
+@dataclasses.dataclass
+class ModelState:
+    """One model's live objects and the position of the last batch applied to them."""
+
+    monitor: ModelMonitor
+    challenger: OnlineChallenger | None
+    score_drift: ScoreDrift
+    source: tuple[int, int] | None = None
+    chunks: list[tuple[int, int]] = dataclasses.field(default_factory=list)
+
+    def applied(self, partition: int, offset: int) -> bool:
+        """True if the batch at ``(partition, offset)`` is already in this state."""
+        return self.source is not None and self.source[0] == partition and offset <= self.source[1]
+
+
+class ModelStateStore:
+    """Loads and saves ``ModelState`` in the table (layout in the module docstring)."""
+
+    def __init__(self, table: MutableMapping, config: MonitorConfig, challenger: bool = True,
+                 tombstones: bool = False) -> None:
+        self.table = table
+        self.config = config
+        self.challenger = challenger
+        self.tombstones = tombstones
+        self._cache: dict[str, tuple[bytes, ModelState]] = {}
+
+    def load(self, model_id: str, join_store: MutableMapping) -> ModelState:
+        """The model's state (a fresh one if it has none), its join pointed at ``join_store``."""
+        raw = self.table.get(state_key(model_id))
+        if raw is None:
+            self._cache.pop(model_id, None)
+            monitor = ModelMonitor(model_id, self.config, join_store=join_store)
+            state = ModelState(monitor, OnlineChallenger(self.config.policy.task or None) if self.challenger else None,
+                               ScoreDrift())
+        else:
+            head = bytes(raw[: raw.index(b"\n")])
+            cached = self._cache.pop(model_id, None)  # mutated from here on: re-cached by save()
+            state = cached[1] if cached is not None and cached[0] == head else self._decode(model_id, raw, join_store)
+        state.monitor.join.store = join_store
+        state.monitor.join.tombstones = self.tombstones
+        return state
+
+    def _decode(self, model_id: str, raw: bytes, join_store: MutableMapping) -> ModelState:
+        head, _, body = bytes(raw).partition(b"\n")
+        partition, offset = (int(x) for x in head.split(b":"))
+        doc = orjson.loads(body)
+        if doc.get("v") != _STATE_VERSION:
+            raise ValueError(f"{model_id}: unknown state version {doc.get('v')!r}")
+        chunks = [(int(s), int(n)) for s, n in doc["chunks"]]
+        monitor_state = dict(doc["monitor"])
+        monitor_state["reference_columns"] = self._read_chunks(model_id, chunks)
+        monitor = ModelMonitor.from_state(monitor_state, self.config, join_store=join_store)
+        challenger = None
+        if self.challenger:
+            blob = doc.get("challenger")
+            challenger = OnlineChallenger.from_state(base64.b64decode(blob)) if blob else OnlineChallenger(
+                self.config.policy.task or None)
+        score_drift = ScoreDrift.from_state(base64.b64decode(doc["score_drift"]))
+        return ModelState(monitor, challenger, score_drift, (partition, offset), chunks)
+
+    def _read_chunks(self, model_id: str, chunks: list[tuple[int, int]]) -> dict[str, list]:
+        columns: dict[str, list] = {}
+        rows = 0
+        for start, n in chunks:
+            chunk = orjson.loads(self.table[f"rc|{model_id}|{start}"])
+            for name in chunk:
+                columns.setdefault(name, [None] * rows)
+            for name, column in columns.items():
+                column.extend(chunk.get(name) or [None] * n)
+            rows += n
+        return columns
+
+    def save(self, state: ModelState, partition: int, offset: int) -> None:
+        """Write the reference-row delta, then the model record stamped ``partition:offset``."""
+        monitor = state.monitor
+        model_id = monitor.model_id
+        self._write_chunks(model_id, state)
+        doc = monitor.to_state()
+        doc["reference_columns"] = {}
+        record = {
+            "v": _STATE_VERSION,
+            "monitor": doc,
+            "chunks": state.chunks,
+            "challenger": None if state.challenger is None else base64.b64encode(state.challenger.to_state()).decode(),
+            "score_drift": base64.b64encode(state.score_drift.to_state()).decode(),
+        }
+        head = f"{partition}:{offset}".encode()
+        self.table[state_key(model_id)] = head + b"\n" + orjson.dumps(record, option=orjson.OPT_SERIALIZE_NUMPY)
+        state.source = (partition, offset)
+        self._cache[model_id] = (head, state)
+
+    def _write_chunks(self, model_id: str, state: ModelState) -> None:
+        monitor = state.monitor
+        persisted = sum(n for _, n in state.chunks)
+        rows = monitor.reference_rows if monitor.reference_columns else 0
+        if rows < persisted:  # the reference was built (columns dropped): drop the chunks
+            for start, _ in state.chunks:
+                self.table.pop(f"rc|{model_id}|{start}", None)
+            state.chunks, persisted = [], 0
+        if rows > persisted:
+            chunk = {name: column[persisted:rows] for name, column in monitor.reference_columns.items()}
+            self.table[f"rc|{model_id}|{persisted}"] = orjson.dumps(chunk, option=orjson.OPT_SERIALIZE_NUMPY)
+            state.chunks = [*state.chunks, (persisted, rows - persisted)]
+
+    def keep(self, state: ModelState) -> None:
+        """Re-cache a loaded state that was not changed (a skipped redelivery)."""
+        if state.source is not None:
+            head = f"{state.source[0]}:{state.source[1]}".encode()
+            self._cache[state.monitor.model_id] = (head, state)
+
+    def forget(self, model_id: str) -> None:
+        """Drop the decoded cache entry (tests; the position check makes it optional)."""
+        self._cache.pop(model_id, None)

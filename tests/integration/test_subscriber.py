@@ -1,0 +1,71 @@
+"""The subscriber refuses tampered or unsigned artifacts (never unpickling them) and serves its cache at start."""
+
+from __future__ import annotations
+
+import base64
+import os
+import pickle
+
+import orjson
+from prometheus_client import CollectorRegistry
+
+from driftline.consumers.subscriber import ModelSubscriber
+
+from .trainer_support import KEY, labeled_rows, produce_rows, request, trainer_thread, values
+
+
+class _Explodes:
+    """Unpickling this creates a directory: proof the bytes were (or were not) unpickled."""
+
+    def __init__(self, marker: str) -> None:
+        self.marker = marker
+
+    def __reduce__(self):
+        return (os.mkdir, (self.marker,))
+
+
+def test_tampered_and_unsigned_artifacts_are_refused_and_never_unpickled(kafka_bootstrap, topic_names, produce,
+                                                                        consume_all, tmp_path):
+    produce_rows(produce, topic_names.labeled, labeled_rows("t", 400))
+    with trainer_thread(kafka_bootstrap, topic_names, tmp_path):
+        produce(topic_names.control, [request("t")])
+        [good] = values(consume_all, topic_names.model_updates, min_count=1)
+    marker = tmp_path / "unpickled"
+    evil = base64.b64encode(pickle.dumps(_Explodes(str(marker)))).decode()
+    tampered = {**good, "version": "9.9.9", "artifact": {**good["artifact"], "inline": evil}}
+    unsigned = {**good, "version": "9.9.8", "artifact": {**good["artifact"], "signature": ""}}
+    relabelled = {**good, "version": "9.9.7"}  # genuine bytes, signed for 1.0.0 only
+    errors: list[tuple[str | None, str]] = []
+    registry = CollectorRegistry()
+    sub = ModelSubscriber("t", kafka_bootstrap, topic_names.model_updates, KEY, cache_dir=tmp_path / "c",
+                          on_error=lambda _m, v, exc: errors.append((v, str(exc))), registry=registry).start()
+    try:
+        assert sub.wait_for("1.0.0", 30)
+        for event in (tampered, unsigned, relabelled):
+            produce(topic_names.model_updates, [("t", orjson.dumps(event))])
+        deadline_ok = _wait(lambda: len(errors) >= 3, 30)
+    finally:
+        sub.stop()
+    assert deadline_ok, errors
+    assert [v for v, _ in errors] == ["9.9.9", "9.9.8", "9.9.7"]
+    assert "digest mismatch" in errors[0][1] and "unsigned" in errors[1][1] and "bad signature" in errors[2][1]
+    assert not marker.exists()
+    assert sub.version == "1.0.0"
+    assert registry.get_sample_value("driftline_subscriber_updates_total", {"model_id": "t", "outcome": "refused"}) == 3
+    # a restarted (or offline) process serves the last good version at once, before any Kafka read
+    again = ModelSubscriber("t", "127.0.0.1:1", topic_names.model_updates, KEY, cache_dir=tmp_path / "c")
+    assert again.version == "1.0.0" and again.predict_one(labeled_rows("t", 1)[0]["features"]) in (True, False)
+    # …but not a cached copy signed under another key
+    other = ModelSubscriber("t", "127.0.0.1:1", topic_names.model_updates, b"another-key", cache_dir=tmp_path / "c")
+    assert other.version is None
+
+
+def _wait(ok, timeout: float) -> bool:
+    import time
+
+    deadline = time.monotonic() + timeout
+    while not ok():
+        if time.monotonic() > deadline:
+            return False
+        time.sleep(0.1)
+    return True

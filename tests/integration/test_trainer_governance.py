@@ -1,0 +1,81 @@
+"""Idempotence, approvals and rollback against a real broker."""
+
+from __future__ import annotations
+
+from driftline.consumers.registry_writer import send_command, wait_for_outcome
+from driftline.consumers.subscriber import ModelSubscriber
+from driftline.schemas.registry import ModelCommand
+
+from .trainer_support import KEY, labeled_rows, produce_rows, request, settings, trainer_thread, values, wait_state
+
+LOOSE = {"accuracy": {"abs": 0.05}}
+
+
+def test_duplicate_requests_yield_one_version(kafka_bootstrap, topic_names, produce, consume_all, tmp_path):
+    produce_rows(produce, topic_names.labeled, labeled_rows("dup", 500))
+    with trainer_thread(kafka_bootstrap, topic_names, tmp_path):
+        produce(topic_names.control, [request("dup")] * 3)
+        state = wait_state(kafka_bootstrap, topic_names, lambda s: len(s.audit.get("dup", [])) >= 4)
+    with trainer_thread(kafka_bootstrap, topic_names, tmp_path):  # a restarted trainer remembers, from the audit log
+        produce(topic_names.control, [request("dup")])
+        state = wait_state(kafka_bootstrap, topic_names, lambda s: len(s.audit.get("dup", [])) >= 5)
+    assert state.taken("dup") == {"1.0.0"}
+    skipped = [e for e in state.audit["dup"] if e["type"] == "training_skipped"]
+    assert [e["reason"] for e in skipped] == ["duplicate"] * 3
+    assert len(values(consume_all, topic_names.registry)) == 1
+
+
+def test_cooldown_skips_with_reason(kafka_bootstrap, topic_names, produce, tmp_path):
+    produce_rows(produce, topic_names.labeled, labeled_rows("cool", 300))
+    with trainer_thread(kafka_bootstrap, topic_names, tmp_path, settings(cooldown_s=3600.0)):
+        produce(topic_names.control, [request("cool", 0.0), request("cool", 60.0)])
+        state = wait_state(kafka_bootstrap, topic_names, lambda s: len(s.audit.get("cool", [])) >= 3)
+    assert state.taken("cool") == {"1.0.0"}
+    assert state.audit["cool"][-1]["reason"] == "cooldown"
+
+
+def test_major_bump_waits_for_approval_then_serves(kafka_bootstrap, topic_names, produce, tmp_path):
+    produce_rows(produce, topic_names.labeled, labeled_rows("ap", 600))
+    sub = ModelSubscriber("ap", kafka_bootstrap, topic_names.model_updates, KEY, cache_dir=tmp_path / "c").start()
+    try:
+        with trainer_thread(kafka_bootstrap, topic_names, tmp_path, settings(gate_non_regression=LOOSE)):
+            produce(topic_names.control, [request("ap", 0.0)])
+            assert sub.wait_for("1.0.0", 60)
+            # the feature set changes → major bump → waits for a human
+            produce_rows(produce, topic_names.labeled, labeled_rows("ap", 600, start=600, seed=1, extra_feature=True))
+            produce(topic_names.control, [request("ap", 60.0)])
+            state = wait_state(kafka_bootstrap, topic_names, lambda s: "2.0.0" in s.taken("ap"))
+            assert state.version("ap", "2.0.0").status == "pending_approval"
+            assert state.serving_version("ap") == "1.0.0"
+            cmd = ModelCommand("approve_version", "ap", "ana", "reviewed the new feature", version="2.0.0")
+            send_command(kafka_bootstrap, topic_names.control, cmd)
+            assert sub.wait_for("2.0.0", 60)
+            outcome = wait_for_outcome(kafka_bootstrap, topic_names.audit, cmd.id, 30)
+        assert [e["type"] for e in outcome] == ["model_version_approved", "model_version_promoted"]
+        assert outcome[1]["actor"] == "ana" and outcome[1]["from_version"] == "1.0.0"
+        assert sub.current.event["reference_profile"]["features"].keys() >= {"extra"}
+    finally:
+        sub.stop()
+
+
+def test_rollback_restores_the_previous_version_for_subscribers(kafka_bootstrap, topic_names, produce, tmp_path):
+    produce_rows(produce, topic_names.labeled, labeled_rows("rb", 600))
+    sub = ModelSubscriber("rb", kafka_bootstrap, topic_names.model_updates, KEY, cache_dir=tmp_path / "c").start()
+    try:
+        with trainer_thread(kafka_bootstrap, topic_names, tmp_path, settings(gate_non_regression=LOOSE)):
+            produce(topic_names.control, [request("rb", 0.0)])
+            assert sub.wait_for("1.0.0", 60)
+            produce_rows(produce, topic_names.labeled, labeled_rows("rb", 600, start=600, seed=2))
+            produce(topic_names.control, [request("rb", 60.0)])
+            assert sub.wait_for("1.0.1", 60)  # same features and spec, new data → patch, auto-deployed
+            first_profile = wait_state(kafka_bootstrap, topic_names,
+                                       lambda s: "1.0.1" in s.taken("rb")).version("rb", "1.0.0").reference_profile
+            cmd = ModelCommand("rollback_model", "rb", "ops", "1.0.1 misbehaves in production")
+            send_command(kafka_bootstrap, topic_names.control, cmd)
+            assert sub.wait_for("1.0.0", 60)
+            [moved] = wait_for_outcome(kafka_bootstrap, topic_names.audit, cmd.id, 30)
+        assert moved["type"] == "model_version_rolled_back"
+        assert (moved["from_version"], moved["version"], moved["actor"]) == ("1.0.1", "1.0.0", "ops")
+        assert sub.current.event["reference_profile"] == first_profile
+    finally:
+        sub.stop()
