@@ -30,6 +30,7 @@ __all__ = [
     "KafkaSettings",
     "TopicSettings",
     "IngestSettings",
+    "MetricsSettings",
     "Settings",
     "SECTIONS",
     "load_settings",
@@ -85,7 +86,15 @@ class IngestSettings:
         _check(bool(self.group_id), "ingest.group_id", "must not be empty")
 
 
+@dataclasses.dataclass(frozen=True)
+class MetricsSettings:
+    """Where every process serves Prometheus metrics (its own port is in its section)."""
+
+    addr: str = "127.0.0.1"
+
+
 SECTIONS: dict[str, type] = {
+    "metrics": MetricsSettings,
     "kafka": KafkaSettings,
     "topics": TopicSettings,
     "ingest": IngestSettings,

@@ -43,7 +43,7 @@ def run(args: argparse.Namespace) -> int:
     names = TopicNames(prefix=settings.topics.prefix)
     registry = CollectorRegistry()
     metrics = IngestMetrics(registry)
-    port = serve_metrics(registry, settings.ingest.metrics_port)
+    port = serve_metrics(registry, settings.ingest.metrics_port, settings.metrics.addr)
     log(logger, logging.INFO, "metrics served", port=port, bootstrap=bootstrap)
     stop = stop_on_signals()
     Ingest(bootstrap, ingest_topics(names), settings.ingest, metrics).run(stop)
