@@ -19,7 +19,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import orjson
-from confluent_kafka import Consumer, KafkaError, TopicPartition
+from confluent_kafka import Consumer, KafkaError, KafkaException, TopicPartition
 
 from driftline.errors import KafkaOperationFailed
 from driftline.kafka.clients import read_committed_config
@@ -28,8 +28,10 @@ from driftline.schemas.registry import ModelVersion, ModelVersionCreated
 
 from driftline.consumers.versioning import parse
 
-__all__ = ["Output", "RegistryState", "read_topic", "load_state"]
+__all__ = ["Output", "RegistryState", "watermarks", "read_topic", "load_state"]
 
+_SETTLING = (KafkaError.NOT_LEADER_FOR_PARTITION, KafkaError.LEADER_NOT_AVAILABLE,
+             KafkaError.UNKNOWN_TOPIC_OR_PART, KafkaError._TRANSPORT, KafkaError._TIMED_OUT)
 _MOVES = ("model_version_promoted", "model_version_rolled_back")
 
 
@@ -115,14 +117,29 @@ class RegistryState:
         return sorted(set(self.versions) | set(self.serving))
 
 
+def watermarks(consumer: Consumer, topic: str, partition: int, timeout: float = 30.0) -> tuple[int, int]:
+    """(low, end) of a partition, retrying while leadership settles (new topics, broker restarts).
+
+    For a ``read_committed`` consumer ``end`` is the last stable offset.
+    """
+    deadline = time.monotonic() + timeout
+    while True:
+        try:
+            return consumer.get_watermark_offsets(TopicPartition(topic, partition), timeout=10.0, cached=False)
+        except KafkaException as exc:
+            error = exc.args[0]
+            if time.monotonic() > deadline or not (error.retriable() or error.code() in _SETTLING):
+                raise KafkaOperationFailed(f"watermarks {topic}[{partition}]", error.name(), error.str()) from exc
+            time.sleep(0.2)
+
+
 def read_topic(bootstrap: str, topic: str, timeout: float = 60.0) -> list[tuple[bytes | None, bytes | None]]:
     """Every committed record of ``topic`` from the beginning to its current end, in order."""
     consumer = Consumer(read_committed_config(bootstrap, f"driftline-state-{uuid.uuid4().hex[:8]}",
                                               **{"enable.partition.eof": True}))
     try:
         partitions = sorted(consumer.list_topics(topic, timeout=10.0).topics[topic].partitions)
-        ends = {p: consumer.get_watermark_offsets(TopicPartition(topic, p), timeout=10.0, cached=False)
-                for p in partitions}
+        ends = {p: watermarks(consumer, topic, p) for p in partitions}
         todo = {p for p, (low, high) in ends.items() if high > low}
         consumer.assign([TopicPartition(topic, p, -2) for p in partitions])
         records: list[tuple[bytes | None, bytes | None]] = []

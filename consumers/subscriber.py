@@ -40,6 +40,7 @@ from driftline.logs import log
 from driftline.schemas.registry import ArtifactRef
 
 from driftline.consumers.artifacts import artifact_bytes, load_verified
+from driftline.consumers.registry_state import watermarks
 
 __all__ = ["ServedModel", "ModelSubscriber"]
 
@@ -56,6 +57,7 @@ class ServedModel:
     version: str
     model: Any
     event: dict[str, Any]
+    load_s: float = 0.0
 
 
 class ModelSubscriber:
@@ -133,8 +135,7 @@ class ModelSubscriber:
                                                   **{"enable.partition.eof": True}))
         try:
             partitions = sorted(consumer.list_topics(self.topic, timeout=10.0).topics[self.topic].partitions)
-            ends = {p: consumer.get_watermark_offsets(TopicPartition(self.topic, p), timeout=10.0, cached=False)[1]
-                    for p in partitions}
+            ends = {p: watermarks(consumer, self.topic, p)[1] for p in partitions}
             consumer.assign([TopicPartition(self.topic, p, -2) for p in partitions])
             caught_up = {p for p, end in ends.items() if end == 0}
             latest: dict[str, Any] | None = None
@@ -177,7 +178,7 @@ class ModelSubscriber:
                 error=str(exc))
             self._report(version, exc)
             return False
-        self._swap(ServedModel(version, model, event))
+        self._swap(ServedModel(version, model, event, time.perf_counter() - started))
         self._persist(event, blob)
         self._updates.labels(self.model_id, "loaded").inc()
         log(logger, logging.INFO, "model swapped", model_id=self.model_id, version=version,

@@ -28,6 +28,8 @@ from driftline.errors import KafkaOperationFailed
 from driftline.kafka.clients import read_committed_config
 from driftline.schemas.registry import OffsetRange, TrainingLineage
 
+from driftline.consumers.registry_state import watermarks
+
 __all__ = [
     "TrainingSet",
     "select_rows",
@@ -102,8 +104,7 @@ class LabeledReader:
         meta = self._consumer.list_topics(self.topic, timeout=10.0).topics[self.topic]
         if meta.error is not None:
             raise KafkaOperationFailed(f"metadata {self.topic}", meta.error.name(), meta.error.str())
-        return {p: self._consumer.get_watermark_offsets(TopicPartition(self.topic, p), timeout=10.0, cached=False)
-                for p in sorted(meta.partitions)}
+        return {p: watermarks(self._consumer, self.topic, p) for p in sorted(meta.partitions)}
 
     def read(self, partition: int, start: int, end: int, model_id: str | None) -> list[Located]:
         """Decoded records at offsets ``[start, end)`` (only those keyed ``model_id``, if given)."""

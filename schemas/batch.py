@@ -9,13 +9,14 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from itertools import chain
-from typing import Any, Iterable
+from operator import itemgetter
+from typing import Any, Iterable, Sequence
 
 import numpy as np
 import orjson
 
 from .codec import is_valid_model_id, transport_error
-from .events import Event, FeatureValue, InvalidEvent, PredictionEvent
+from .events import Event, FeatureEvent, FeatureValue, InvalidEvent, PredictionEvent
 
 __all__ = [
     "KIND_CODES",
@@ -60,36 +61,68 @@ class ObservationBatch:
     label: list[Any]
     index: np.ndarray | None = field(default=None)  # int64 source positions; not on the wire
 
+    def __post_init__(self) -> None:
+        # In-process caches, never on the wire: numeric columns are converted once per
+        # batch (a slice reads its parent's), and `_numeric_only` is the builder's
+        # promise that every feature value is an int, a float or None.
+        self._numeric: dict[str, np.ndarray] = {}
+        self._parent: tuple[ObservationBatch, int] | None = None
+        self._numeric_only = False
+
     def __len__(self) -> int:
         return len(self.event_id)
 
     def slice(self, start: int, stop: int) -> ObservationBatch:
         """Rows [start, stop): numpy views and list slices, no per-row work."""
         part = slice(start, stop)
-        return ObservationBatch(
+        out = ObservationBatch(
             self.model_id, self.kind[part], self.event_id[part], self.ts[part],
             self.has_features[part], {k: v[part] for k, v in self.features.items()},
             self.model_version[part], self.prediction[part], self.score[part],
             self.scores[part], self.label[part],
             None if self.index is None else self.index[part],
         )
+        rows = range(len(self))[part]
+        if rows.step == 1:
+            root, offset = self._parent or (self, 0)
+            out._parent = (root, offset + rows.start)
+        out._numeric_only = self._numeric_only
+        return out
 
     def numeric_column(self, name: str) -> np.ndarray:
         """A feature as float64: NaN where null, missing, non-numeric — and for booleans.
 
         Booleans are categories (their profile is counts of true/false), so they are not
         coerced to 0/1 here; read `features[name]` for them. A name never seen in the
-        batch gives all NaN.
+        batch gives all NaN. The array is computed once per batch and is read-only.
         """
-        column = self.features.get(name)
-        if column is None:
-            return np.full(len(self), np.nan)
-        if set(map(type, column)) <= _NUMERIC:
-            return np.array(column, dtype=np.float64)  # None -> nan
-        return np.array(
-            [v if type(v) is float or type(v) is int else _NAN for v in column],
-            dtype=np.float64,
-        )
+        x = self._numeric.get(name)
+        if x is not None:
+            return x
+        if self._parent is not None:
+            root, offset = self._parent
+            x = root.numeric_column(name)[offset:offset + len(self)]
+        else:
+            column = self.features.get(name)
+            if column is None:
+                x = np.full(len(self), np.nan)
+            elif self._numeric_only or set(map(type, column)) <= _NUMERIC:
+                x = np.array(column, dtype=np.float64)  # None -> nan
+            else:
+                x = np.array(
+                    [v if type(v) is float or type(v) is int else _NAN for v in column],
+                    dtype=np.float64,
+                )
+            x.flags.writeable = False
+        self._numeric[name] = x
+        return x
+
+    def numeric_matrix(self, names: Iterable[str]) -> np.ndarray:
+        """``numeric_column`` of each name, stacked: shape ``(len(names), len(self))``."""
+        columns = [self.numeric_column(name) for name in names]
+        if not columns:
+            return np.empty((0, len(self)))
+        return np.stack(columns)
 
     def __eq__(self, other: object) -> bool:
         if not isinstance(other, ObservationBatch):
@@ -115,7 +148,10 @@ class BatchBuilder:
     """Accumulates one model's events in arrival order, then builds a batch.
 
     Rows are kept as they come and turned into columns once in `build()`: a feature
-    first seen mid-batch is simply None (missing) in earlier feature rows.
+    first seen mid-batch is simply None (missing) in earlier feature rows. Feature rows
+    go into four plain lists; predictions and labels (rarer) are remembered by row.
+    `add_features` appends many already-validated feature rows at C speed (the
+    columnar path of ingest and replay, see `driftline.schemas.columnar`).
     """
 
     def __init__(self, model_id: str) -> None:
@@ -124,66 +160,128 @@ class BatchBuilder:
 
     def clear(self) -> None:
         """Forget all rows (after a batch is built and sent)."""
-        self._kind: list[int] = []
         self._event_id: list[str] = []
         self._ts: list[float] = []
         self._features: list[dict[str, FeatureValue] | None] = []
-        self._prediction: list[PredictionEvent | None] = []
-        self._label: list[Any] = []
         self._index: list[int] = []
+        self._other: dict[int, Event] = {}  # row -> prediction or label event
+        self._numeric_only = True  # every feature value so far is int, float or None
 
     def __len__(self) -> int:
-        return len(self._kind)
+        return len(self._event_id)
+
+    def _check_index(self, indexed: bool) -> None:
+        if self._event_id and indexed != bool(self._index):
+            raise ValueError("give an index for every row of a batch or for none")
 
     def add(self, event: Event, index: int | None = None) -> None:
         """Append one event; `index` (all or none of the rows) is kept as batch.index."""
         if event.model_id != self.model_id:
             raise ValueError(f"event of model {event.model_id!r} added to {self.model_id!r}")
-        if (index is None) != (not self._index) and self._kind:
+        if (index is None) == bool(self._index) and self._event_id:
             raise ValueError("give an index for every row of a batch or for none")
-        kind = event.kind
-        self._kind.append(KIND_CODES[kind])
-        self._event_id.append(event.event_id)
-        self._ts.append(event.ts)
         if index is not None:
             self._index.append(index)
-        if kind == "feature":
-            self._features.append(event.features)  # type: ignore[union-attr]
-            self._prediction.append(None)
-            self._label.append(None)
-        elif kind == "prediction":
-            self._features.append(event.features)  # type: ignore[union-attr]
-            self._prediction.append(event)  # type: ignore[arg-type]
-            self._label.append(None)
+        self._event_id.append(event.event_id)
+        self._ts.append(event.ts)
+        if type(event) is FeatureEvent:
+            self._features.append(event.features)
         else:
-            self._features.append(None)
-            self._prediction.append(None)
-            self._label.append(event.label)  # type: ignore[union-attr]
+            self._other[len(self._features)] = event
+            self._features.append(getattr(event, "features", None))
+        self._numeric_only = False
+
+    def add_features(self, event_id: Sequence[str], ts: Sequence[float],
+                     features: Sequence[dict[str, FeatureValue]],
+                     index: Iterable[int] | None = None, numeric_only: bool = False) -> None:
+        """Append validated feature rows of this model (columns of equal length).
+
+        `numeric_only` promises every feature value is an int, a float or None (lets
+        `numeric_column` skip its type scan).
+        """
+        if len(event_id) != len(ts) or len(ts) != len(features):
+            raise ValueError("feature rows: columns of different lengths")
+        if not event_id:
+            return
+        self._check_index(index is not None)
+        self._numeric_only = self._numeric_only and numeric_only
+        if index is not None:
+            before = len(self._index)
+            self._index.extend(index)
+            if len(self._index) - before != len(event_id):
+                raise ValueError("feature rows: index of a different length")
+        self._event_id.extend(event_id)
+        self._ts.extend(ts)
+        self._features.extend(features)
 
     def build(self) -> ObservationBatch:
         """The rows so far as columns (the builder is left unchanged)."""
-        if not self._kind:
+        n = len(self._event_id)
+        if not n:
             raise ValueError("cannot build an empty batch")
         rows = self._features
-        present = [r for r in rows if r]
-        names = dict.fromkeys(chain.from_iterable(present))
-        empty: dict[str, FeatureValue] = {}
-        filled = [r if r is not None else empty for r in rows]
-        preds = self._prediction
-        return ObservationBatch(
+        kind = np.zeros(n, dtype=np.int8)
+        model_version: list[str | None] = [None] * n
+        prediction: list[Any] = [None] * n
+        score = np.full(n, np.nan)
+        scores: list[dict[str, float] | None] = [None] * n
+        label: list[Any] = [None] * n
+        for row, event in self._other.items():
+            if type(event) is PredictionEvent:
+                kind[row] = KIND_PREDICTION
+                model_version[row] = event.model_version
+                prediction[row] = event.prediction
+                if event.score is not None:
+                    score[row] = event.score
+                scores[row] = event.scores
+            else:
+                kind[row] = KIND_LABEL
+                label[row] = event.label  # type: ignore[union-attr]
+        absent = rows.count(None)
+        has_features = (np.ones(n, dtype=bool) if not absent
+                         else np.array([r is not None for r in rows], dtype=bool))
+        batch = ObservationBatch(
             model_id=self.model_id,
-            kind=np.array(self._kind, dtype=np.int8),
+            kind=kind,
             event_id=list(self._event_id),
             ts=np.array(self._ts, dtype=np.float64),
-            has_features=np.array([r is not None for r in rows], dtype=bool),
-            features={name: [r.get(name) for r in filled] for name in names},
-            model_version=[p.model_version if p else None for p in preds],
-            prediction=[p.prediction if p else None for p in preds],
-            score=np.array([p.score if p else None for p in preds], dtype=np.float64),
-            scores=[p.scores if p else None for p in preds],
-            label=list(self._label),
+            has_features=has_features,
+            features=_columns(rows, absent),
+            model_version=model_version,
+            prediction=prediction,
+            score=score,
+            scores=scores,
+            label=label,
             index=np.array(self._index, dtype=np.int64) if self._index else None,
         )
+        batch._numeric_only = self._numeric_only
+        return batch
+
+
+def _columns(rows: list[dict[str, FeatureValue] | None], absent: int) -> dict[str, list[FeatureValue]]:
+    """Feature rows (None = no features) as columns, names in first-seen order.
+
+    When every row has the same names (the common case) the transpose is one
+    `itemgetter` pass and one `zip`, both in C.
+    """
+    if absent == len(rows):
+        return {}
+    if not absent:
+        first = rows[0]
+        width = len(first)  # type: ignore[arg-type]
+        if width > 1 and set(map(len, rows)) == {width}:  # type: ignore[arg-type]
+            names = tuple(first)  # type: ignore[arg-type]
+            try:
+                columns = zip(*map(itemgetter(*names), rows))  # type: ignore[arg-type]
+            except KeyError:
+                pass  # same sizes, other names: the general case below
+            else:
+                return dict(zip(names, map(list, columns)))
+    present = [r for r in rows if r]
+    names_seen = dict.fromkeys(chain.from_iterable(present))
+    empty: dict[str, FeatureValue] = {}
+    filled = [r if r is not None else empty for r in rows]
+    return {name: [r.get(name) for r in filled] for name in names_seen}
 
 
 def batch_from_events(model_id: str, events: Iterable[Event],

@@ -29,17 +29,20 @@ from __future__ import annotations
 
 import base64
 import dataclasses
+import logging
 from collections.abc import Iterator, MutableMapping
 from typing import Any
 
 import orjson
 
+from driftline.logs import log
 from driftline.stream.challenger import OnlineChallenger
 from driftline.stream.monitor import ModelMonitor, MonitorConfig
 from driftline.stream.score_drift import ScoreDrift
 
 __all__ = ["JsonView", "StagedStore", "ModelState", "ModelStateStore", "state_key"]
 
+logger = logging.getLogger(__name__)
 _DELETED = object()
 _STATE_VERSION = 1
 
@@ -152,6 +155,20 @@ class ModelState:
         return self.source is not None and self.source[0] == partition and offset <= self.source[1]
 
 
+def _behind(head: bytes, source: tuple[int, int] | None) -> bool:
+    """True if the table's record (``head``) is older than what this worker applied.
+
+    Seen on the real broker: after a rebalance, faust's changelog recovery of a memory
+    table can finish *after* the agent already wrote newer state for the partition, and
+    put an older record back. The cached state is then the truth (its writes are in the
+    changelog after the stale ones, and the next save overwrites the stale record).
+    """
+    if source is None:
+        return False
+    partition, offset = (int(x) for x in head.split(b":"))
+    return partition == source[0] and offset < source[1]
+
+
 class ModelStateStore:
     """Loads and saves ``ModelState`` in the table (layout in the module docstring)."""
 
@@ -174,7 +191,13 @@ class ModelStateStore:
         else:
             head = bytes(raw[: raw.index(b"\n")])
             cached = self._cache.pop(model_id, None)  # mutated from here on: re-cached by save()
-            state = cached[1] if cached is not None and cached[0] == head else self._decode(model_id, raw, join_store)
+            if cached is not None and (cached[0] == head or _behind(head, cached[1].source)):
+                state = cached[1]
+                if cached[0] != head:
+                    log(logger, logging.WARNING, "table holds older state than this worker applied; kept ours",
+                        model_id=model_id, table=head.decode(), ours=cached[0].decode())
+            else:
+                state = self._decode(model_id, raw, join_store)
         state.monitor.join.store = join_store
         state.monitor.join.tombstones = self.tombstones
         return state

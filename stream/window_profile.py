@@ -40,6 +40,7 @@ __all__ = ["CategoricalWindow", "ExactSum", "MAX_UNKNOWN", "NumericWindow", "Win
 
 MAX_UNKNOWN = 64
 _MASK26 = (1 << 26) - 1
+_PASSES = 4  # extraction passes before the residual goes to of_segments
 
 
 @dataclasses.dataclass(frozen=True)
@@ -87,6 +88,65 @@ class ExactSum:
             s, i = divmod(c, span)
             nums[s] += ((int(h) << 26) + int(lw)) << i
         return [cls._norm(n, emin - 53) for n in nums]
+
+    @classmethod
+    def of_rows(cls, m: np.ndarray) -> list["ExactSum"]:
+        """Exact sums of the rows of a 2-D array of finite float64 values.
+
+        Error-free extraction (Rump, Ogita & Oishi's ``ExtractVector``): with
+        ``sigma = 2**k`` and every ``|x| <= 2**(k-K)``, ``q = (sigma + x) - sigma`` is
+        a multiple of ``2**(k-54)``, ``x - q`` is exactly the rounding error of the
+        addition, and for ``2**K >= 4n`` every partial sum of the ``q`` stays below
+        ``2**(k-1)`` — so numpy sums them exactly, in any order. Each pass takes
+        ``54 - K`` more bits of every value for four array operations over the whole
+        matrix; the rare residual left after a few passes (huge dynamic range, values
+        near the subnormals or near overflow) goes to ``of_segments``.
+        """
+        rows, n = m.shape
+        if n == 0 or rows == 0:
+            return [cls()] * rows
+        k_bits = (n + 1).bit_length() + 2  # 2**K >= 4n
+        amax = np.max(np.abs(m), axis=1)
+        k = np.frexp(amax)[1].astype(np.int64) + k_bits  # amax < 2**(k-K)
+        res = np.array(m, dtype=np.float64)  # residuals (copy: updated in place)
+        usable = (k <= 1023) & (k - 54 >= -1022)  # sigma finite, grid of normal numbers
+        if not usable.all():
+            k = np.where(usable, k, 0)
+            spill = [(int(r), res[r].copy()) for r in np.flatnonzero(~usable)]
+            res[~usable] = 0.0
+        else:
+            spill = []
+        nums = [0] * rows
+        low = int(k.min()) - 54 - 54 * _PASSES  # every pass's grid is above this
+        tmp = np.empty_like(res)
+        for _ in range(_PASSES):
+            sigma = np.ldexp(1.0, k)[:, None]
+            np.add(res, sigma, out=tmp)
+            np.subtract(tmp, sigma, out=tmp)  # q, exact
+            np.subtract(res, tmp, out=res)  # x - q, exact
+            s = tmp.sum(axis=1)  # exact: multiples of 2**(k-54), below 2**(k-1)
+            ints = np.ldexp(s, -(k - 54)).astype(np.int64).tolist()  # |.| < 2**53
+            for r, (v, kr) in enumerate(zip(ints, k.tolist())):
+                if v:
+                    nums[r] += v << (kr - 54 - low)
+            k = k - 54 + k_bits
+            if not res.any():
+                break
+            stop = k - 54 < -1022
+            if stop.any():
+                spill += [(int(r), res[r].copy()) for r in np.flatnonzero(stop)]
+                res[stop] = 0.0
+                k = np.where(stop, 0, k)
+        else:
+            left = np.flatnonzero(res.any(axis=1))
+            spill += [(int(r), res[r]) for r in left]
+        out = [cls._norm(v, low) for v in nums]
+        if spill:
+            parts = [v[v != 0] for _, v in spill]
+            extra = cls.of_segments(np.concatenate(parts), [len(p) for p in parts])
+            for (r, _), e in zip(spill, extra):
+                out[r] = out[r] + e
+        return out
 
     @classmethod
     def _norm(cls, num: int, exp: int) -> "ExactSum":
@@ -272,23 +332,18 @@ class WindowProfile:
             return self
         self.n_rows += n
         cols = batch.features
-        pending: list[tuple[NumericWindow, list[np.ndarray]]] = []
+        numeric: list[str] = []
         for name, ref in self.reference.features.items():
             w = self.features[name]
             col = cols.get(name)
             if col is None:
                 w.missing += n
             elif isinstance(w, NumericWindow):
-                x = self._valid_numeric(w, batch, name, col, idx)
-                if x.size:
-                    pending.append((w, w.update(ref, x)))  # type: ignore[arg-type]
+                numeric.append(name)
             else:
                 w.update(ref, take(col, idx))  # type: ignore[arg-type]
-        if pending:  # one exact-summation pass for every numeric feature of the batch
-            parts = [a for _, arrays in pending for a in arrays]
-            sums = ExactSum.of_segments(np.concatenate(parts), [len(a) for a in parts])
-            for k, (w, _) in enumerate(pending):
-                w.add_sums(sums[4 * k: 4 * k + 4])
+        if numeric:
+            self._update_numeric(batch, numeric, idx)
         unknown = {}
         for name, col in cols.items():
             if name not in self.features:
@@ -299,21 +354,71 @@ class WindowProfile:
             self._add_unknown(unknown, 0)
         return self
 
-    @staticmethod
-    def _valid_numeric(w: NumericWindow, batch: "ObservationBatch", name: str, col: list,
-                       idx: np.ndarray | None) -> np.ndarray:
-        """The finite values of the selected rows; counts the rest as missing."""
-        x = batch.numeric_column(name)
+    def _update_numeric(self, batch: "ObservationBatch", names: list[str],
+                        idx: np.ndarray | None) -> None:
+        """Every numeric feature of the batch at once, on a (features × rows) matrix.
+
+        Equivalent to ``NumericWindow.update`` + ``add_sums`` per feature: invalid
+        values are counted missing (and type errors unless null) and enter the sums as
+        zeros, which leaves exact sums unchanged; bin counts come from one ``bincount``
+        with per-feature offsets, the moments from one exact pass over all rows.
+        """
+        x = batch.numeric_matrix(names)
         if idx is not None:
-            x = x[idx]
+            x = x[:, idx]
+        windows: list[NumericWindow] = [self.features[k] for k in names]  # type: ignore[misc]
+        refs = [self.reference.features[k] for k in names]
         ok = np.isfinite(x)
-        if not ok.all():
-            bad = np.flatnonzero(~ok)
+        n_ok = ok.sum(axis=1)
+        n = x.shape[1]
+        for f in np.flatnonzero(n_ok < n).tolist():
+            w, bad = windows[f], np.flatnonzero(~ok[f])
             orig = bad if idx is None else idx[bad]
-            w.type_errors += sum(1 for i in orig.tolist() if col[i] is not None)
+            w.type_errors += len(bad) - take(batch.features[names[f]], orig).count(None)
             w.missing += len(bad)
-            x = x[ok]
-        return x
+        if not n_ok.any():
+            return
+        sizes = [len(w.counts) for w in windows]
+        offsets = np.cumsum([0] + sizes)
+        trash = int(offsets[-1])
+        bins = np.empty(x.shape, dtype=np.intp)
+        for f, ref in enumerate(refs):
+            bins[f] = np.searchsorted(ref.edges, x[f], "right")  # type: ignore[union-attr]
+        flat = bins + offsets[:-1, None]
+        all_ok = bool(ok.all())
+        if not all_ok:
+            flat[~ok] = trash
+            x = np.where(ok, x, 0.0)
+        counts = np.bincount(flat.ravel(), minlength=trash + 1)
+        for f, w in enumerate(windows):
+            w.counts += counts[offsets[f]:offsets[f + 1]]
+        sq = x * x
+        fin = np.isfinite(sq)
+        if not fin.all():
+            for f in np.flatnonzero(~fin.all(axis=1)).tolist():
+                windows[f].sumsq_overflow += int((~fin[f]).sum())
+            sq[~fin] = 0.0
+        moments = ExactSum.of_rows(np.concatenate([x, sq]))
+        under = bins == 0
+        over = bins == (np.asarray(sizes) - 1)[:, None]
+        if not all_ok:
+            under &= ok
+            over &= ok
+        k = len(names)
+        tails = [[ExactSum(), ExactSum()] for _ in range(k)]
+        hit_u, hit_o = under.any(axis=1), over.any(axis=1)
+        if hit_u.any() or hit_o.any():
+            parts, where = [], []
+            for f in range(k):
+                for side, mask, hit in ((0, under, hit_u), (1, over, hit_o)):
+                    if hit[f]:
+                        parts.append(x[f][mask[f]])
+                        where.append((f, side))
+            sums = ExactSum.of_segments(np.concatenate(parts), [len(p) for p in parts])
+            for (f, side), total in zip(where, sums):
+                tails[f][side] = total
+        for f, w in enumerate(windows):
+            w.add_sums([moments[f], moments[k + f], *tails[f]])
 
     def _add_unknown(self, tally: Mapping[str, int], other: int) -> None:
         u = self.unknown_features

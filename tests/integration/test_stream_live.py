@@ -115,4 +115,4 @@ def test_invalid_batches_and_updates_go_to_the_dlq_and_the_worker_keeps_going(ka
     assert metric_value(text, "driftline_stream_model_updates_total", outcome="invalid") == 1
     assert metric_value(text, "driftline_stream_batches_total", outcome="applied") >= 7
     assert metric_value(text, "driftline_stream_window_events_total", model_id="m1") == 3000
-    assert metric_value(text, "driftline_faust_messages_received") > 0
+    assert metric_value(text, "driftline_faust_messages_received_total") > 0

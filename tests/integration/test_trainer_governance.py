@@ -13,10 +13,11 @@ LOOSE = {"accuracy": {"abs": 0.05}}
 
 def test_duplicate_requests_yield_one_version(kafka_bootstrap, topic_names, produce, consume_all, tmp_path):
     produce_rows(produce, topic_names.labeled, labeled_rows("dup", 500))
-    with trainer_thread(kafka_bootstrap, topic_names, tmp_path):
+    same = settings()
+    with trainer_thread(kafka_bootstrap, topic_names, tmp_path, same):
         produce(topic_names.control, [request("dup")] * 3)
         state = wait_state(kafka_bootstrap, topic_names, lambda s: len(s.audit.get("dup", [])) >= 4)
-    with trainer_thread(kafka_bootstrap, topic_names, tmp_path):  # a restarted trainer remembers, from the audit log
+    with trainer_thread(kafka_bootstrap, topic_names, tmp_path, same):  # a restarted trainer remembers (audit log)
         produce(topic_names.control, [request("dup")])
         state = wait_state(kafka_bootstrap, topic_names, lambda s: len(s.audit.get("dup", [])) >= 5)
     assert state.taken("dup") == {"1.0.0"}

@@ -69,13 +69,24 @@ def trainer_thread(bootstrap: str, names: TopicNames, tmp: Path, trainer_setting
     ctx = TrainingContext(KEY, str(tmp / "artifacts"), s.inline_limit_bytes, governance or GovernanceSettings())
     trainer = Trainer(bootstrap, names, s, ctx, TrainerMetrics(CollectorRegistry()))
     stop = threading.Event()
-    thread = threading.Thread(target=trainer.run, args=(stop,), daemon=True)
+    failures: list[BaseException] = []
+
+    def run() -> None:
+        try:
+            trainer.run(stop)
+        except BaseException as exc:  # surfaced in the test, not lost in the thread
+            failures.append(exc)
+            raise
+
+    thread = threading.Thread(target=run, daemon=True)
     thread.start()
     try:
         yield trainer
     finally:
         stop.set()
         thread.join(30)
+        if failures:
+            raise AssertionError(f"trainer thread died: {failures[0]!r}") from failures[0]
 
 
 def values(consume_all: Any, topic: str, min_count: int = 0, timeout: float = 60.0) -> list[dict[str, Any]]:
@@ -92,7 +103,8 @@ def wait_state(bootstrap: str, names: TopicNames, ok: Any, timeout: float = 60.0
                                  f"{[(e['type'], e.get('reason'), e.get('detail')) for es in state.audit.values() for e in es]}")
         time.sleep(0.5)
         state = load_state(bootstrap, names)
-    return state
+    # the topics were read one after another: read again so every topic includes what was seen
+    return load_state(bootstrap, names)
 
 
 def trainer_process(bootstrap: str, names: TopicNames, tmp: Path, transactional_id: str, group_id: str,

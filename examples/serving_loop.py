@@ -1,0 +1,67 @@
+"""A serving loop that always predicts with the version driftline says to serve.
+
+Run next to ``driftline trainer`` (same config, so the same topics and signing key):
+
+    .venv/bin/python examples/serving_loop.py churn [--config driftline.toml] [--seconds 60]
+
+It starts serving at once from its local copy if it has one (offline/edge restarts),
+follows ``driftline.model-updates``, refuses anything unsigned or tampered, and swaps
+models between two predictions without stopping. Replace ``next_request`` with your
+traffic.
+"""
+
+from __future__ import annotations
+
+import argparse
+import random
+import sys
+import time
+
+from driftline.config import load_settings
+from driftline.consumers.artifacts import load_or_create_key
+from driftline.consumers.subscriber import ModelSubscriber
+from driftline.kafka.topics import TopicNames
+from driftline.runtime import bootstrap_from
+
+
+def next_request(rng: random.Random) -> dict[str, float]:
+    """Stand-in for a real request's features."""
+    return {f"f{j}": rng.gauss(0.0, 1.0) for j in range(20)}
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description="serve the current driftline model version")
+    parser.add_argument("model_id")
+    parser.add_argument("--config")
+    parser.add_argument("--bootstrap-servers")
+    parser.add_argument("--seconds", type=float, default=60.0)
+    args = parser.parse_args()
+    settings = load_settings(args.config)
+    s = settings.subscriber
+    key, _ = load_or_create_key(s.signing_key or settings.trainer.signing_key, s.signing_key_file, create=False)
+    subscriber = ModelSubscriber(
+        args.model_id, bootstrap_from(settings, args.bootstrap_servers),
+        TopicNames(prefix=settings.topics.prefix).model_updates, key, cache_dir=s.cache_dir,
+        artifact_dir=s.artifact_dir or None,
+        on_update=lambda m, v, _model, event: print(f"now serving {m} {v} ({event['type']} by {event['actor']}: "
+                                                    f"{event['reason']})", flush=True),
+        on_error=lambda m, v, exc: print(f"refused {m} {v}: {exc}", file=sys.stderr, flush=True))
+    rng = random.Random(0)
+    served = 0
+    with subscriber:
+        deadline = time.monotonic() + args.seconds
+        while time.monotonic() < deadline:
+            current = subscriber.current  # one read: model and version always belong together
+            if current is None:
+                time.sleep(0.2)
+                continue
+            current.model.predict_one(next_request(rng))
+            served += 1
+            if served % 10_000 == 0:
+                print(f"{served} predictions, version {current.version}", flush=True)
+    print(f"served {served} predictions; last version {subscriber.version}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
