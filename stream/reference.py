@@ -65,6 +65,18 @@ def take(col: list, idx: np.ndarray | None) -> list:
     return list(operator.itemgetter(*idx.tolist())(col))
 
 
+_NUMBERS_OR_NULL = frozenset({float, int, type(None)})
+
+
+def _numeric_values(col: list) -> tuple[np.ndarray, int] | None:
+    """(finite values as float64, count of non-null values) when ``col`` holds only
+    ints, floats and None — the common case — else None (bools, strings: slow path)."""
+    if not set(map(type, col)) <= _NUMBERS_OR_NULL:
+        return None
+    x = np.array(col, dtype=np.float64)
+    return x[np.isfinite(x)], len(col) - col.count(None)
+
+
 @dataclasses.dataclass(frozen=True, eq=False)
 class NumericReference:
     """Quantile bins of a numeric feature plus its moments (see module docstring)."""
@@ -228,7 +240,15 @@ class ReferenceProfile:
         declared = dict(declared_types or {})
         feats: dict[str, FeatureReference] = {}
         for name, col in columns.items():
-            kind = FeatureType(declared.get(name) or infer_feature_type(col))
+            stated = declared.get(name)
+            numeric = _numeric_values(col) if stated in (None, FeatureType.NUMERIC) else None
+            if numeric is not None:  # only numbers and nulls: no per-value Python
+                good, present = numeric
+                if stated is not None or (present and len(good) == present):
+                    feats[name] = NumericReference.from_values(
+                        good, n_rows - len(good), present - len(good), numeric_bins)
+                    continue
+            kind = FeatureType(stated or infer_feature_type(col))
             if kind is FeatureType.NUMERIC:
                 vals = [v for v in col if v is not None]
                 good = [float(v) for v in vals if is_numeric_value(v)]

@@ -296,6 +296,31 @@ class CategoricalWindow:
 
 FeatureWindow = Union[NumericWindow, CategoricalWindow]
 
+_CMP_CELLS = 1 << 22  # booleans per comparison block (features × edges × rows)
+_CMP_MAX_EDGES = 32
+
+
+def _bin_rows(x: np.ndarray, refs: list[NumericReference]) -> np.ndarray:
+    """``searchsorted(edges, row, "right")`` for every row of ``x`` (features × values).
+
+    With few edges (the usual ~11) counting ``edges <= v`` over a (features × edges ×
+    values) comparison is a few times faster than one binary search per value; the
+    edges are padded with +inf, which no finite value reaches. Non-finite values get
+    arbitrary bins: the caller masks them.
+    """
+    width = max(len(r.edges) for r in refs)
+    if width > _CMP_MAX_EDGES:
+        return np.stack([np.searchsorted(r.edges, row, "right") for r, row in zip(refs, x)])
+    edges = np.full((len(refs), width), np.inf)
+    for f, r in enumerate(refs):
+        edges[f, :len(r.edges)] = r.edges
+    step = max(1, _CMP_CELLS // max(1, width * x.shape[1]))
+    if step >= len(refs):
+        return (x[:, None, :] >= edges[:, :, None]).sum(axis=1, dtype=np.intp)
+    return np.concatenate([
+        (x[i:i + step, None, :] >= edges[i:i + step, :, None]).sum(axis=1, dtype=np.intp)
+        for i in range(0, len(refs), step)])
+
 
 def _empty(ref: NumericReference | CategoricalReference) -> FeatureWindow:
     z = np.zeros(ref.n_bins, np.int64)
@@ -381,9 +406,7 @@ class WindowProfile:
         sizes = [len(w.counts) for w in windows]
         offsets = np.cumsum([0] + sizes)
         trash = int(offsets[-1])
-        bins = np.empty(x.shape, dtype=np.intp)
-        for f, ref in enumerate(refs):
-            bins[f] = np.searchsorted(ref.edges, x[f], "right")  # type: ignore[union-attr]
+        bins = _bin_rows(x, refs)  # type: ignore[arg-type]
         flat = bins + offsets[:-1, None]
         all_ok = bool(ok.all())
         if not all_ok:

@@ -16,8 +16,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         "demo", help="run the whole loop on a local broker with synthetic drifting traffic and show it working"
     )
     parser.add_argument("--bootstrap-servers", help="use this broker instead of the local one")
-    parser.add_argument("--events", type=int, default=20_000, help="events per model (default 20000)")
-    parser.add_argument("--timeout", type=float, default=180.0, help="seconds to wait for the pipeline to catch up")
+    parser.add_argument("--events", type=int, default=30_000, help="events per model (default 30000)")
+    parser.add_argument("--timeout", type=float, default=240.0, help="seconds to wait for the pipeline to catch up")
     parser.add_argument("--log-dir", default=".driftline/demo", help="where the processes' logs go")
     parser.set_defaults(func=run)
 

@@ -46,7 +46,7 @@ def run(args: argparse.Namespace) -> int:
     bootstrap = bootstrap_from(settings, args.bootstrap_servers)
     names = TopicNames(prefix=settings.topics.prefix)
     worker = build_worker(settings, bootstrap, names)
-    port = serve_metrics(worker.registry, settings.stream.metrics_port)
+    port = serve_metrics(worker.registry, settings.stream.metrics_port, settings.metrics.addr)
     log(logger, logging.INFO, "metrics served", port=port, bootstrap=bootstrap, app_id=settings.stream.app_id)
     run_worker(worker, loglevel=args.log_level)
     return 0

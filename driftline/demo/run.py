@@ -11,6 +11,8 @@ from __future__ import annotations
 
 import time
 import uuid
+
+import orjson
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -31,8 +33,8 @@ __all__ = ["DemoOptions", "run_demo"]
 
 @dataclass(frozen=True)
 class DemoOptions:
-    events_per_model: int = 20_000
-    timeout_s: float = 180.0
+    events_per_model: int = 30_000
+    timeout_s: float = 240.0
     log_dir: Path = Path(".driftline/demo")
 
 
@@ -43,30 +45,36 @@ class _Counts:
     observed_events: int = 0
     observed_batches: int = 0
     dlq: int = 0
+    windows: int = 0
+    decisions: int = 0
 
 
 def run_demo(settings: Settings, bootstrap: str, options: DemoOptions, say: Callable[[str], None] = print) -> int:
-    """Run the demo; returns 0 when every produced event was accounted for."""
+    """Run the demo; returns 0 when every produced event was accounted for and drift was caught."""
     names = TopicNames(prefix=settings.topics.prefix)
     outcome = create_topics(KafkaAdmin(bootstrap), topic_specs(names, event_partitions=settings.topics.event_partitions))
     say(f"topics: {sum(v == 'created' for v in outcome.values())} created, "
         f"{sum(v == 'exists' for v in outcome.values())} already there  (broker {bootstrap})")
     reader = _Reader(bootstrap, names)
-    ingest = DriftlineProcess("ingest", ["--bootstrap-servers", bootstrap, "--metrics-port", "0"], options.log_dir)
-    ingest.start()
-    say(f"started driftline ingest (log: {ingest.log_path})")
+    reader.say = say
+    common = ["--bootstrap-servers", bootstrap, "--metrics-port", "0"]
+    processes = [DriftlineProcess("ingest", common, options.log_dir),
+                 DriftlineProcess("stream", common, options.log_dir)]
+    for process in processes:
+        process.start()
+        say(f"started driftline {process.command} (log: {process.log_path})")
     counts = _Counts()
     try:
         _produce(bootstrap, names, options, counts, reader, say)
-        _wait_for_all(reader, counts, options.timeout_s, ingest, say)
+        _wait_for_all(reader, counts, options.timeout_s, processes, say)
     finally:
-        code = ingest.stop()
-        say(f"stopped ingest (exit {code})")
+        for process in processes:
+            say(f"stopped {process.command} (exit {process.stop()})")
         reader.close()
-    _summary(counts, names, ingest, say)
+    _summary(counts, names, processes, say)
     # ">=": a backlog left by an earlier, interrupted demo run is processed too.
     ok = counts.observed_events >= counts.produced_valid and counts.dlq >= counts.produced_invalid
-    return 0 if ok else 1
+    return 0 if ok and counts.decisions > 0 else 1
 
 
 def _produce(bootstrap: str, names: TopicNames, options: DemoOptions, counts: _Counts,
@@ -101,34 +109,49 @@ def _send(producer: Producer, topic: str, key: bytes | None, value: bytes) -> No
             producer.poll(0.05)
 
 
-def _wait_for_all(reader: _Reader, counts: _Counts, timeout_s: float, ingest: DriftlineProcess,
+def _wait_for_all(reader: _Reader, counts: _Counts, timeout_s: float, processes: list[DriftlineProcess],
                   say: Callable[[str], None]) -> None:
+    """Until every event is accounted for and each model's drift was decided, or the timeout."""
     deadline = time.monotonic() + timeout_s
     while time.monotonic() < deadline:
         reader.read(counts, 1.0)
         _progress(counts, say)
-        if counts.observed_events >= counts.produced_valid and counts.dlq >= counts.produced_invalid:
+        caught_up = counts.observed_events >= counts.produced_valid and counts.dlq >= counts.produced_invalid
+        if caught_up and counts.decisions >= len(SyntheticTraffic().models):
             return
-        if not ingest.running:
-            say("ingest exited early; its last log lines:\n" + ingest.tail())
-            return
-    say(f"timed out after {timeout_s:.0f} s waiting for ingest to catch up")
+        for process in processes:
+            if not process.running:
+                say(f"{process.command} exited early; its last log lines:\n" + process.tail())
+                return
+    say(f"timed out after {timeout_s:.0f} s (see the logs below for why)")
+
+
+_last_progress: list[str] = [""]
 
 
 def _progress(counts: _Counts, say: Callable[[str], None]) -> None:
-    say(f"  produced {counts.produced_valid + counts.produced_invalid:>8,}  |  "
+    """One progress line, printed only when something changed."""
+    line = (f"  produced {counts.produced_valid + counts.produced_invalid:>8,}  |  "
         f"valid in observations {counts.observed_events:>8,} ({counts.observed_batches:,} batches)  |  "
-        f"dlq {counts.dlq:>4,}")
+        f"dlq {counts.dlq:>4,}  |  windows closed {counts.windows:>3}  |  retrain requests {counts.decisions}")
+    if line != _last_progress[0]:
+        _last_progress[0] = line
+        say(line)
 
 
-def _summary(counts: _Counts, names: TopicNames, ingest: DriftlineProcess, say: Callable[[str], None]) -> None:
+def _summary(counts: _Counts, names: TopicNames, processes: list[DriftlineProcess],
+             say: Callable[[str], None]) -> None:
     say("")
     say(f"valid events: produced {counts.produced_valid:,}, in {names.observations}: {counts.observed_events:,}")
     say(f"malformed:    produced {counts.produced_invalid:,}, in {names.dlq}: {counts.dlq:,} (original bytes kept)")
+    say(f"windows:      {counts.windows} closed (scores vs thresholds in {names.windows})")
+    say(f"decisions:    {counts.decisions} retrain requests on {names.control}")
     say("where to look:")
-    say(f"  kcat -C -b <broker> -t {names.dlq} -f '%h\\n%s\\n' -e    # rejected messages with reasons in headers")
-    say(f"  driftline replay <events.jsonl>                          # backtest the drift policy on a file")
-    say(f"  {ingest.log_path}                                # ingest's structured log")
+    say(f"  kcat -C -b <broker> -t {names.dlq} -f '%h\\n%s\\n' -e    # rejected messages, reasons in headers")
+    say(f"  kcat -C -b <broker> -t {names.control} -e                # retrain requests with their evidence")
+    say("  driftline replay <events.jsonl> --windows                # the same policy, backtested on a file")
+    for process in processes:
+        say(f"  {process.log_path}   # {process.command}'s structured log")
     say("  driftline kafka status | driftline kafka stop           # the local broker keeps running")
 
 
@@ -138,7 +161,8 @@ class _Reader:
     def __init__(self, bootstrap: str, names: TopicNames) -> None:
         self.names = names
         self.consumer = Consumer(read_committed_config(bootstrap, f"driftline-demo-{uuid.uuid4()}"))
-        self.consumer.assign(self._ends([names.observations, names.dlq]))
+        self.consumer.assign(self._ends([names.observations, names.dlq, names.windows, names.control]))
+        self.say: Callable[[str], None] = print
 
     def _ends(self, topics: list[str]) -> list[TopicPartition]:
         """Every partition at its end (resolved lazily by the client, so fresh topics work)."""
@@ -158,13 +182,32 @@ class _Reader:
             for msg in messages:
                 if msg.error():
                     continue
-                if msg.topic() == self.names.dlq:
+                topic = msg.topic()
+                if topic == self.names.dlq:
                     counts.dlq += 1
+                    continue
+                if topic == self.names.windows:
+                    counts.windows += 1
+                    continue
+                if topic == self.names.control:
+                    self._control(msg.value(), counts)
                     continue
                 batch = decode_batch(msg.value())
                 if not isinstance(batch, InvalidEvent):
                     counts.observed_events += len(batch)
                     counts.observed_batches += 1
 
+    def _control(self, value: bytes, counts: _Counts) -> None:
+        doc = orjson.loads(value)
+        if doc.get("type") != "retrain_requested":
+            return
+        counts.decisions += 1
+        self.say(f"  >> {doc['model_id']}: retrain requested ({doc['rule']}) for window "
+                 f"{_clock(doc['window']['start'])}-{_clock(doc['window']['end'])}: {'; '.join(doc['reasons'])[:160]}")
+
     def close(self) -> None:
         self.consumer.close()
+
+
+def _clock(ts: float) -> str:
+    return time.strftime("%H:%M", time.gmtime(ts))

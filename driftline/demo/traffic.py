@@ -47,7 +47,7 @@ class SyntheticTraffic:
         models: tuple[str, ...] = ("churn", "fraud"),
         n_features: int = 8,
         rate: float = 100.0,
-        drift_at: int = 12_000,
+        drift_at: int = 15_000,
         shift: float = 1.5,
         label_delay: int = 50,
         malformed_every: int = 500,
