@@ -166,6 +166,9 @@ class BatchBuilder:
         self._index: list[int] = []
         self._other: dict[int, Event] = {}  # row -> prediction or label event
         self._numeric_only = True  # every feature value so far is int, float or None
+        # Pre-transposed column blocks covering all rows so far (see add_features);
+        # None once a row comes without them.
+        self._blocks: list[tuple[tuple[str, ...], list[list[Any]], np.ndarray | None]] | None = []
 
     def __len__(self) -> int:
         return len(self._event_id)
@@ -190,14 +193,20 @@ class BatchBuilder:
             self._other[len(self._features)] = event
             self._features.append(getattr(event, "features", None))
         self._numeric_only = False
+        self._blocks = None
 
     def add_features(self, event_id: Sequence[str], ts: Sequence[float],
                      features: Sequence[dict[str, FeatureValue]],
-                     index: Iterable[int] | None = None, numeric_only: bool = False) -> None:
+                     index: Iterable[int] | None = None, numeric_only: bool = False,
+                     names: tuple[str, ...] | None = None,
+                     columns: list[list[FeatureValue]] | None = None,
+                     numeric: np.ndarray | None = None) -> None:
         """Append validated feature rows of this model (columns of equal length).
 
         `numeric_only` promises every feature value is an int, a float or None (lets
-        `numeric_column` skip its type scan).
+        `numeric_column` skip its type scan). `names`/`columns`/`numeric` may give the
+        same rows already transposed (every row has exactly `names`) and converted
+        (`numeric_column` of each name, stacked); `build` then just concatenates them.
         """
         if len(event_id) != len(ts) or len(ts) != len(features):
             raise ValueError("feature rows: columns of different lengths")
@@ -210,6 +219,11 @@ class BatchBuilder:
             self._index.extend(index)
             if len(self._index) - before != len(event_id):
                 raise ValueError("feature rows: index of a different length")
+        if self._blocks is not None:
+            if columns is None or names is None or (self._blocks and self._blocks[0][0] != names):
+                self._blocks = None
+            else:
+                self._blocks.append((names, columns, numeric if numeric_only else None))
         self._event_id.extend(event_id)
         self._ts.extend(ts)
         self._features.extend(features)
@@ -240,13 +254,23 @@ class BatchBuilder:
         absent = rows.count(None)
         has_features = (np.ones(n, dtype=bool) if not absent
                          else np.array([r is not None for r in rows], dtype=bool))
+        blocks = self._blocks
+        numeric: np.ndarray | None = None
+        if blocks:  # every row came pre-transposed, all with the same names
+            names = blocks[0][0]
+            features = {name: list(chain.from_iterable(b[1][f] for b in blocks))
+                        for f, name in enumerate(names)}
+            if all(b[2] is not None for b in blocks):
+                numeric = np.concatenate([b[2] for b in blocks], axis=1)  # type: ignore[misc]
+        else:
+            features = _columns(rows, absent)
         batch = ObservationBatch(
             model_id=self.model_id,
             kind=kind,
             event_id=list(self._event_id),
             ts=np.array(self._ts, dtype=np.float64),
             has_features=has_features,
-            features=_columns(rows, absent),
+            features=features,
             model_version=model_version,
             prediction=prediction,
             score=score,
@@ -255,6 +279,9 @@ class BatchBuilder:
             index=np.array(self._index, dtype=np.int64) if self._index else None,
         )
         batch._numeric_only = self._numeric_only
+        if numeric is not None:
+            numeric.flags.writeable = False
+            batch._numeric.update(zip(features, numeric))
         return batch
 
 

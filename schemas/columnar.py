@@ -10,20 +10,20 @@ culprits are alone, and those go through `decode_event` — the reference — so
 error values included, are exactly those of `decode_event` message by message.
 
 Examples:
-    >>> runs = decode_features([b'{"model_id":"m","event_id":"a","ts":1,"features":{"x":1.5}}',
-    ...                         b'{"model_id":"m"}'])
-    >>> runs[0].event_id, runs[0].ts, runs[0].numeric_only
-    (['a'], [1.0], True)
-    >>> runs[1]
+    >>> ok = b'{"model_id":"m","event_id":"a","ts":1,"features":{"x":1.5}}'
+    >>> run = decode_features([ok, ok])[0]
+    >>> run.start, run.event_id, run.ts, run.numeric_only
+    (0, ['a', 'a'], [1.0, 1.0], True)
+    >>> decode_features([ok, b'{"model_id":"m"}'])[1]
     (1, InvalidEvent(field='event_id', rule='required', detail='is required in a feature event'))
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
-from itertools import chain
+from itertools import chain, repeat
 from operator import itemgetter
-from typing import Any, Union
+from typing import Union
 
 import numpy as np
 import orjson
@@ -36,6 +36,7 @@ __all__ = ["FeatureRun", "decode_features"]
 _MAX_NAME = 256
 _MAX_STRING = 1024
 _SMALLEST_RUN = 16  # below this a failing run is decoded message by message
+_PIECE = 256  # messages per run: every pass over a run's objects stays in cache
 _HEAD = itemgetter("model_id", "event_id", "ts", "features")
 _SCALARS = frozenset({str, int, float, bool, type(None)})
 _NUMERIC = frozenset({int, float, type(None)})
@@ -57,6 +58,12 @@ class FeatureRun:
     ts: list[float]
     features: list[dict[str, FeatureValue]]
     numeric_only: bool
+    names: tuple[str, ...] | None = None
+    """When every row has exactly these feature names (the usual case): then"""
+    columns: list[list[FeatureValue]] | None = None
+    """the features as columns, in `names` order, and, if `numeric_only`,"""
+    numeric: np.ndarray | None = None
+    """those columns as a float64 matrix (names × rows, NaN for None)."""
 
     def __len__(self) -> int:
         return len(self.event_id)
@@ -75,7 +82,8 @@ def decode_features(raws: list[bytes], kind: EventKind | None = None) -> list[De
     if kind not in (None, "feature"):
         out.extend((i, decode_event(raw, kind)) for i, raw in enumerate(raws))
         return out
-    _decode(raws, 0, kind, out)
+    for start in range(0, len(raws), _PIECE):
+        _decode(raws[start:start + _PIECE], start, kind, out)
     return out
 
 
@@ -106,8 +114,13 @@ def _fast_run(raws: list[bytes], start: int) -> FeatureRun | None:
         docs = list(map(_loads, raws))
     except _JSONDecodeError:
         return None
-    # exactly the four fields of a feature event (no "type": decode_event checks it)
-    if set(map(type, docs)) != {dict} or set(map(len, docs)) != {4}:
+    # exactly the four fields of a feature event, plus "type": "feature" if stated: a
+    # 5-field document without all four would fail _HEAD, so counting suffices
+    if set(map(type, docs)) != {dict}:
+        return None
+    sizes = set(map(len, docs))
+    if sizes != {4} and (not sizes <= {4, 5} or list(map(dict.get, docs, repeat("type"))
+                                                     ).count("feature") != sum(map(len, docs)) - 4 * len(docs)):
         return None
     try:
         model_id, event_id, ts, features = map(list, zip(*map(_HEAD, docs)))
@@ -134,15 +147,22 @@ def _fast_run(raws: list[bytes], start: int) -> FeatureRun | None:
         return None
     if len(names) > MAX_PROPERTIES and max(map(len, features)) > MAX_PROPERTIES:
         return None
-    values = set(map(type, chain.from_iterable(map(dict.values, features))))
+    width = len(names)
+    same = width > 1 and set(map(len, features)) == {width}  # then all rows have all names
+    rows = list(map(itemgetter(*names), features)) if same else None
+    values = set(map(type, chain.from_iterable(
+        rows if rows is not None else map(dict.values, features))))
     if not values <= _SCALARS:  # objects or arrays inside features
         return None
     if str in values and longest > _MAX_STRING and max(
             (len(v) for f in features for v in f.values() if type(v) is str), default=0
     ) > _MAX_STRING:
         return None
-    return FeatureRun(start, model_id, event_id, ts, features, values <= _NUMERIC)
-
-
-def _check_types() -> Any:  # pragma: no cover - keeps mypy quiet about the alias
-    return InvalidEvent
+    numeric_only = values <= _NUMERIC
+    run = FeatureRun(start, model_id, event_id, ts, features, numeric_only)
+    if rows is not None:  # transpose (and convert) now, while the objects are in cache
+        run.names = tuple(names)
+        run.columns = list(map(list, zip(*rows)))
+        if numeric_only:
+            run.numeric = np.array(run.columns, dtype=np.float64)
+    return run

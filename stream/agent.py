@@ -16,15 +16,23 @@ tests drive it with dicts; ``register_agent`` wraps it in a faust agent. Per mes
 A crash before 6 re-runs the batch from the last saved state and re-sends the same
 outputs (ids are deterministic: ``RetrainRequested.id``, ``model_id:window_id`` for
 windows, ``(model_id, event_id)`` for joined rows). A crash after 6 skips it.
+
+7. ack the message — only once the changelog has acknowledged every table write of the
+   batch, and in arrival order (``OrderedAcks``), so the committed source offset never
+   runs ahead of the state in the changelog. faust's own ack (when the agent moves on)
+   did: the writes could still sit in its producer buffer at commit time, and a
+   ``kill -9`` then lost batches whose offsets were already committed. The agent does
+   not wait for these acks; the next batch is processed meanwhile.
 """
 
 from __future__ import annotations
 
 import asyncio
+import collections
 import dataclasses
 import logging
 import time
-from collections.abc import MutableMapping
+from collections.abc import Callable, MutableMapping
 from typing import Any
 
 import numpy as np
@@ -40,7 +48,7 @@ from driftline.stream.monitor import ModelMonitor, MonitorOutput
 from driftline.stream.stream_metrics import StreamMetrics
 from driftline.stream.tables import JsonView, ModelState, ModelStateStore, StagedStore
 
-__all__ = ["Outgoing", "BatchResult", "BatchProcessor", "window_record", "register_agent"]
+__all__ = ["Outgoing", "BatchResult", "BatchProcessor", "OrderedAcks", "window_record", "register_agent"]
 
 logger = logging.getLogger(__name__)
 
@@ -222,18 +230,64 @@ class BatchProcessor:
             m.watermark_lag(mid).set(time.time() - watermark)
 
 
+class OrderedAcks:
+    """Acks events in arrival order, each once its changelog writes are acknowledged.
+
+    In order because faust's commit (``Consumer._new_offset``) treats a single missing
+    offset right after the committed one as no gap: acking batch N+1 before batch N
+    could commit past N. A failed write stops all later acks (nothing is committed past
+    it; a restart re-runs from there) and calls ``on_error``.
+    """
+
+    def __init__(self, on_error: Callable[[BaseException], None] | None = None) -> None:
+        self.on_error = on_error
+        self._queue: collections.deque[tuple[Any, asyncio.Future | None]] = collections.deque()
+        self.failed: BaseException | None = None
+
+    def add(self, event: Any, writes: list[asyncio.Future]) -> None:
+        done = asyncio.gather(*writes) if writes else None
+        self._queue.append((event, done))
+        if done is not None:
+            done.add_done_callback(self._drain)
+        self._drain()
+
+    def __len__(self) -> int:
+        return len(self._queue)
+
+    def _drain(self, _: Any = None) -> None:
+        while self._queue and self.failed is None:
+            event, done = self._queue[0]
+            if done is not None:
+                if not done.done():
+                    return
+                error = done.exception() if not done.cancelled() else asyncio.CancelledError()
+                if error is not None:
+                    self.failed = error
+                    log(logger, logging.ERROR, "changelog write failed; not acking from here on", error=repr(error))
+                    if self.on_error is not None:
+                        self.on_error(error)
+                    return
+            self._queue.popleft()
+            event.ack()
+
+
 def register_agent(app: Any, names: TopicNames, processor: BatchProcessor,
                    metrics: StreamMetrics | None = None, ready: asyncio.Event | None = None,
-                   ready_timeout_s: float = 10.0) -> Any:
+                   ready_timeout_s: float = 10.0, writes: Any = None) -> Any:
     """Declare the faust agent on ``names.observations``; returns it.
 
     ``ready`` (model updates caught up) is awaited once, up to ``ready_timeout_s``, before
     the first batch, so a restarted worker scores against the versions actually serving.
+    ``writes`` (``stream.app.ChangelogWrites`` of the state table): when given, the
+    agent acks messages itself once their changelog writes are acknowledged (step 7).
     """
     source = app.topic(names.observations, key_type=bytes, value_type=bytes,
                        key_serializer="raw", value_serializer="raw")
     outputs = {logical: app.topic(getattr(names, logical), key_serializer="raw", value_serializer="raw")
                for logical in ("labeled", "control", "windows", "dlq")}
+
+    def crash(error: BaseException) -> None:
+        asyncio.ensure_future(app.crash(error))
 
     async def observations(stream: Any) -> None:
         if ready is not None:
@@ -241,7 +295,9 @@ def register_agent(app: Any, names: TopicNames, processor: BatchProcessor,
                 await asyncio.wait_for(ready.wait(), ready_timeout_s)
             except asyncio.TimeoutError:
                 log(logger, logging.WARNING, "model updates not caught up; starting anyway")
-        async for event in stream.events():
+        acks = OrderedAcks(crash) if writes is not None else None
+        events = stream.noack().events() if acks is not None else stream.events()
+        async for event in events:
             message = event.message
             started = time.perf_counter()
             try:
@@ -258,6 +314,8 @@ def register_agent(app: Any, names: TopicNames, processor: BatchProcessor,
             if pending:
                 await asyncio.gather(*pending)
             processor.commit(result)
+            if acks is not None:
+                acks.add(event, writes.take())
             if metrics is not None:
                 metrics.latency.observe(time.perf_counter() - started)
 

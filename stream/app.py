@@ -13,10 +13,23 @@ Choices, and why:
   because the brokers run with topic auto-creation off.
 - RocksDB store when ``rocksdict`` imports (``store = "auto"``), else memory: either
   way the changelog is the truth and a new worker recovers from it.
+- ``stream_wait_empty=True`` (faust's default; it was off): a revocation waits until the
+  batch in flight is acked. With it off, a batch awaiting its output delivery during a
+  rebalance finished *during* the changelog recovery that follows: its state write was
+  overwritten by the older record recovery replayed (a memory store replays the whole
+  changelog on every rebalance), and for a revoked partition it landed in a changelog
+  another worker already owned.
+- ``ChangelogWrites``: faust acks a source offset as soon as the agent moves on, while
+  the table's changelog records are still in its producer buffer, and its pre-commit
+  flush (``ProducerBuffer.flush``) gives up after 0.1 s without progress and does not
+  count the record being handed to the client — so an offset could be committed whose
+  state never reached the changelog; a ``kill -9`` then lost those batches for good.
+  The agent acks each batch itself, in order, once its changelog writes are acknowledged.
 """
 
 from __future__ import annotations
 
+import asyncio
 import importlib.util
 from pathlib import Path
 from typing import Any
@@ -26,7 +39,7 @@ import faust
 from driftline.kafka.topics import MAX_MESSAGE_BYTES
 from driftline.stream.stream_settings import StreamSettings
 
-__all__ = ["store_url", "create_app", "create_state_table", "attach_faust_sensor"]
+__all__ = ["store_url", "create_app", "create_state_table", "attach_faust_sensor", "ChangelogWrites"]
 
 
 def store_url(store: str) -> str:
@@ -56,7 +69,7 @@ def create_app(settings: StreamSettings, bootstrap: str, partitions: int, replic
         "broker_heartbeat_interval": settings.heartbeat_interval_s,
         "broker_commit_interval": settings.commit_interval_s,
         "table_standby_replicas": settings.standby_replicas,
-        "stream_wait_empty": False,
+        "stream_wait_empty": True,
         "consumer_auto_offset_reset": "earliest",
         "producer_max_request_size": MAX_MESSAGE_BYTES,
         "consumer_max_fetch_size": MAX_MESSAGE_BYTES,
@@ -85,3 +98,26 @@ def attach_faust_sensor(app: faust.App, registry: Any, prefix: str = "driftline_
     from faust.sensors.prometheus import FaustMetrics, PrometheusMonitor
 
     app.monitor = PrometheusMonitor(metrics=FaustMetrics.create(registry, prefix))
+
+
+class ChangelogWrites:
+    """Collects the futures of a table's changelog records, so the agent can await them.
+
+    Wraps ``table.send_changelog`` (every ``table[k] = v`` / ``del table[k]`` goes through
+    it); ``take()`` hands over the futures of the writes made since the last call.
+    """
+
+    def __init__(self, table: Any) -> None:
+        self.pending: list[asyncio.Future] = []
+        send = table.send_changelog
+
+        def send_changelog(*args: Any, **kwargs: Any) -> Any:
+            fut = send(*args, **kwargs)
+            self.pending.append(fut)
+            return fut
+
+        table.send_changelog = send_changelog
+
+    def take(self) -> list[asyncio.Future]:
+        pending, self.pending = self.pending, []
+        return pending

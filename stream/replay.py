@@ -17,10 +17,12 @@ from __future__ import annotations
 import dataclasses
 import time
 from collections.abc import Callable, Iterable, Mapping
+from itertools import islice
 from typing import Any
 
 from driftline.schemas.batch import BatchBuilder
 from driftline.schemas.codec import decode_event
+from driftline.schemas.columnar import FeatureRun, decode_features
 from driftline.schemas.control import RetrainRequested
 from driftline.schemas.events import InvalidEvent
 from driftline.stream.monitor import ModelMonitor, MonitorConfig
@@ -89,7 +91,7 @@ class Replay:
         self,
         config: MonitorConfig | None = None,
         references: Mapping[str, ReferenceProfile] | None = None,
-        batch_size: int = 1000,
+        batch_size: int = 4096,
         on_decision: Sink | None = None,
         on_window: Sink | None = None,
     ) -> None:
@@ -105,24 +107,56 @@ class Replay:
         self._started = time.perf_counter()
 
     def feed(self, lines: Iterable[bytes]) -> None:
-        """Decode and process lines (continuing the line numbering of earlier calls)."""
-        summary, builders = self.summary, self.builders
-        line_no = summary.lines
-        for raw in lines:
-            event = decode_event(raw)
-            if type(event) is InvalidEvent:
-                self._invalid(line_no, event)
-            else:
-                builder = builders.get(event.model_id)
-                if builder is None:
-                    builder = builders[event.model_id] = BatchBuilder(event.model_id)
-                builder.add(event, line_no)
-                self._pending += 1
-                if self._pending >= self.batch_size:
-                    summary.lines = line_no + 1
-                    self.flush()
-            line_no += 1
-        summary.lines = line_no
+        """Decode and process lines (continuing the line numbering of earlier calls).
+
+        Lines are decoded a run at a time by ``decode_features`` (columns, no event
+        objects); each run is cut so that it fills the pending batch at most, which
+        keeps flushes exactly where one-line-at-a-time processing would put them.
+        """
+        summary = self.summary
+        it = iter(lines)
+        while True:
+            chunk = list(islice(it, self.batch_size - self._pending))
+            if not chunk:
+                break
+            base = summary.lines
+            for item in decode_features(chunk):
+                if type(item) is FeatureRun:
+                    self._add_run(item, base)
+                    continue
+                row, event = item  # type: ignore[misc]
+                if type(event) is InvalidEvent:
+                    self._invalid(base + row, event)
+                else:
+                    self._builder(event.model_id).add(event, base + row)
+                    self._pending += 1
+            summary.lines = base + len(chunk)
+            if self._pending >= self.batch_size:
+                self.flush()
+
+    def _builder(self, model_id: str) -> BatchBuilder:
+        builder = self.builders.get(model_id)
+        if builder is None:
+            builder = self.builders[model_id] = BatchBuilder(model_id)
+        return builder
+
+    def _add_run(self, run: FeatureRun, base: int) -> None:
+        first = base + run.start
+        ids = run.model_id
+        if ids.count(ids[0]) == len(ids):  # one model: the whole run at once
+            self._builder(ids[0]).add_features(run.event_id, run.ts, run.features,
+                                               range(first, first + len(ids)), run.numeric_only,
+                                               run.names, run.columns, run.numeric)
+        else:
+            rows: dict[str, list[int]] = {}
+            for row, model_id in enumerate(ids):
+                rows.setdefault(model_id, []).append(row)
+            for model_id, picked in rows.items():
+                self._builder(model_id).add_features(
+                    [run.event_id[r] for r in picked], [run.ts[r] for r in picked],
+                    [run.features[r] for r in picked], [first + r for r in picked],
+                    run.numeric_only)
+        self._pending += len(ids)
 
     def _invalid(self, line_no: int, event: InvalidEvent) -> None:
         self.summary.invalid += 1
@@ -176,7 +210,7 @@ def replay_lines(
     lines: Iterable[bytes],
     config: MonitorConfig | None = None,
     references: Mapping[str, ReferenceProfile] | None = None,
-    batch_size: int = 1000,
+    batch_size: int = 4096,
 ) -> tuple[list[RetrainRequested], list[WindowClosed], ReplaySummary]:
     """Replay ``lines`` and collect everything (tests, notebooks, benchmarks)."""
     decisions: list[RetrainRequested] = []

@@ -21,8 +21,12 @@ in the changelog, so is everything batch N wrote. Join writes are staged
 re-emits outputs (same deterministic ids) and never records state for unsent ones.
 
 Decoded monitors are cached per model together with the position they were saved at; a
-cache entry is used only if the table still holds that very position, so a partition
-that moved to another worker and back is re-read, never trusted stale.
+cache entry is used only if the table still holds that very position. The worker also
+drops the whole cache on every partition revocation and assignment (``invalidate``):
+after a rebalance the table, just rebuilt from the changelog, is the only truth. (An
+earlier guard kept the cache when the table held an *older* position; that hid the real
+bug — a batch finishing during recovery, see ``stream.app`` — and would trust state the
+changelog never got, e.g. batches whose writes died with a killed worker.)
 """
 
 from __future__ import annotations
@@ -155,20 +159,6 @@ class ModelState:
         return self.source is not None and self.source[0] == partition and offset <= self.source[1]
 
 
-def _behind(head: bytes, source: tuple[int, int] | None) -> bool:
-    """True if the table's record (``head``) is older than what this worker applied.
-
-    Seen on the real broker: after a rebalance, faust's changelog recovery of a memory
-    table can finish *after* the agent already wrote newer state for the partition, and
-    put an older record back. The cached state is then the truth (its writes are in the
-    changelog after the stale ones, and the next save overwrites the stale record).
-    """
-    if source is None:
-        return False
-    partition, offset = (int(x) for x in head.split(b":"))
-    return partition == source[0] and offset < source[1]
-
-
 class ModelStateStore:
     """Loads and saves ``ModelState`` in the table (layout in the module docstring)."""
 
@@ -191,12 +181,12 @@ class ModelStateStore:
         else:
             head = bytes(raw[: raw.index(b"\n")])
             cached = self._cache.pop(model_id, None)  # mutated from here on: re-cached by save()
-            if cached is not None and (cached[0] == head or _behind(head, cached[1].source)):
+            if cached is not None and cached[0] == head:
                 state = cached[1]
-                if cached[0] != head:
-                    log(logger, logging.WARNING, "table holds older state than this worker applied; kept ours",
-                        model_id=model_id, table=head.decode(), ours=cached[0].decode())
             else:
+                if cached is not None:
+                    log(logger, logging.INFO, "table holds other state than the cached one; re-read",
+                        model_id=model_id, table=head.decode(), cached=cached[0].decode())
                 state = self._decode(model_id, raw, join_store)
         state.monitor.join.store = join_store
         state.monitor.join.tombstones = self.tombstones
@@ -273,3 +263,7 @@ class ModelStateStore:
     def forget(self, model_id: str) -> None:
         """Drop the decoded cache entry (tests; the position check makes it optional)."""
         self._cache.pop(model_id, None)
+
+    def invalidate(self) -> None:
+        """Drop every cached state (on rebalance: the recovered table is the truth)."""
+        self._cache.clear()

@@ -22,7 +22,7 @@ from driftline.kafka.topics import TopicNames
 from driftline.logs import log
 from driftline.schemas.events import InvalidEvent
 from driftline.stream.agent import BatchProcessor, register_agent
-from driftline.stream.app import attach_faust_sensor, create_app, create_state_table, store_url
+from driftline.stream.app import ChangelogWrites, attach_faust_sensor, create_app, create_state_table, store_url
 from driftline.stream.model_updates import ModelUpdatesReader, ServingVersions
 from driftline.stream.monitor_config import MonitorConfig
 from driftline.stream.stream_metrics import StreamMetrics
@@ -87,7 +87,14 @@ def build_worker(settings: Any, bootstrap: str, names: TopicNames, stream: Strea
     reader = ModelUpdatesReader(bootstrap, names.model_updates, serving,
                                 on_outcome=lambda kind: metrics.model_updates(kind).inc(),
                                 on_invalid=invalid_update)
-    register_agent(app, names, processor, metrics, reader.ready, stream.updates_wait_s)
+    writes = ChangelogWrites(table)
+    register_agent(app, names, processor, metrics, reader.ready, stream.updates_wait_s, writes)
+
+    async def drop_cache(_app: Any, _partitions: Any, **_: Any) -> None:
+        store.invalidate()  # after a rebalance only the recovered table is the truth
+
+    app.on_partitions_revoked.connect(drop_cache)
+    app.on_partitions_assigned.connect(drop_cache)
 
     @app.task
     async def model_updates() -> None:

@@ -16,10 +16,16 @@ def test_retrain_request_publishes_a_version_the_subscriber_loads(kafka_bootstra
     sub = ModelSubscriber("churn", kafka_bootstrap, topic_names.model_updates, KEY, cache_dir=tmp_path / "cache",
                           on_update=lambda m, v, _model, _e: updates.append(v)).start()
     try:
-        with trainer_thread(kafka_bootstrap, topic_names, tmp_path):
+        with trainer_thread(kafka_bootstrap, topic_names, tmp_path) as trainer:
             produce(topic_names.control, [request("churn")])
             state = wait_state(kafka_bootstrap, topic_names, lambda s: s.serving_version("churn") == "1.0.0")
             assert sub.wait_for("1.0.0", 30)
+            metric = trainer.metrics_registry.get_sample_value
+            assert metric("driftline_trainer_trainings_total", {"model_id": "churn", "outcome": "published"}) == 1
+            assert metric("driftline_trainer_gate_verdicts_total", {"model_id": "churn", "verdict": "passed"}) == 1
+            assert metric("driftline_trainer_current_version_info", {"model_id": "churn", "version": "1.0.0"}) == 1
+            assert metric("driftline_trainer_training_duration_seconds_count", {"stage": "total"}) == 1
+            assert metric("driftline_trainer_approvals_pending") == 0
         version = state.version("churn", "1.0.0")
         assert version.status == "approved" and version.gate["passed"]
         assert version.lineage.n_rows == 1000 and version.reference_profile["n_rows"] == 1000
@@ -46,3 +52,20 @@ def test_rebuilding_a_training_set_reproduces_its_sha256(kafka_bootstrap, topic_
     assert [r["event_id"] for r in rebuilt.rows] == [r["event_id"] for r in rows]
     model = load_model(state.version("m", "1.0.0").artifact, "m", "1.0.0", KEY)
     assert set(model.predict_proba_one(rows[0]["features"])) == {False, True}  # a real, loadable model
+
+
+def test_since_drift_policy_trains_on_rows_after_the_drift_began(kafka_bootstrap, topic_names, produce, tmp_path):
+    import orjson
+
+    from driftline.schemas.control import RetrainRequested
+
+    from .trainer_support import T0, settings
+
+    produce_rows(produce, topic_names.labeled, labeled_rows("sd", 1000))
+    req = RetrainRequested("sd", T0 + 600, T0 + 660, "drift", ("x",), {"drift_started_ts": T0 + 600}, T0 + 700, 1)
+    with trainer_thread(kafka_bootstrap, topic_names, tmp_path, settings(policy="since_drift")):
+        produce(topic_names.control, [("sd", orjson.dumps(req.to_dict()))])
+        state = wait_state(kafka_bootstrap, topic_names, lambda s: "1.0.0" in s.taken("sd"))
+    lineage = state.version("sd", "1.0.0").lineage
+    assert (lineage.policy, lineage.min_ts, lineage.n_rows) == ("since_drift", T0 + 600, 400)
+    assert rebuild(kafka_bootstrap, lineage).lineage.sha256 == lineage.sha256

@@ -67,7 +67,9 @@ def trainer_thread(bootstrap: str, names: TopicNames, tmp: Path, trainer_setting
     """A trainer running in a thread for the duration of the block."""
     s = trainer_settings or settings()
     ctx = TrainingContext(KEY, str(tmp / "artifacts"), s.inline_limit_bytes, governance or GovernanceSettings())
-    trainer = Trainer(bootstrap, names, s, ctx, TrainerMetrics(CollectorRegistry()))
+    registry = CollectorRegistry()
+    trainer = Trainer(bootstrap, names, s, ctx, TrainerMetrics(registry))
+    trainer.metrics_registry = registry  # type: ignore[attr-defined] - for the tests' metric checks
     stop = threading.Event()
     failures: list[BaseException] = []
 
