@@ -52,7 +52,7 @@ class TrainerSettings:
 
     group_id: str = "driftline-trainer"
     transactional_id: str = "driftline-trainer-0"
-    metrics_port: int = 9465
+    metrics_port: int = 9466
     signing_key: str = ""
     signing_key_file: str = ".driftline/signing.key"
     artifact_dir: str = ".driftline/artifacts"

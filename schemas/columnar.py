@@ -135,21 +135,25 @@ def _fast_run(raws: list[bytes], start: int) -> FeatureRun | None:
     ts_types = set(map(type, ts))
     if not ts_types <= _TS_TYPES:
         return None
-    times = np.array(ts, dtype=np.float64)
-    if not (times.min() >= 0.0 and times.max() < TS_MAX):
+    if not (min(ts) >= 0 and max(ts) < TS_MAX):
         return None
     if ts_types != {float}:
-        ts = times.tolist()  # ints in range: the float decode_event would give
+        ts = list(map(float, ts))  # ints in range: the float decode_event would give
     if set(map(type, features)) != {dict}:
         return None
-    names = dict.fromkeys(chain.from_iterable(features))
+    names = tuple(features[0])
+    rows = None
+    if len(names) > 1 and set(map(len, features)) == {len(names)}:
+        try:  # every row has the first row's names, and no other (same size): the usual
+            rows = list(map(itemgetter(*names), features))
+        except KeyError:
+            pass
+    if rows is None:
+        names = tuple(dict.fromkeys(chain.from_iterable(features)))
     if "" in names or (names and max(map(len, names)) > _MAX_NAME):
         return None
     if len(names) > MAX_PROPERTIES and max(map(len, features)) > MAX_PROPERTIES:
         return None
-    width = len(names)
-    same = width > 1 and set(map(len, features)) == {width}  # then all rows have all names
-    rows = list(map(itemgetter(*names), features)) if same else None
     values = set(map(type, chain.from_iterable(
         rows if rows is not None else map(dict.values, features))))
     if not values <= _SCALARS:  # objects or arrays inside features
@@ -161,7 +165,7 @@ def _fast_run(raws: list[bytes], start: int) -> FeatureRun | None:
     numeric_only = values <= _NUMERIC
     run = FeatureRun(start, model_id, event_id, ts, features, numeric_only)
     if rows is not None:  # transpose (and convert) now, while the objects are in cache
-        run.names = tuple(names)
+        run.names = names
         run.columns = list(map(list, zip(*rows)))
         if numeric_only:
             run.numeric = np.array(run.columns, dtype=np.float64)

@@ -23,6 +23,16 @@ windows, ``(model_id, event_id)`` for joined rows). A crash after 6 skips it.
    did: the writes could still sit in its producer buffer at commit time, and a
    ``kill -9`` then lost batches whose offsets were already committed. The agent does
    not wait for these acks; the next batch is processed meanwhile.
+
+Before each batch the agent waits until faust's rebalance and table recovery are done
+(``wait_recovered``). faust-streaming can hand the agent a message of a just-assigned
+partition while that partition's changelog is still being replayed into the table (seen
+on the real broker: batches processed ~1.5 s into the takeover, then the replay put the
+older model record back and the batches applied in between were lost — 2,750 events of
+two models). Such a batch, once the table is recovered, is applied from the recovered
+state; the seek to the committed offsets that ends recovery redelivers it, and the
+position stamp skips the duplicate. A batch of a partition this worker lost meanwhile is
+acked unprocessed (faust discards commits for revoked partitions; the new owner has it).
 """
 
 from __future__ import annotations
@@ -48,7 +58,7 @@ from driftline.stream.monitor import ModelMonitor, MonitorOutput
 from driftline.stream.stream_metrics import StreamMetrics
 from driftline.stream.tables import JsonView, ModelState, ModelStateStore, StagedStore
 
-__all__ = ["Outgoing", "BatchResult", "BatchProcessor", "OrderedAcks", "window_record", "register_agent"]
+__all__ = ["Outgoing", "BatchResult", "BatchProcessor", "OrderedAcks", "wait_recovered", "window_record", "register_agent"]
 
 logger = logging.getLogger(__name__)
 
@@ -177,10 +187,12 @@ class BatchProcessor:
         challenger = state.challenger
         if challenger is not None:
             task = state.monitor.tracker.task
-            if task:
+            if task and task != getattr(challenger, "task", None):
                 challenger.set_task(task)
+                state.touched("challenger")
             if out.joined:
                 challenger.update(out.joined)
+                state.touched("challenger")
         rows = np.flatnonzero(batch.kind == KIND_PREDICTION)
         if len(rows):
             scores = batch.score[rows]
@@ -188,6 +200,7 @@ class BatchProcessor:
                 scores = np.array([p if isinstance(p, (int, float)) else np.nan
                                    for p in (batch.prediction[i] for i in rows)], dtype=np.float64)
             shifts = state.score_drift.update([batch.model_version[i] for i in rows], scores)
+            state.touched("score_drift")
             if shifts and self.metrics is not None:
                 for s in shifts:
                     self.metrics.score_shifts(batch.model_id, s.model_version).inc()
@@ -228,6 +241,15 @@ class BatchProcessor:
         watermark = monitor.clock.watermark
         if watermark > float("-inf"):
             m.watermark_lag(mid).set(time.time() - watermark)
+
+
+async def wait_recovered(app: Any, poll_s: float = 0.05) -> bool:
+    """Until no rebalance is running and every active table is recovered; True if it waited."""
+    waited = False
+    while app.rebalancing or not app.tables.actives_ready:
+        waited = True
+        await asyncio.sleep(poll_s)
+    return waited
 
 
 class OrderedAcks:
@@ -299,6 +321,14 @@ def register_agent(app: Any, names: TopicNames, processor: BatchProcessor,
         events = stream.noack().events() if acks is not None else stream.events()
         async for event in events:
             message = event.message
+            if await wait_recovered(app):
+                assigned = message.tp in app.consumer.assignment()
+                log(logger, logging.INFO, "batch arrived during a rebalance; waited for table recovery",
+                    partition=message.partition, offset=message.offset, still_assigned=assigned)
+                if not assigned:
+                    if acks is not None:
+                        acks.add(event, [])
+                    continue
             started = time.perf_counter()
             try:
                 result = processor.process(message.key, message.value, message.partition, message.offset,

@@ -153,6 +153,14 @@ class ModelState:
     score_drift: ScoreDrift
     source: tuple[int, int] | None = None
     chunks: list[tuple[int, int]] = dataclasses.field(default_factory=list)
+    # base64 pickles of the challenger and score detector as last saved; ``None`` = stale.
+    # The agent clears one when it updates that object: re-pickling River models on
+    # every batch was the costliest part of a save, and most batches change neither.
+    blobs: dict[str, str | None] = dataclasses.field(default_factory=dict)
+
+    def touched(self, part: str) -> None:
+        """``part`` (``challenger`` / ``score_drift``) changed: pickle it at the next save."""
+        self.blobs.pop(part, None)
 
     def applied(self, partition: int, offset: int) -> bool:
         """True if the batch at ``(partition, offset)`` is already in this state."""
@@ -208,7 +216,10 @@ class ModelStateStore:
             challenger = OnlineChallenger.from_state(base64.b64decode(blob)) if blob else OnlineChallenger(
                 self.config.policy.task or None)
         score_drift = ScoreDrift.from_state(base64.b64decode(doc["score_drift"]))
-        return ModelState(monitor, challenger, score_drift, (partition, offset), chunks)
+        blobs = {"score_drift": doc["score_drift"]}
+        if self.challenger and doc.get("challenger"):
+            blobs["challenger"] = doc["challenger"]
+        return ModelState(monitor, challenger, score_drift, (partition, offset), chunks, blobs)
 
     def _read_chunks(self, model_id: str, chunks: list[tuple[int, int]]) -> dict[str, list]:
         columns: dict[str, list] = {}
@@ -233,13 +244,20 @@ class ModelStateStore:
             "v": _STATE_VERSION,
             "monitor": doc,
             "chunks": state.chunks,
-            "challenger": None if state.challenger is None else base64.b64encode(state.challenger.to_state()).decode(),
-            "score_drift": base64.b64encode(state.score_drift.to_state()).decode(),
+            "challenger": None if state.challenger is None else self._blob(state, "challenger", state.challenger),
+            "score_drift": self._blob(state, "score_drift", state.score_drift),
         }
         head = f"{partition}:{offset}".encode()
         self.table[state_key(model_id)] = head + b"\n" + orjson.dumps(record, option=orjson.OPT_SERIALIZE_NUMPY)
         state.source = (partition, offset)
         self._cache[model_id] = (head, state)
+
+    @staticmethod
+    def _blob(state: ModelState, part: str, obj: Any) -> str:
+        blob = state.blobs.get(part)
+        if blob is None:
+            blob = state.blobs[part] = base64.b64encode(obj.to_state()).decode()
+        return blob
 
     def _write_chunks(self, model_id: str, state: ModelState) -> None:
         monitor = state.monitor

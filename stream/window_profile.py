@@ -388,7 +388,9 @@ class WindowProfile:
         zeros, which leaves exact sums unchanged; bin counts come from one ``bincount``
         with per-feature offsets, the moments from one exact pass over all rows.
         """
-        x = batch.numeric_matrix(names)
+        matrix = getattr(batch, "numeric_matrix", None)  # duck-typed batches: per column
+        x = (matrix(names) if matrix is not None
+             else np.stack([np.asarray(batch.numeric_column(k), dtype=np.float64) for k in names]))
         if idx is not None:
             x = x[:, idx]
         windows: list[NumericWindow] = [self.features[k] for k in names]  # type: ignore[misc]

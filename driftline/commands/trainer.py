@@ -56,7 +56,7 @@ def run(args: argparse.Namespace) -> int:
                               settings.governance, settings.reference.numeric_bins, settings.reference.top_k)
     registry = CollectorRegistry()
     metrics = TrainerMetrics(registry)
-    port = serve_metrics(registry, settings.trainer.metrics_port)
+    port = serve_metrics(registry, settings.trainer.metrics_port, settings.metrics.addr)
     log(logger, logging.INFO, "metrics served", port=port, bootstrap=bootstrap)
     Trainer(bootstrap, names, settings.trainer, context, metrics).run(stop_on_signals())
     return 0

@@ -21,6 +21,7 @@ from confluent_kafka import OFFSET_END, Consumer, Producer, TopicPartition
 
 from driftline.config import Settings
 from driftline.demo.processes import DriftlineProcess
+from driftline.demo.serving import DemoSubscriber, register_first_versions
 from driftline.demo.traffic import MALFORMED, SyntheticTraffic
 from driftline.kafka.admin import KafkaAdmin
 from driftline.kafka.clients import read_committed_config
@@ -50,31 +51,47 @@ class _Counts:
 
 
 def run_demo(settings: Settings, bootstrap: str, options: DemoOptions, say: Callable[[str], None] = print) -> int:
-    """Run the demo; returns 0 when every produced event was accounted for and drift was caught."""
-    names = TopicNames(prefix=settings.topics.prefix)
+    """Run the whole loop; returns 0 when every event was accounted for and a retrained version was served."""
+    # Every run gets its own topics (and stream app id): a rerun starts as clean as the first.
+    run_id = time.strftime("demo-%Y%m%d-%H%M%S", time.gmtime())
+    prefix = f"{settings.topics.prefix}{run_id}."
+    names = TopicNames(prefix=prefix)
+    run_env = {"DRIFTLINE_TOPICS_PREFIX": prefix, "DRIFTLINE_STREAM_APP_ID": f"driftline-stream-{run_id}"}
+    say(f"this run's topics start with {prefix!r}; set DRIFTLINE_TOPICS_PREFIX={prefix} to inspect them afterwards")
     outcome = create_topics(KafkaAdmin(bootstrap), topic_specs(names, event_partitions=settings.topics.event_partitions))
     say(f"topics: {sum(v == 'created' for v in outcome.values())} created, "
         f"{sum(v == 'exists' for v in outcome.values())} already there  (broker {bootstrap})")
     reader = _Reader(bootstrap, names)
     reader.say = say
     common = ["--bootstrap-servers", bootstrap, "--metrics-port", "0"]
-    processes = [DriftlineProcess("ingest", common, options.log_dir),
-                 DriftlineProcess("stream", common, options.log_dir)]
+    # The demo retrains as soon as drift is decided; production keeps [trainer] cooldown_s.
+    processes = [DriftlineProcess("ingest", common, options.log_dir, env=run_env),
+                 DriftlineProcess("stream", common, options.log_dir, env=run_env),
+                 DriftlineProcess("trainer", common, options.log_dir, env={**run_env, "DRIFTLINE_TRAINER_COOLDOWN_S": "0"})]
     for process in processes:
         process.start()
         say(f"started driftline {process.command} (log: {process.log_path})")
+    models = SyntheticTraffic().models
     counts = _Counts()
+    subscriber = None
     try:
+        register_first_versions(bootstrap, models, options.log_dir, run_env, say)
+        subscriber = DemoSubscriber(settings, bootstrap, names, models[0], run_id, say)
+        subscriber.start()
+        subscriber.wait_for_first(30)
         _produce(bootstrap, names, options, counts, reader, say)
-        _wait_for_all(reader, counts, options.timeout_s, processes, say)
+        _wait_for_all(reader, counts, options.timeout_s, processes, subscriber, say)
     finally:
+        if subscriber is not None:
+            subscriber.stop()
         for process in processes:
             say(f"stopped {process.command} (exit {process.stop()})")
         reader.close()
-    _summary(counts, names, processes, say)
+    served = subscriber.versions if subscriber is not None else []
+    _summary(counts, names, processes, served, say)
     # ">=": a backlog left by an earlier, interrupted demo run is processed too.
     ok = counts.observed_events >= counts.produced_valid and counts.dlq >= counts.produced_invalid
-    return 0 if ok and counts.decisions > 0 else 1
+    return 0 if ok and counts.decisions > 0 and len(served) >= 2 else 1
 
 
 def _produce(bootstrap: str, names: TopicNames, options: DemoOptions, counts: _Counts,
@@ -110,14 +127,14 @@ def _send(producer: Producer, topic: str, key: bytes | None, value: bytes) -> No
 
 
 def _wait_for_all(reader: _Reader, counts: _Counts, timeout_s: float, processes: list[DriftlineProcess],
-                  say: Callable[[str], None]) -> None:
-    """Until every event is accounted for and each model's drift was decided, or the timeout."""
+                  subscriber: DemoSubscriber, say: Callable[[str], None]) -> None:
+    """Until every event is accounted for and the subscriber swapped to a retrained version, or the timeout."""
     deadline = time.monotonic() + timeout_s
     while time.monotonic() < deadline:
         reader.read(counts, 1.0)
         _progress(counts, say)
         caught_up = counts.observed_events >= counts.produced_valid and counts.dlq >= counts.produced_invalid
-        if caught_up and counts.decisions >= len(SyntheticTraffic().models):
+        if caught_up and counts.decisions > 0 and len(subscriber.versions) >= 2:
             return
         for process in processes:
             if not process.running:
@@ -139,16 +156,20 @@ def _progress(counts: _Counts, say: Callable[[str], None]) -> None:
         say(line)
 
 
-def _summary(counts: _Counts, names: TopicNames, processes: list[DriftlineProcess],
+def _summary(counts: _Counts, names: TopicNames, processes: list[DriftlineProcess], served: list[str],
              say: Callable[[str], None]) -> None:
     say("")
     say(f"valid events: produced {counts.produced_valid:,}, in {names.observations}: {counts.observed_events:,}")
     say(f"malformed:    produced {counts.produced_invalid:,}, in {names.dlq}: {counts.dlq:,} (original bytes kept)")
     say(f"windows:      {counts.windows} closed (scores vs thresholds in {names.windows})")
     say(f"decisions:    {counts.decisions} retrain requests on {names.control}")
+    say(f"serving:      the demo subscriber served {' -> '.join(served) or 'nothing'}")
     say("where to look:")
     say(f"  kcat -C -b <broker> -t {names.dlq} -f '%h\\n%s\\n' -e    # rejected messages, reasons in headers")
     say(f"  kcat -C -b <broker> -t {names.control} -e                # retrain requests with their evidence")
+    say(f"  export DRIFTLINE_TOPICS_PREFIX={names.prefix}")
+    say("  driftline models list | driftline models history churn   # versions, lineage, who did what")
+    say("  driftline models rollback churn --by you --reason test   # move serving back (subscribers follow)")
     say("  driftline replay <events.jsonl> --windows                # the same policy, backtested on a file")
     for process in processes:
         say(f"  {process.log_path}   # {process.command}'s structured log")

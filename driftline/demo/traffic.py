@@ -8,6 +8,7 @@ the drifting feature, so both the data and the model's quality change.
 
 from __future__ import annotations
 
+import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 
@@ -51,7 +52,7 @@ class SyntheticTraffic:
         shift: float = 1.5,
         label_delay: int = 50,
         malformed_every: int = 500,
-        start_ts: float = 1_767_225_600.0,
+        start_ts: float | None = None,
         seed: int = 7,
     ) -> None:
         self.models = models
@@ -61,7 +62,8 @@ class SyntheticTraffic:
         self.shift = shift
         self.label_delay = label_delay
         self.malformed_every = malformed_every
-        self.start_ts = start_ts
+        # Wall-clock minute by default: each demo run has new windows, so new decision ids.
+        self.start_ts = float(int(time.time()) // 60 * 60) if start_ts is None else start_ts
         self.rng = np.random.default_rng(seed)
 
     def messages(self, events_per_model: int) -> Iterator[RawMessage]:
@@ -80,6 +82,18 @@ class SyntheticTraffic:
                 yield RawMessage(kind, key, value)
         for _, message in pending:
             yield message
+
+    def training_rows(self, n: int, seed: int = 11) -> list[dict[str, object]]:
+        """Labeled rows from the pre-drift world: what version 1.0.0 is trained on."""
+        rng = np.random.default_rng(seed)
+        rows = []
+        for _ in range(n):
+            x = rng.normal(size=self.n_features)
+            features: dict[str, object] = {f"f{j}": round(float(v), 4) for j, v in enumerate(x)}
+            features["plan"] = ("basic", "pro", "team")[int(rng.integers(3))]
+            label = int(x[0] + x[1] + rng.normal(scale=0.3) > 0)
+            rows.append({"features": features, "label": label})
+        return rows
 
     def _event(self, model: str, i: int, ts: float, pending: list[tuple[int, RawMessage]]) -> Iterator[RawMessage]:
         x = self.rng.normal(size=self.n_features)
