@@ -17,9 +17,8 @@ from typing import Callable
 
 import orjson
 
-from driftline.consumers.packer import BatchPacker
 from driftline.schemas import BatchBuilder, decode_batch, decode_event, encode_batch
-from driftline.schemas.columnar import FeatureRun, decode_features
+from driftline.schemas.columnar import decode_features
 
 BATCH = 500  # events per observation message, as ingest packs them
 
@@ -85,17 +84,6 @@ def main() -> None:
         for start in range(0, len(raws), BATCH):
             decode_features(raws[start:start + BATCH], "feature")
 
-    def columnar_pack() -> None:
-        """What ingest does per consume() batch: columnar decode, pack, encode."""
-        packer = BatchPacker(BATCH)
-        for start in range(0, len(raws), BATCH):
-            for run in decode_features(raws[start:start + BATCH], "feature"):
-                if type(run) is FeatureRun:
-                    packer.add_run(run)
-                else:
-                    packer.add(run[1])
-            list(packer.drain())
-
     messages: list[bytes] = []
     builder = BatchBuilder("churn")
     for start in range(0, len(events), BATCH):
@@ -115,7 +103,6 @@ def main() -> None:
         f"BatchBuilder.add + build + encode_batch ({BATCH}/msg)": pack,
         f"decode_batch ({BATCH}/msg)": unpack,
         f"decode_features (columnar, {BATCH}/call)": columnar,
-        "ingest CPU path, columnar (decode+pack+encode)": columnar_pack,
     })
     figures = {name: n / seconds for name, seconds in times.items()}
     size = sum(map(len, raws)) / n

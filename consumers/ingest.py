@@ -24,8 +24,7 @@ from driftline.errors import KafkaOperationFailed
 from driftline.kafka.clients import transactional_consumer_config, transactional_producer_config
 from driftline.logs import log
 from driftline.schemas.codec import check_key, decode_event
-from driftline.schemas.columnar import FeatureRun, decode_features
-from driftline.schemas.events import Event, EventKind, InvalidEvent
+from driftline.schemas.events import EventKind, InvalidEvent
 
 from driftline.consumers.dlq import dlq_headers
 from driftline.consumers.ingest_metrics import IngestMetrics
@@ -34,9 +33,6 @@ from driftline.consumers.packer import BatchPacker
 __all__ = ["IngestTopics", "Ingest"]
 
 logger = logging.getLogger(__name__)
-
-_COLUMNAR_MIN = 32
-"""Feature messages of one topic in a consume() batch from which validation goes by column."""
 
 
 @dataclass(frozen=True)
@@ -102,8 +98,6 @@ class Ingest:
             self._begin()
         per_topic: Tally[str] = Tally()
         valid_per_topic: Tally[str] = Tally()
-        group: list[Message] = []  # consecutive good messages of one topic
-        group_topic = None
         for msg in messages:
             err = msg.error()
             if err is not None:
@@ -111,57 +105,17 @@ class Ingest:
                     log(logger, logging.WARNING, "consume error", code=err.name(), detail=err.str())
                 continue
             topic = msg.topic()
-            if topic != group_topic and group:
-                valid_per_topic[group_topic] += self._handle_group(group, group_topic)  # type: ignore[index,arg-type]
-                per_topic[group_topic] += len(group)  # type: ignore[index]
-                group = []
-            group_topic = topic
-            group.append(msg)
-        if group:
-            valid_per_topic[group_topic] += self._handle_group(group, group_topic)  # type: ignore[index,arg-type]
-            per_topic[group_topic] += len(group)  # type: ignore[index]
+            per_topic[topic] += 1
+            if self._handle(msg, topic):
+                valid_per_topic[topic] += 1
         for topic, n in per_topic.items():
             self.metrics.count_topic(topic, n, valid_per_topic.get(topic, 0))
         self.metrics.processing.observe(time.perf_counter() - started)
-
-    def _handle_group(self, group: list[Message], topic: str) -> int:
-        """Validate and pack messages of one topic, in order; returns how many were valid.
-
-        Feature messages are validated a run at a time by ``decode_features`` (columns,
-        no event objects); a run whose keys all equal their model_id is packed at once,
-        anything else goes message by message through ``_handle``.
-        """
-        kind = self._kinds[topic]
-        if kind != "feature" or len(group) < _COLUMNAR_MIN:
-            return sum(self._handle(msg, topic) for msg in group)
-        values = [msg.value() for msg in group]
-        valid = 0
-        for item in decode_features(values, kind):  # type: ignore[arg-type]
-            if type(item) is not FeatureRun:
-                row, result = item  # type: ignore[misc]
-                if values[row]:
-                    valid += self._route(group[row], topic, result)
-                else:  # ingest words the empty-value error itself
-                    valid += self._handle(group[row], topic)
-                continue
-            msgs = group[item.start:item.start + len(item)]
-            if [msg.key() for msg in msgs] != list(map(str.encode, item.model_id)):
-                valid += sum(self._handle(msg, topic) for msg in msgs)  # some key is wrong
-                continue
-            for full in self._packer.add_run(item):
-                self._send_batch(*full)
-            self._txn_valid += len(item)
-            valid += len(item)
-        return valid
 
     def _handle(self, msg: Message, topic: str) -> bool:
         """Validate one message; produce it to the DLQ or pack it. True if valid."""
         raw = msg.value()
         result = decode_event(raw, self._kinds[topic]) if raw else InvalidEvent("$", "empty", "the message value is empty")
-        return self._route(msg, topic, result)
-
-    def _route(self, msg: Message, topic: str, result: Event | InvalidEvent) -> bool:
-        """Pack a decoded event whose key matches, or send the message to the DLQ."""
         if not isinstance(result, InvalidEvent):
             key_error = check_key(msg.key(), result)
             if key_error is None:

@@ -33,6 +33,7 @@ def run(args: argparse.Namespace) -> int:
     from driftline.consumers.ingest_metrics import IngestMetrics
     from driftline.kafka.topics import TopicNames
 
+    stop = stop_on_signals()  # first: a SIGTERM during start-up still ends cleanly
     overrides: dict[str, object] = {}
     if args.metrics_port is not None:
         overrides["metrics_port"] = args.metrics_port
@@ -45,7 +46,6 @@ def run(args: argparse.Namespace) -> int:
     metrics = IngestMetrics(registry)
     port = serve_metrics(registry, settings.ingest.metrics_port, settings.metrics.addr)
     log(logger, logging.INFO, "metrics served", port=port, bootstrap=bootstrap)
-    stop = stop_on_signals()
     Ingest(bootstrap, ingest_topics(names), settings.ingest, metrics).run(stop)
     return 0
 

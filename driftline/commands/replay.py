@@ -11,6 +11,7 @@ import argparse
 import sys
 import time
 from collections.abc import Iterator
+from typing import TYPE_CHECKING
 from pathlib import Path
 from typing import IO, Any
 
@@ -19,7 +20,9 @@ import orjson
 from driftline.config import load_settings
 from driftline.errors import DriftlineError
 from driftline.stream.monitor_config import MonitorConfig
-from driftline.stream.replay import Replay, ReplaySummary, read_reference
+
+if TYPE_CHECKING:  # the replay core pulls in River and scipy: import it only when replaying
+    from driftline.stream.replay import ReplaySummary
 
 __all__ = ["register", "run"]
 
@@ -39,7 +42,7 @@ def register(subparsers: Any) -> None:
     parser.add_argument("--reference", help="JSONL of raw events whose features form the reference profile")
     parser.add_argument("--config", dest="replay_config", help="driftline.toml ([windows], [policy], [reference])")
     parser.add_argument("--windows", action="store_true", help="also print every closed window's scores")
-    parser.add_argument("--batch-size", type=int, default=1000, help="events per micro-batch (results do not depend on it)")
+    parser.add_argument("--batch-size", type=int, default=4096, help="events per micro-batch (results do not depend on it)")
     parser.set_defaults(func=run)
 
 
@@ -48,6 +51,8 @@ def run(args: argparse.Namespace, stdout: IO[bytes] | None = None, stderr: IO[st
     out = stdout or sys.stdout.buffer
     err = stderr or sys.stderr
     config_path = getattr(args, "replay_config", None) or getattr(args, "config", None)
+    from driftline.stream.replay import Replay, read_reference
+
     config = MonitorConfig.from_settings(load_settings(config_path))
     references = read_reference(_lines(args.reference), config) if args.reference else None
     if args.reference and not references:
@@ -103,7 +108,7 @@ class _Progress:
         self.stream = stream
         self.started = self.last = time.perf_counter()
 
-    def show(self, summary: ReplaySummary) -> None:
+    def show(self, summary: "ReplaySummary") -> None:
         now = time.perf_counter()
         if now - self.last < 0.5:
             return
@@ -118,7 +123,7 @@ class _Progress:
         self.stream.write("\r\x1b[K")
 
 
-def format_summary(summary: ReplaySummary) -> str:
+def format_summary(summary: "ReplaySummary") -> str:
     """The end-of-run summary (stderr)."""
     lines = [
         f"replay: {summary.lines:,} lines read, {summary.events:,} events, {summary.invalid:,} invalid, "

@@ -35,7 +35,9 @@ def stream_process(bootstrap: str, prefix: str, app_id: str, data_dir: Path, met
                    store: str = "memory", log: Path | None = None) -> subprocess.Popen[bytes]:
     """``driftline stream`` as a real OS process (its own session, so kill -9 hits only it)."""
     env = dict(os.environ, DRIFTLINE_TOPICS_PREFIX=prefix, DRIFTLINE_STREAM_DATA_DIR=str(data_dir), **FAST_GROUP)
-    cmd = [sys.executable, "-m", "driftline.cli", "stream", "--bootstrap-servers", bootstrap, "--app-id", app_id,
+    level = ["--log-level", os.environ["STREAM_TEST_LOG_LEVEL"]] if os.environ.get(
+        "STREAM_TEST_LOG_LEVEL") else []  # e.g. info: faust's rebalance/recovery steps
+    cmd = [sys.executable, "-m", "driftline.cli", *level, "stream", "--bootstrap-servers", bootstrap, "--app-id", app_id,
            "--metrics-port", str(metrics_port), "--store", store]
     out = open(log, "ab") if log is not None else subprocess.DEVNULL  # noqa: SIM115 - closed with the process
     return subprocess.Popen(cmd, env=env, stdout=out, stderr=out, start_new_session=True)
