@@ -58,3 +58,25 @@ def test_invalid_toml_is_reported(tmp_path: Path) -> None:
     path.write_text("[ingest\n")
     with pytest.raises(ConfigError, match="not valid TOML"):
         load_settings(path, env={})
+
+
+def test_readme_configuration_block_is_complete_and_loads(tmp_path: Path) -> None:
+    """The README documents every key with its default; keep it in sync with the code."""
+    import dataclasses
+    import re
+    import tomllib
+
+    from driftline.config import SECTIONS
+
+    readme = (Path(__file__).resolve().parents[2] / "README.md").read_text()
+    block = re.search(r"```toml\n(.*?)```", readme, re.S)
+    assert block is not None
+    documented = tomllib.loads(block.group(1))
+    assert set(documented) == set(SECTIONS)
+    for name, cls in SECTIONS.items():
+        assert set(documented[name]) == {f.name for f in dataclasses.fields(cls)}, name
+    path = tmp_path / "driftline.toml"
+    path.write_text(block.group(1))
+    loaded = load_settings(path, env={})
+    for name, cls in SECTIONS.items():
+        assert getattr(loaded, name) == cls(), f"README default differs from the code in [{name}]"
