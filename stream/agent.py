@@ -339,10 +339,18 @@ def register_agent(app: Any, names: TopicNames, processor: BatchProcessor,
                 error = InvalidEvent("$", "processing_error", repr(exc)[:500])
                 result = processor._invalid(message.key, message.value, message.partition, message.offset,
                                             message.headers, error)
+            generation = app.consumer_generation_id
             pending = [await outputs[o.topic].send(key=o.key, value=o.value, headers=o.headers)
                        for o in result.outgoing]
             if pending:
                 await asyncio.gather(*pending)
+            if app.rebalancing or app.consumer_generation_id != generation:
+                # recovery may be replaying the table right now: a save would be undone by
+                # it (or land in a changelog partition another worker owns). Not acked, so
+                # it is redelivered; its outputs were sent and are re-sent with the same ids.
+                log(logger, logging.INFO, "batch overlapped a rebalance; discarded for redelivery",
+                    partition=message.partition, offset=message.offset)
+                continue
             processor.commit(result)
             if acks is not None:
                 acks.add(event, writes.take())

@@ -13,12 +13,11 @@ Choices, and why:
   because the brokers run with topic auto-creation off.
 - RocksDB store when ``rocksdict`` imports (``store = "auto"``), else memory: either
   way the changelog is the truth and a new worker recovers from it.
-- ``stream_wait_empty=True`` (faust's default; it was off): a revocation waits until the
-  batch in flight is acked. With it off, a batch awaiting its output delivery during a
-  rebalance finished *during* the changelog recovery that follows: its state write was
-  overwritten by the older record recovery replayed (a memory store replays the whole
-  changelog on every rebalance), and for a revoked partition it landed in a changelog
-  another worker already owned.
+- ``stream_wait_empty=False``: with the agent acking messages itself, faust's
+  ``wait_empty`` at revocation can wait forever for a message that was queued and then
+  cleared from the stream (seen: a rebalance hung for minutes). Instead the agent
+  discards a batch whose processing overlapped a rebalance (``stream.agent``): not saved,
+  not acked, redelivered after the seek to the committed offsets.
 - ``ChangelogWrites``: faust acks a source offset as soon as the agent moves on, while
   the table's changelog records are still in its producer buffer, and its pre-commit
   flush (``ProducerBuffer.flush``) gives up after 0.1 s without progress and does not
@@ -69,7 +68,7 @@ def create_app(settings: StreamSettings, bootstrap: str, partitions: int, replic
         "broker_heartbeat_interval": settings.heartbeat_interval_s,
         "broker_commit_interval": settings.commit_interval_s,
         "table_standby_replicas": settings.standby_replicas,
-        "stream_wait_empty": True,
+        "stream_wait_empty": False,
         "consumer_auto_offset_reset": "earliest",
         "producer_max_request_size": MAX_MESSAGE_BYTES,
         "consumer_max_fetch_size": MAX_MESSAGE_BYTES,
