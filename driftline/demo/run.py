@@ -73,21 +73,22 @@ def run_demo(settings: Settings, bootstrap: str, options: DemoOptions, say: Call
         say(f"started driftline {process.command} (log: {process.log_path})")
     models = SyntheticTraffic().models
     counts = _Counts()
-    subscriber = None
+    subscribers: list[DemoSubscriber] = []
     try:
         register_first_versions(bootstrap, models, options.log_dir, run_env, say)
-        subscriber = DemoSubscriber(settings, bootstrap, names, models[0], run_id, say)
-        subscriber.start()
-        subscriber.wait_for_first(30)
+        subscribers = [DemoSubscriber(settings, bootstrap, names, m, run_id, say) for m in models]
+        for subscriber in subscribers:
+            subscriber.start()
+            subscriber.wait_for_first(30)
         _produce(bootstrap, names, options, counts, reader, say)
-        _wait_for_all(reader, counts, options.timeout_s, processes, subscriber, say)
+        _wait_for_all(reader, counts, options.timeout_s, processes, subscribers, say)
     finally:
-        if subscriber is not None:
+        for subscriber in subscribers:
             subscriber.stop()
         for process in processes:
             say(f"stopped {process.command} (exit {process.stop()})")
         reader.close()
-    served = subscriber.versions if subscriber is not None else []
+    served = max((sub.versions for sub in subscribers), key=len, default=[])
     _summary(counts, names, processes, served, say)
     # ">=": a backlog left by an earlier, interrupted demo run is processed too.
     ok = counts.observed_events >= counts.produced_valid and counts.dlq >= counts.produced_invalid
@@ -127,14 +128,14 @@ def _send(producer: Producer, topic: str, key: bytes | None, value: bytes) -> No
 
 
 def _wait_for_all(reader: _Reader, counts: _Counts, timeout_s: float, processes: list[DriftlineProcess],
-                  subscriber: DemoSubscriber, say: Callable[[str], None]) -> None:
+                  subscribers: list[DemoSubscriber], say: Callable[[str], None]) -> None:
     """Until every event is accounted for and the subscriber swapped to a retrained version, or the timeout."""
     deadline = time.monotonic() + timeout_s
     while time.monotonic() < deadline:
         reader.read(counts, 1.0)
         _progress(counts, say)
         caught_up = counts.observed_events >= counts.produced_valid and counts.dlq >= counts.produced_invalid
-        if caught_up and counts.decisions > 0 and len(subscriber.versions) >= 2:
+        if caught_up and counts.decisions > 0 and any(len(sub.versions) >= 2 for sub in subscribers):
             return
         for process in processes:
             if not process.running:
