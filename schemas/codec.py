@@ -388,11 +388,7 @@ def _fast_mapping(value: Any, raw: bytes, strings: bool) -> bool:
     if len(raw) > MAX_NAME + 2 and len("".join(value)) > MAX_NAME:
         if max(map(len, value)) > MAX_NAME:
             return False
-    if strings and len(raw) > MAX_STRING + 2:
-        for item in value.values():
-            if type(item) is str and len(item) > MAX_STRING:
-                return False
-    return True
+    return not (strings and len(raw) > MAX_STRING + 2 and _long_string(value))
 
 
 def _flat(raw: bytes, objects: int) -> bool:
@@ -400,7 +396,7 @@ def _flat(raw: bytes, objects: int) -> bool:
 
     Braces inside strings only add to the count, so a miss is safe: `_validate` decides.
     """
-    return raw.count(b"{") == objects and raw.rfind(b"[") < 0  # see _fast_feature
+    return raw.count(b"{") == objects and raw.rfind(b"[") < 0
 
 
 # The shortest possible event around one feature entry, with every other entry at its
@@ -409,43 +405,6 @@ def _flat(raw: bytes, objects: int) -> bool:
 # feature name or string value is longer than size - 50 - 6k characters (escapes and
 # UTF-8 only make the bytes longer than the characters).
 _SHORTEST_EVENT = 50
-
-
-def _fast_feature(doc: dict[str, Any], raw: bytes) -> Event | None:
-    """The hottest path (ingest and replay), so `_fast_head` and friends are inlined."""
-    try:  # a missing key (KeyError) or an unhashable model_id (TypeError): not plain
-        model_id, event_id = doc["model_id"], doc["event_id"]
-        ts, features = doc["ts"], doc["features"]
-        if model_id not in _GOOD_IDS and not is_valid_model_id(model_id):
-            return None
-    except (KeyError, TypeError):
-        return None
-    if (type(features) is not dict or len(features) > MAX_PROPERTIES or "" in features
-            or type(event_id) is not str or not 0 < len(event_id) <= MAX_NAME
-            or (len(doc) != 4 and (len(doc) != 5 or "type" not in doc))):
-        return None
-    if type(ts) is not float or not 0.0 <= ts < TS_MAX:
-        ts = _fast_ts(ts)
-        if ts is None:
-            return None
-    room = len(raw) - _SHORTEST_EVENT - 6 * len(features)  # longest possible string
-    if room > MAX_NAME and max(map(len, features), default=0) > MAX_NAME:
-        return None
-    if room > MAX_STRING:
-        for item in features.values():
-            if type(item) is str and len(item) > MAX_STRING:
-                return None
-    # exactly two objects (the event, its features) and no array: values are scalars.
-    # Braces and brackets inside strings only cause a (safe) fall back to `_validate`.
-    # (rfind, not `in`: bytes.__contains__ is ~2x slower for a one-byte needle.)
-    if raw.count(b"{") != 2 or raw.rfind(b"[") >= 0:
-        return None
-    event = _new(FeatureEvent)
-    _FE_MID(event, model_id)
-    _FE_EID(event, event_id)
-    _FE_TS(event, ts)
-    _FE_FEATURES(event, features)
-    return event  # type: ignore[no-any-return]
 
 
 def _fast_label(doc: dict[str, Any], raw: bytes) -> Event | None:
@@ -483,7 +442,7 @@ def _fast_prediction(doc: dict[str, Any], raw: bytes) -> Event | None:
 
 
 _loads, _JSONDecodeError = orjson.loads, orjson.JSONDecodeError
-_FAST = {"feature": _fast_feature, "prediction": _fast_prediction, "label": _fast_label}
+_FAST = {"prediction": _fast_prediction, "label": _fast_label}  # features: inline in decode_event
 
 
 # ---------------------------------------------------------------- transport
@@ -529,7 +488,8 @@ def decode_event(raw: bytes | None, kind: EventKind | None = None) -> Event | In
         if type(resolved) is InvalidEvent:
             return resolved
         kind = resolved  # type: ignore[assignment]
-    if kind == "feature":  # the hottest path: `_fast_feature`, inlined (one call less)
+    if kind == "feature":  # the hottest path (ingest, replay): inline, one call less
+        # Accept-only like `_fast_prediction`/`_fast_label`: anything unusual → `_validate`.
         try:
             model_id, event_id = doc["model_id"], doc["event_id"]
             ts, features = doc["ts"], doc["features"]
@@ -545,10 +505,11 @@ def decode_event(raw: bytes | None, kind: EventKind | None = None) -> Event | In
             ts = _fast_ts(ts)
             if ts is None:
                 return _validate(doc, kind)
-        room = len(raw) - _SHORTEST_EVENT - 6 * len(features)  # see _fast_feature
+        room = len(raw) - _SHORTEST_EVENT - 6 * len(features)  # longest possible string
         if ((room > MAX_NAME and max(map(len, features), default=0) > MAX_NAME)
                 or (room > MAX_STRING and _long_string(features))
-                # exactly two '{' and no '[' (one C call; see _fast_feature)
+                # exactly two '{' (event, features) and no '[': values are scalars. Braces
+                # inside strings only cause a (safe) fall back to `_validate`.
                 or len(raw) - len(raw.translate(None, b"{[")) != 2):
             return _validate(doc, kind)
         event = _new(FeatureEvent)
