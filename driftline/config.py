@@ -84,6 +84,7 @@ class IngestSettings:
         _check(self.consume_batch >= 1, "ingest.consume_batch", "must be >= 1")
         _check(0 <= self.metrics_port <= 65535, "ingest.metrics_port", "must be 0-65535")
         _check(bool(self.group_id), "ingest.group_id", "must not be empty")
+        _check(bool(self.transactional_id), "ingest.transactional_id", "must not be empty")
 
 
 @dataclasses.dataclass(frozen=True)

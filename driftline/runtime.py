@@ -2,13 +2,22 @@
 
 from __future__ import annotations
 
+import argparse
+import logging
 import signal
 import threading
 from pathlib import Path
+from typing import Any
+
+from prometheus_client import CollectorRegistry
 
 from driftline.config import Settings
+from driftline.logs import log
+from driftline.metrics_server import serve_metrics
 
-__all__ = ["bootstrap_from", "stop_on_signals"]
+__all__ = ["bootstrap_from", "given_flags", "serve_process_metrics", "stop_on_signals"]
+
+logger = logging.getLogger(__name__)
 
 
 def bootstrap_from(settings: Settings, explicit: str | None = None, start_local: bool = True) -> str:
@@ -38,3 +47,15 @@ def stop_on_signals() -> threading.Event:
     signal.signal(signal.SIGTERM, _handler)
     signal.signal(signal.SIGINT, _handler)
     return stop
+
+
+def given_flags(args: argparse.Namespace, *names: str) -> dict[str, Any]:
+    """The flags among ``names`` the user gave (not None): overrides of the same config keys."""
+    return {name: getattr(args, name) for name in names if getattr(args, name) is not None}
+
+
+def serve_process_metrics(registry: CollectorRegistry, port: int, settings: Settings, **fields: Any) -> int:
+    """Serve ``registry`` on ``port`` at ``[metrics] addr`` and log where; returns the bound port."""
+    bound = serve_metrics(registry, port, settings.metrics.addr)
+    log(logger, logging.INFO, "metrics served", port=bound, **fields)
+    return bound

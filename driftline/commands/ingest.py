@@ -3,18 +3,18 @@
 from __future__ import annotations
 
 import argparse
-import logging
+from typing import TYPE_CHECKING
 
 from prometheus_client import CollectorRegistry
 
 from driftline.config import load_settings
-from driftline.logs import log
-from driftline.metrics_server import serve_metrics
-from driftline.runtime import bootstrap_from, stop_on_signals
+from driftline.runtime import bootstrap_from, given_flags, serve_process_metrics, stop_on_signals
+
+if TYPE_CHECKING:
+    from driftline.consumers.ingest import IngestTopics
+    from driftline.kafka.topics import TopicNames
 
 __all__ = ["register"]
-
-logger = logging.getLogger(__name__)
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
@@ -34,30 +34,20 @@ def run(args: argparse.Namespace) -> int:
     from driftline.kafka.topics import TopicNames
 
     stop = stop_on_signals()  # first: a SIGTERM during start-up still ends cleanly
-    overrides: dict[str, object] = {}
-    if args.metrics_port is not None:
-        overrides["metrics_port"] = args.metrics_port
-    if args.transactional_id:
-        overrides["transactional_id"] = args.transactional_id
+    overrides = given_flags(args, "metrics_port", "transactional_id")
     settings = load_settings(args.config, overrides={"ingest": overrides})
     bootstrap = bootstrap_from(settings, args.bootstrap_servers)
     names = TopicNames(prefix=settings.topics.prefix)
     registry = CollectorRegistry()
     metrics = IngestMetrics(registry)
-    port = serve_metrics(registry, settings.ingest.metrics_port, settings.metrics.addr)
-    log(logger, logging.INFO, "metrics served", port=port, bootstrap=bootstrap)
+    serve_process_metrics(registry, settings.ingest.metrics_port, settings, bootstrap=bootstrap)
     Ingest(bootstrap, ingest_topics(names), settings.ingest, metrics).run(stop)
     return 0
 
 
-def ingest_topics(names: object) -> "IngestTopics":
+def ingest_topics(names: TopicNames) -> IngestTopics:
     """The ingest view of the project's topic names."""
     from driftline.consumers.ingest import IngestTopics
 
-    return IngestTopics(
-        features=names.features,  # type: ignore[attr-defined]
-        predictions=names.predictions,  # type: ignore[attr-defined]
-        labels=names.labels,  # type: ignore[attr-defined]
-        observations=names.observations,  # type: ignore[attr-defined]
-        dlq=names.dlq,  # type: ignore[attr-defined]
-    )
+    return IngestTopics(features=names.features, predictions=names.predictions, labels=names.labels,
+                        observations=names.observations, dlq=names.dlq)

@@ -8,11 +8,8 @@ state, from the changelogs) when one stops or dies.
 from __future__ import annotations
 
 import argparse
-import logging
 
 __all__ = ["register"]
-
-logger = logging.getLogger(__name__)
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
@@ -31,22 +28,15 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 def run(args: argparse.Namespace) -> int:
     from driftline.config import load_settings
     from driftline.kafka.topics import TopicNames
-    from driftline.logs import log
-    from driftline.metrics_server import serve_metrics
-    from driftline.runtime import bootstrap_from
+    from driftline.runtime import bootstrap_from, given_flags, serve_process_metrics
     from driftline.stream.worker import build_worker, run_worker
 
-    overrides: dict[str, object] = {}
-    for arg, key in (("app_id", "app_id"), ("metrics_port", "metrics_port"), ("store", "store"),
-                     ("data_dir", "data_dir")):
-        value = getattr(args, arg)
-        if value is not None:
-            overrides[key] = value
+    overrides = given_flags(args, "app_id", "metrics_port", "store", "data_dir")
     settings = load_settings(args.config, overrides={"stream": overrides})
     bootstrap = bootstrap_from(settings, args.bootstrap_servers)
     names = TopicNames(prefix=settings.topics.prefix)
     worker = build_worker(settings, bootstrap, names)
-    port = serve_metrics(worker.registry, settings.stream.metrics_port, settings.metrics.addr)
-    log(logger, logging.INFO, "metrics served", port=port, bootstrap=bootstrap, app_id=settings.stream.app_id)
+    serve_process_metrics(worker.registry, settings.stream.metrics_port, settings, bootstrap=bootstrap,
+                          app_id=settings.stream.app_id)
     run_worker(worker, loglevel=args.log_level)
     return 0

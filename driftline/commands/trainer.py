@@ -9,8 +9,7 @@ from prometheus_client import CollectorRegistry
 
 from driftline.config import Settings, load_settings
 from driftline.logs import log
-from driftline.metrics_server import serve_metrics
-from driftline.runtime import bootstrap_from, stop_on_signals
+from driftline.runtime import bootstrap_from, given_flags, serve_process_metrics, stop_on_signals
 
 __all__ = ["register", "signing_key"]
 
@@ -43,11 +42,7 @@ def run(args: argparse.Namespace) -> int:
     from driftline.consumers.training_run import TrainingContext
     from driftline.kafka.topics import TopicNames
 
-    overrides: dict[str, object] = {}
-    if args.metrics_port is not None:
-        overrides["metrics_port"] = args.metrics_port
-    if args.transactional_id:
-        overrides["transactional_id"] = args.transactional_id
+    overrides = given_flags(args, "metrics_port", "transactional_id")
     settings = load_settings(args.config, overrides={"trainer": overrides})
     bootstrap = bootstrap_from(settings, args.bootstrap_servers)
     names = TopicNames(prefix=settings.topics.prefix)
@@ -56,7 +51,6 @@ def run(args: argparse.Namespace) -> int:
                               settings.governance, settings.reference.numeric_bins, settings.reference.top_k)
     registry = CollectorRegistry()
     metrics = TrainerMetrics(registry)
-    port = serve_metrics(registry, settings.trainer.metrics_port, settings.metrics.addr)
-    log(logger, logging.INFO, "metrics served", port=port, bootstrap=bootstrap)
+    serve_process_metrics(registry, settings.trainer.metrics_port, settings, bootstrap=bootstrap)
     Trainer(bootstrap, names, settings.trainer, context, metrics).run(stop_on_signals())
     return 0

@@ -80,3 +80,10 @@ def test_readme_configuration_block_is_complete_and_loads(tmp_path: Path) -> Non
     loaded = load_settings(path, env={})
     for name, cls in SECTIONS.items():
         assert getattr(loaded, name) == cls(), f"README default differs from the code in [{name}]"
+
+
+def test_empty_ingest_transactional_id_is_refused(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.chdir(tmp_path)
+    with pytest.raises(ConfigError) as caught:
+        load_settings(env={"DRIFTLINE_INGEST_TRANSACTIONAL_ID": ""})
+    assert caught.value.key == "ingest.transactional_id"
