@@ -13,20 +13,14 @@ __all__ = ["transactional_consumer_config", "transactional_producer_config", "re
 
 
 def transactional_consumer_config(bootstrap: str, group_id: str, **overrides: Any) -> dict[str, Any]:
-    """A consumer whose offsets are committed only through a producer transaction."""
-    config: dict[str, Any] = {
-        "bootstrap.servers": bootstrap,
-        "group.id": group_id,
-        "enable.auto.commit": False,
+    """A read_committed consumer whose offsets are committed only through a producer transaction."""
+    tuned: dict[str, Any] = {
         "enable.auto.offset.store": False,
-        "isolation.level": "read_committed",
-        "auto.offset.reset": "earliest",
         "partition.assignment.strategy": "cooperative-sticky",
         "fetch.wait.max.ms": 100,
         "queued.min.messages": 20000,
     }
-    config.update(overrides)
-    return config
+    return read_committed_config(bootstrap, group_id, **{**tuned, **overrides})
 
 
 def transactional_producer_config(bootstrap: str, transactional_id: str, **overrides: Any) -> dict[str, Any]:
