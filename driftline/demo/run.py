@@ -88,8 +88,9 @@ def run_demo(settings: Settings, bootstrap: str, options: DemoOptions, say: Call
         for process in processes:
             say(f"stopped {process.command} (exit {process.stop()})")
         reader.close()
-    served = max((sub.versions for sub in subscribers), key=len, default=[])
-    _summary(counts, names, processes, served, say)
+    busiest = max(subscribers, key=lambda sub: len(sub.versions), default=None)
+    served = busiest.versions if busiest is not None else []
+    _summary(counts, names, processes, busiest.model_id if busiest else "-", served, say)
     # ">=": a backlog left by an earlier, interrupted demo run is processed too.
     ok = counts.observed_events >= counts.produced_valid and counts.dlq >= counts.produced_invalid
     return 0 if ok and counts.decisions > 0 and len(served) >= 2 else 1
@@ -157,14 +158,14 @@ def _progress(counts: _Counts, say: Callable[[str], None]) -> None:
         say(line)
 
 
-def _summary(counts: _Counts, names: TopicNames, processes: list[DriftlineProcess], served: list[str],
-             say: Callable[[str], None]) -> None:
+def _summary(counts: _Counts, names: TopicNames, processes: list[DriftlineProcess], model_id: str,
+             served: list[str], say: Callable[[str], None]) -> None:
     say("")
     say(f"valid events: produced {counts.produced_valid:,}, in {names.observations}: {counts.observed_events:,}")
     say(f"malformed:    produced {counts.produced_invalid:,}, in {names.dlq}: {counts.dlq:,} (original bytes kept)")
     say(f"windows:      {counts.windows} closed (scores vs thresholds in {names.windows})")
     say(f"decisions:    {counts.decisions} retrain requests on {names.control}")
-    say(f"serving:      the demo subscriber served {' -> '.join(served) or 'nothing'}")
+    say(f"serving:      the demo's {model_id} subscriber served {' -> '.join(served) or 'nothing'}")
     say("where to look:")
     say(f"  kcat -C -b <broker> -t {names.dlq} -f '%h\\n%s\\n' -e    # rejected messages, reasons in headers")
     say(f"  kcat -C -b <broker> -t {names.control} -e                # retrain requests with their evidence")

@@ -45,6 +45,7 @@ class DemoSubscriber:
         s = settings.subscriber
         key, _ = load_or_create_key(s.signing_key or settings.trainer.signing_key, s.signing_key_file, create=False)
         self.say = say
+        self.model_id = model_id
         self.versions: list[str] = []
         self.subscriber = ModelSubscriber(
             model_id, bootstrap, names.model_updates, key, cache_dir=f"{s.cache_dir}/{run_id}",
