@@ -171,11 +171,15 @@ class Ingest:
         if not error.txn_requires_abort():
             raise KafkaOperationFailed("commit transaction", error.name(), error.str()) from exc
         log(logger, logging.WARNING, "aborting transaction; its input will be re-read", code=error.name())
+        self._abort()
+        self._rewind()
+
+    def _abort(self) -> None:
+        """Abort the open transaction and forget its unsent batches (their input is re-read)."""
         self._producer.abort_transaction(30)
         self._in_txn = False
         self._packer.discard()
         self.metrics.aborted.inc()
-        self._rewind()
 
     def _rewind(self) -> None:
         """Seek every assigned partition back to its committed offset (after an abort)."""
@@ -196,7 +200,4 @@ class Ingest:
     def _on_lost(self, _consumer: Consumer, _partitions: list[TopicPartition]) -> None:
         """Partitions lost without a clean revoke: our transaction cannot be trusted; abort it."""
         if self._in_txn:
-            self._producer.abort_transaction(30)
-            self._in_txn = False
-            self._packer.discard()
-            self.metrics.aborted.inc()
+            self._abort()
