@@ -1,4 +1,4 @@
-"""Helpers for the ingest tests: produce raw events, count what ingest committed."""
+"""Helpers for the ingest tests: raw events, ingest as a process, what ingest committed."""
 
 from __future__ import annotations
 
@@ -8,47 +8,24 @@ import sys
 import time
 import uuid
 from collections import Counter
-from collections.abc import Iterable
 from dataclasses import dataclass, field
 
 import orjson
-from confluent_kafka import Consumer, KafkaError, Producer, TopicPartition
+from confluent_kafka import Consumer
 
 from driftline.kafka.clients import read_committed_config
 from driftline.schemas.batch import decode_batch
 from driftline.schemas.events import InvalidEvent
+
+from ..kafka_fixtures import produce_records as produce
+
+__all__ = ["Committed", "CommittedReader", "feature_event", "ingest_process", "produce"]
 
 
 def feature_event(model_id: str, i: int, n_features: int = 20) -> bytes:
     features = {f"f{j}": (i * 7 + j) % 97 / 10.0 for j in range(n_features)}
     return orjson.dumps({"model_id": model_id, "event_id": f"{model_id}-{i}", "ts": 1_767_225_600 + i / 100,
                          "features": features})
-
-
-def produce(bootstrap: str, topic: str, messages: Iterable[tuple[bytes | None, bytes | None]]) -> int:
-    """Produce ``(key, value)`` pairs and wait for every delivery; returns the count."""
-    producer = Producer({"bootstrap.servers": bootstrap, "linger.ms": 20, "message.max.bytes": 4 * 1024 * 1024,
-                         "queue.buffering.max.messages": 1_000_000})
-    failures: list[str] = []
-
-    def on_delivery(err: KafkaError | None, _msg: object) -> None:
-        if err is not None:
-            failures.append(err.str())
-
-    n = 0
-    for key, value in messages:
-        while True:
-            try:
-                producer.produce(topic, key=key, value=value, on_delivery=on_delivery)
-                break
-            except BufferError:
-                producer.poll(0.1)
-        n += 1
-        if n % 10000 == 0:
-            producer.poll(0)
-    assert producer.flush(60) == 0, "messages still in flight after 60 s"
-    assert not failures, failures[:3]
-    return n
 
 
 @dataclass
@@ -117,13 +94,3 @@ def ingest_process(bootstrap: str, prefix: str, group: str, *extra: str) -> subp
     cmd = [sys.executable, "-m", "driftline.cli", "ingest", "--bootstrap-servers", bootstrap,
            "--metrics-port", "0", *extra]
     return subprocess.Popen(cmd, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
-
-
-def committed_offsets(bootstrap: str, group: str, topic: str, partitions: int) -> int:
-    """Sum of a group's committed offsets on ``topic`` (how far ingest got)."""
-    consumer = Consumer({"bootstrap.servers": bootstrap, "group.id": group})
-    try:
-        tps = consumer.committed([TopicPartition(topic, p) for p in range(partitions)], timeout=10)
-        return sum(max(tp.offset, 0) for tp in tps)
-    finally:
-        consumer.close()
