@@ -295,13 +295,17 @@ class OrderedAcks:
 
 def register_agent(app: Any, names: TopicNames, processor: BatchProcessor,
                    metrics: StreamMetrics | None = None, ready: asyncio.Event | None = None,
-                   ready_timeout_s: float = 10.0, writes: Any = None) -> Any:
+                   ready_timeout_s: float = 10.0, writes: Any = None, progress: Any = None,
+                   seek_guard: Any = None) -> Any:
     """Declare the faust agent on ``names.observations``; returns it.
 
     ``ready`` (model updates caught up) is awaited once, up to ``ready_timeout_s``, before
     the first batch, so a restarted worker scores against the versions actually serving.
     ``writes`` (``stream.app.ChangelogWrites`` of the state table): when given, the
     agent acks messages itself once their changelog writes are acknowledged (step 7).
+    ``progress`` (``stream.stall_watchdog.PartitionProgress``) notes every arrival;
+    ``seek_guard`` (``stream.seek_guard.SeekGuard``) tells records fetched before the
+    last seek, which are left unprocessed and unacked (the seek re-fetches them).
     """
     source = app.topic(names.observations, key_type=bytes, value_type=bytes,
                        key_serializer="raw", value_serializer="raw")
@@ -321,6 +325,8 @@ def register_agent(app: Any, names: TopicNames, processor: BatchProcessor,
         events = stream.noack().events() if acks is not None else stream.events()
         async for event in events:
             message = event.message
+            if progress is not None:
+                progress.saw(message.partition, message.offset)
             if await wait_recovered(app):
                 assigned = message.tp in app.consumer.assignment()
                 log(logger, logging.INFO, "batch arrived during a rebalance; waited for table recovery",
@@ -329,6 +335,8 @@ def register_agent(app: Any, names: TopicNames, processor: BatchProcessor,
                     if acks is not None:
                         acks.add(event, [])
                     continue
+            if seek_guard is not None and not seek_guard.fresh(message):
+                continue
             started = time.perf_counter()
             try:
                 result = processor.process(message.key, message.value, message.partition, message.offset,

@@ -24,6 +24,10 @@ Choices, and why:
   count the record being handed to the client — so an offset could be committed whose
   state never reached the changelog; a ``kill -9`` then lost those batches for good.
   The agent acks each batch itself, in order, once its changelog writes are acknowledged.
+- ``SeekGuard`` (``stream.seek_guard``): records fetched before recovery's seek to the
+  committed offsets can arrive after it; faust then commits past the skipped offsets.
+  The guard drops them and seeks back; ``StallWatchdog`` re-seeks a partition that
+  stops delivering although records wait (faust-streaming#629).
 """
 
 from __future__ import annotations

@@ -75,6 +75,10 @@ class StreamMetrics:
                                           "(published version, first windows).", ["model_id", "source"], registry=r))
         self.latency = Histogram("driftline_stream_batch_seconds", "Time to apply one batch (decode to state "
                                  "saved, outputs delivered).", buckets=_LATENCY_BUCKETS, registry=r)
+        self.stalls = Counter("driftline_stream_partition_stalls", "Source partitions found stalled (records "
+                              "waiting, none delivered for stall_after_s) and re-sought.", registry=r)
+        self.stale_records = Counter("driftline_stream_stale_records", "Source records fetched before a seek and "
+                                     "delivered after it: dropped, re-fetched in order.", registry=r)
 
     def count_windows(self, model_id: str, windows: list[Any], thresholds: Mapping[str, Mapping[str, float]]) -> None:
         """Window counts and, for scored windows, score and threshold gauges."""

@@ -24,7 +24,8 @@ class StreamSettings:
     topics, so every worker of one deployment must share it. ``data_dir`` holds RocksDB
     state (per app id and worker); it is a cache: the changelogs are the truth.
     Timings are the Kafka group protocol's; short ones make tests and failover fast,
-    the defaults suit production.
+    the defaults suit production. ``stall_after_s``: a source partition with records
+    waiting that delivered none for this long is re-sought (``stream.stall_watchdog``).
     """
 
     app_id: str = "driftline-stream"
@@ -38,6 +39,7 @@ class StreamSettings:
     challenger: bool = True
     faust_metrics: bool = True
     updates_wait_s: float = 10.0
+    stall_after_s: float = 30.0
 
     def __post_init__(self) -> None:
         checks = [
@@ -50,6 +52,7 @@ class StreamSettings:
             (self.commit_interval_s > 0, "commit_interval_s", "must be > 0"),
             (self.standby_replicas >= 0, "standby_replicas", "must be >= 0"),
             (self.updates_wait_s >= 0, "updates_wait_s", "must be >= 0"),
+            (self.stall_after_s > 0, "stall_after_s", "must be > 0"),
         ]
         for ok, key, problem in checks:
             if not ok:

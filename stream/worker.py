@@ -25,6 +25,8 @@ from driftline.stream.agent import BatchProcessor, register_agent
 from driftline.stream.app import ChangelogWrites, attach_faust_sensor, create_app, create_state_table, store_url
 from driftline.stream.model_updates import ModelUpdatesReader, ServingVersions
 from driftline.stream.monitor_config import MonitorConfig
+from driftline.stream.seek_guard import SeekGuard
+from driftline.stream.stall_watchdog import PartitionProgress, StallWatchdog, run_watchdog
 from driftline.stream.stream_metrics import StreamMetrics
 from driftline.stream.stream_settings import StreamSettings
 from driftline.stream.tables import ModelStateStore
@@ -88,7 +90,11 @@ def build_worker(settings: Any, bootstrap: str, names: TopicNames, stream: Strea
                                 on_outcome=lambda kind: metrics.model_updates(kind).inc(),
                                 on_invalid=invalid_update)
     writes = ChangelogWrites(table)
-    register_agent(app, names, processor, metrics, reader.ready, stream.updates_wait_s, writes)
+    progress = PartitionProgress()
+    guard = SeekGuard(app.consumer, {names.observations}, on_stale=lambda n: metrics.stale_records.inc(n))
+    register_agent(app, names, processor, metrics, reader.ready, stream.updates_wait_s, writes, progress, guard)
+    watchdog = StallWatchdog(app, names.observations, progress, guard, stream.stall_after_s,
+                             on_stall=lambda partition: metrics.stalls.inc())
 
     async def drop_cache(_app: Any, _partitions: Any, **_: Any) -> None:
         store.invalidate()  # after a rebalance only the recovered table is the truth
@@ -105,6 +111,10 @@ def build_worker(settings: Any, bootstrap: str, names: TopicNames, stream: Strea
         except Exception as exc:  # noqa: BLE001 - keep processing with what we have
             log(logger, logging.ERROR, "model-updates reader stopped", error=repr(exc))
             reader.ready.set()
+
+    @app.task
+    async def stall_watchdog() -> None:
+        await run_watchdog(watchdog, interval_s=min(5.0, stream.stall_after_s / 2))
 
     return StreamWorker(app, table, processor, metrics, registry, serving, names, stream)
 

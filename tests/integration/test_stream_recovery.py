@@ -71,10 +71,6 @@ def _finish(produce, consume_all, names, producer: threading.Thread) -> None:
     assert per_model == {m: EVENTS for m in MODELS}
 
 
-@pytest.mark.xfail(strict=False, reason=(
-    "known open defect (issue 4): after a takeover the surviving worker sometimes loses ~10 batches of its own "
-    "partitions — likely faust-streaming#221 (a pre-rebalance fetch delivered after the seek back to the committed "
-    "offset); passed 11 of 18 runs. Reported as XFAIL/XPASS, never skipped."))
 def test_two_workers_one_killed_the_other_takes_over(kafka_bootstrap, topic_names, produce, consume_all,
                                                       tmp_path: Path) -> None:
     app_id = f"stream-{uuid.uuid4().hex[:8]}"

@@ -1,0 +1,152 @@
+"""A watchdog for source partitions that faust stops fetching after a rebalance.
+
+faust-streaming sometimes leaves an assigned partition without fetches after a
+rebalance (faust-streaming#629, #166: "has not committed/fetched TP since worker
+start"): the worker is healthy, other partitions flow, but one partition's lag only
+grows. Seen on the real broker after a ``kill -9`` and restart: partition 4 stayed at
+its committed offset for minutes while the other five were processed to the end.
+
+Every ``interval_s`` the watchdog compares, per assigned source partition, the end
+offset with the last offset the agent saw. A partition with lag that delivered nothing
+for ``stall_after_s`` (outside a rebalance) is stalled: it is logged with faust's and
+aiokafka's view of it, counted, resumed and sought back to its committed offset
+(``SeekGuard.reseek``).
+Seeking back is safe: every batch at or below a model's saved position is skipped.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import dataclasses
+import logging
+import time
+from collections.abc import Callable
+from typing import Any
+
+from driftline.logs import log
+
+__all__ = ["PartitionProgress", "StallWatchdog", "stalled_partitions"]
+
+logger = logging.getLogger(__name__)
+
+
+@dataclasses.dataclass
+class PartitionProgress:
+    """Last offset the agent saw per partition, and when (monotonic seconds); ``started``
+    stands in for partitions not seen since the last rebalance."""
+
+    offsets: dict[int, int] = dataclasses.field(default_factory=dict)
+    since: dict[int, float] = dataclasses.field(default_factory=dict)
+    started: float = dataclasses.field(default_factory=time.monotonic)
+
+    def saw(self, partition: int, offset: int, now: float | None = None) -> None:
+        self.offsets[partition] = offset
+        self.since[partition] = time.monotonic() if now is None else now
+
+    def restart_clock(self, now: float | None = None) -> None:
+        """After a rebalance every partition gets a fresh ``stall_after_s``."""
+        now = time.monotonic() if now is None else now
+        for partition in self.since:
+            self.since[partition] = now
+        self.started = now
+
+
+def stalled_partitions(progress: PartitionProgress, ends: dict[int, int], committed: dict[int, int],
+                       stall_after_s: float, now: float) -> list[int]:
+    """Partitions with records after what the agent saw, and nothing delivered for too long.
+
+    The next offset expected is one past the last seen, or the committed offset for a
+    partition not seen since start.
+
+    Examples:
+        >>> p = PartitionProgress(); p.saw(0, 9, now=0.0); p.started = 0.0
+        >>> stalled_partitions(p, {0: 20, 1: 5, 2: 5}, {1: 5, 2: 3}, 30.0, now=31.0)
+        [0, 2]
+        >>> stalled_partitions(p, {0: 10}, {}, 30.0, now=31.0)
+        []
+    """
+    stalled = []
+    for partition, end in sorted(ends.items()):
+        expected = progress.offsets[partition] + 1 if partition in progress.offsets else committed.get(partition, 0)
+        quiet_since = progress.since.get(partition, progress.started)
+        if end > expected and now - quiet_since >= stall_after_s:
+            stalled.append(partition)
+    return stalled
+
+
+class StallWatchdog:
+    """Runs ``check`` every ``interval_s`` inside the faust app (see module docstring)."""
+
+    def __init__(self, app: Any, topic: str, progress: PartitionProgress, guard: Any, stall_after_s: float = 30.0,
+                 on_stall: Callable[[int], None] | None = None) -> None:
+        self.app = app
+        self.guard = guard
+        self.topic = topic
+        self.progress = progress
+        self.stall_after_s = stall_after_s
+        self.on_stall = on_stall
+        self._generation: int | None = None
+
+    async def check(self) -> list[int]:
+        app = self.app
+        if app.rebalancing or not app.tables.actives_ready:
+            self._generation = None
+            return []
+        if self._generation != app.consumer_generation_id:
+            self._generation = app.consumer_generation_id
+            self.progress.restart_clock()
+            return []
+        consumer = app.consumer
+        tps = [tp for tp in consumer.assignment() if tp.topic == self.topic]
+        if not tps:
+            return []
+        ends = {tp.partition: int(offset) for tp, offset in (await consumer.highwaters(*tps)).items()
+                if offset is not None}
+        committed = {tp.partition: int(offset) for tp, offset in consumer._committed_offset.items()
+                     if tp.topic == self.topic and offset is not None}
+        stalled = stalled_partitions(self.progress, ends, committed, self.stall_after_s, time.monotonic())
+        if stalled and self.guard.can_seek() and self._generation == app.consumer_generation_id:
+            await self._unstall([tp for tp in tps if tp.partition in stalled], ends, committed)
+        return stalled
+
+    async def _unstall(self, tps: list[Any], ends: dict[int, int], committed: dict[int, int]) -> None:
+        consumer = self.app.consumer
+        for tp in tps:
+            log(logger, logging.WARNING, "partition stalled: records waiting but none delivered; resuming and "
+                "seeking to the committed offset (faust-streaming#629)", partition=tp.partition,
+                end_offset=ends.get(tp.partition), committed=committed.get(tp.partition),
+                last_seen=self.progress.offsets.get(tp.partition), **_diagnostics(consumer, tp))
+            if self.on_stall is not None:
+                self.on_stall(tp.partition)
+        consumer.resume_partitions(tps)
+        await self.guard.reseek(tps)
+        self.progress.restart_clock()
+
+
+def _diagnostics(consumer: Any, tp: Any) -> dict[str, Any]:
+    """faust's and aiokafka's state of ``tp``, for the stall report."""
+    facts: dict[str, Any] = {
+        "faust_active": tp in (consumer._active_partitions or ()),
+        "faust_paused": tp in consumer._paused_partitions,
+        "faust_buffered": tp in consumer._buffered_partitions,
+    }
+    try:
+        inner = consumer._thread._ensure_consumer()
+        state = inner._subscription.subscription.assignment.state_value(tp)
+        facts.update(kafka_paused=state.paused, kafka_position=state._position,
+                     kafka_status=str(getattr(state, "_status", "")))
+    except Exception as exc:  # noqa: BLE001 - diagnostics only
+        facts["kafka_state"] = repr(exc)[:200]
+    return facts
+
+
+async def run_watchdog(watchdog: StallWatchdog, interval_s: float) -> None:
+    """The watchdog loop; a failed check is logged and retried at the next interval."""
+    while True:
+        await asyncio.sleep(interval_s)
+        try:
+            await watchdog.check()
+        except asyncio.CancelledError:
+            raise
+        except Exception as exc:  # noqa: BLE001 - a diagnostic must never stop the worker
+            log(logger, logging.WARNING, "stall check failed", error=repr(exc)[:300])
