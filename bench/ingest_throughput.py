@@ -56,7 +56,7 @@ def produce(bootstrap: str, topic: str, n: int, n_features: int, models: int) ->
 def ceiling(bootstrap: str, topic: str, n: int) -> float:
     consumer = Consumer({"bootstrap.servers": bootstrap, "group.id": f"bench-{uuid.uuid4()}",
                          "auto.offset.reset": "earliest", "enable.auto.commit": False,
-                         "queued.min.messages": 20000})
+                         "queued.min.messages": 200000, "max.partition.fetch.bytes": 10 * 1024 * 1024})
     consumer.subscribe([topic])
     seen = 0
     started = None

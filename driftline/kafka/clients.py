@@ -18,7 +18,8 @@ def transactional_consumer_config(bootstrap: str, group_id: str, **overrides: An
         "enable.auto.offset.store": False,
         "partition.assignment.strategy": "cooperative-sticky",
         "fetch.wait.max.ms": 100,
-        "queued.min.messages": 20000,
+        "queued.min.messages": 200000,
+        "max.partition.fetch.bytes": 10 * 1024 * 1024,
     }
     return read_committed_config(bootstrap, group_id, **{**tuned, **overrides})
 
