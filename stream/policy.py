@@ -97,6 +97,10 @@ class PolicySettings:
         return window_alpha(self.mean_windows_between_false_alarms, self.consecutive_windows)
 
 
+_EPOCH_FLOOR = 1e8
+"""Window bounds above this are epoch seconds (time windows); count windows number events."""
+
+
 @dataclasses.dataclass(frozen=True)
 class WindowInfo:
     """A closed window: bounds, sizes, and the row that closed it.
@@ -182,6 +186,7 @@ class DriftPolicy:
         self.model_id = model_id
         self.settings = settings or PolicySettings()
         self.streak = 0
+        self.streak_start: float | None = None  # start of the streak's first window
         self.cooldown_until_window: int | None = None
         self.cooldown_until_ts = -math.inf
         self.thresholds: dict[str, dict[str, float]] = {}
@@ -265,6 +270,8 @@ class DriftPolicy:
         if window.n_rows < self.settings.min_window_events:
             return WindowClosed(self.model_id, window, "too_small", table, tuple(breaches), self.streak), None
         self.streak = self.streak + 1 if breaches else 0
+        if self.streak == 1:
+            self.streak_start = window.start
         closed = WindowClosed(self.model_id, window, "scored", table, tuple(breaches), self.streak)
         if self.streak < self.settings.consecutive_windows or self.in_cooldown(window.window_id, window.ts):
             return closed, None
@@ -282,6 +289,7 @@ class DriftPolicy:
                 "n_events": window.n_events, "n_rows": window.n_rows,
             },
             "consecutive_windows": self.streak,
+            "drift_started": self.streak_start,
             "breaches": [dataclasses.asdict(b) for b in breaches],
             "family": {
                 "mean_windows_between_false_alarms": s.mean_windows_between_false_alarms,
@@ -290,6 +298,8 @@ class DriftPolicy:
                 "test_alpha": s.window_alpha / self.n_tests(nulls),
             },
         }
+        if self.streak_start is not None and window.start > _EPOCH_FLOOR:
+            evidence["drift_started_ts"] = self.streak_start  # time windows: the trainer's since_drift
         reasons = tuple(b.reason() for b in breaches[:10])
         return RetrainRequested(
             self.model_id, window.start, window.end, "drift", reasons, evidence, window.ts, window.at_index, model_version
@@ -313,6 +323,7 @@ class DriftPolicy:
         """JSON-able state."""
         return {
             "streak": self.streak,
+            "streak_start": self.streak_start,
             "cooldown_until_window": self.cooldown_until_window,
             "cooldown_until_ts": None if self.cooldown_until_ts == -math.inf else self.cooldown_until_ts,
             "thresholds": self.thresholds,
@@ -323,6 +334,8 @@ class DriftPolicy:
         """Rebuild from ``to_state``."""
         policy = cls(model_id, settings)
         policy.streak = int(state.get("streak", 0))
+        start = state.get("streak_start")
+        policy.streak_start = None if start is None else float(start)
         policy.cooldown_until_window = state.get("cooldown_until_window")
         ts = state.get("cooldown_until_ts")
         policy.cooldown_until_ts = -math.inf if ts is None else float(ts)

@@ -131,3 +131,24 @@ def test_bad_settings_name_the_key(kwargs, key):
     with pytest.raises(ConfigError) as err:
         PolicySettings(**kwargs)
     assert err.value.key == key
+
+
+def test_evidence_says_when_the_drift_began_and_survives_a_restart():
+    t0 = 1_767_225_600.0  # time windows: bounds are epoch seconds
+    at = lambda i: WindowInfo(i, t0 + 60.0 * i, t0 + 60.0 * i + 60, 5000, 5000, t0 + 60.0 * i + 70, 1000 * i)  # noqa: E731
+    policy = DriftPolicy("m", PolicySettings(consecutive_windows=3))
+    for i, scores in enumerate([CALM, DRIFT, CALM, DRIFT]):
+        assert policy.on_window(at(i), scores, NULLS)[1] is None
+    policy = DriftPolicy.from_state("m", json.loads(json.dumps(policy.to_state())), policy.settings)
+    assert policy.on_window(at(4), DRIFT, NULLS)[1] is None
+    decision = policy.on_window(at(5), DRIFT, NULLS)[1]
+    assert decision is not None
+    assert decision.evidence["drift_started_ts"] == t0 + 180.0, "the streak began with window 3"
+    assert decision.evidence["drift_started"] == t0 + 180.0
+
+
+def test_count_windows_give_no_drift_start_time():
+    policy = DriftPolicy("m", PolicySettings(consecutive_windows=2))
+    decision = feed(policy, [DRIFT, DRIFT])[-1]
+    assert decision is not None and decision.evidence["drift_started"] == 0.0
+    assert "drift_started_ts" not in decision.evidence
