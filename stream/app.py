@@ -24,6 +24,10 @@ Choices, and why:
   count the record being handed to the client — so an offset could be committed whose
   state never reached the changelog; a ``kill -9`` then lost those batches for good.
   The agent acks each batch itself, in order, once its changelog writes are acknowledged.
+- ``read_committed`` (``read_committed``): faust reads with ``read_uncommitted`` unless
+  its exactly-once mode is on, but ingest writes the observations in transactions: an
+  aborted ingest transaction (ingest killed or fenced mid-batch, then re-run) would be
+  counted and then counted again. The worker's consumer reads committed data only.
 - ``SeekGuard`` (``stream.seek_guard``): records fetched before recovery's seek to the
   committed offsets can arrive after it; faust then commits past the skipped offsets.
   The guard drops them and seeks back; ``StallWatchdog`` re-seeks a partition that
@@ -101,6 +105,23 @@ def attach_faust_sensor(app: faust.App, registry: Any, prefix: str = "driftline_
     from faust.sensors.prometheus import FaustMetrics, PrometheusMonitor
 
     app.monitor = PrometheusMonitor(metrics=FaustMetrics.create(registry, prefix))
+
+
+def read_committed(app: faust.App) -> None:
+    """Make the app's source consumer read only committed transactions (see above).
+
+    faust builds its aiokafka consumer when the worker starts; this wraps the factory
+    of this app's consumer thread, so no other app in the process is affected.
+    """
+    thread = app.consumer._thread
+    create = thread._create_worker_consumer
+
+    def create_read_committed(transport: Any) -> Any:
+        consumer = create(transport)
+        consumer._isolation_level = "read_committed"  # read by start(), when the fetcher is built
+        return consumer
+
+    thread._create_worker_consumer = create_read_committed
 
 
 class ChangelogWrites:

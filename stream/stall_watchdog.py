@@ -52,11 +52,12 @@ class PartitionProgress:
 
 
 def stalled_partitions(progress: PartitionProgress, ends: dict[int, int], committed: dict[int, int],
-                       stall_after_s: float, now: float) -> list[int]:
+                       stall_after_s: float, now: float, slack: int = 1) -> list[int]:
     """Partitions with records after what the agent saw, and nothing delivered for too long.
 
     The next offset expected is one past the last seen, or the committed offset for a
-    partition not seen since start.
+    partition not seen since start. ``slack`` offsets past it are normal: ingest writes
+    in transactions, and each one's commit marker takes an offset after its records.
 
     Examples:
         >>> p = PartitionProgress(); p.saw(0, 9, now=0.0); p.started = 0.0
@@ -69,7 +70,7 @@ def stalled_partitions(progress: PartitionProgress, ends: dict[int, int], commit
     for partition, end in sorted(ends.items()):
         expected = progress.offsets[partition] + 1 if partition in progress.offsets else committed.get(partition, 0)
         quiet_since = progress.since.get(partition, progress.started)
-        if end > expected and now - quiet_since >= stall_after_s:
+        if end > expected + slack and now - quiet_since >= stall_after_s:
             stalled.append(partition)
     return stalled
 

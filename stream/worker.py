@@ -22,7 +22,14 @@ from driftline.kafka.topics import TopicNames
 from driftline.logs import log
 from driftline.schemas.events import InvalidEvent
 from driftline.stream.agent import BatchProcessor, register_agent
-from driftline.stream.app import ChangelogWrites, attach_faust_sensor, create_app, create_state_table, store_url
+from driftline.stream.app import (
+    ChangelogWrites,
+    attach_faust_sensor,
+    create_app,
+    create_state_table,
+    read_committed,
+    store_url,
+)
 from driftline.stream.model_updates import ModelUpdatesReader, ServingVersions
 from driftline.stream.monitor_config import MonitorConfig
 from driftline.stream.seek_guard import SeekGuard
@@ -70,6 +77,7 @@ def build_worker(settings: Any, bootstrap: str, names: TopicNames, stream: Strea
     partitions = observation_partitions(bootstrap, names.observations)
     Path(stream.data_dir).mkdir(parents=True, exist_ok=True)  # faust creates only the last level
     app = create_app(stream, bootstrap, partitions, settings.topics.replication_factor)
+    read_committed(app)
     if stream.faust_metrics:
         attach_faust_sensor(app, registry)
     table = create_state_table(app, partitions)

@@ -35,3 +35,9 @@ def test_restarting_the_clock_gives_every_partition_a_fresh_period() -> None:
     p.restart_clock(now=50.0)
     assert stalled_partitions(p, {0: 9}, {}, stall_after_s=30.0, now=60.0) == []
     assert stalled_partitions(p, {0: 9}, {}, stall_after_s=30.0, now=81.0) == [0]
+
+
+def test_a_transaction_marker_after_the_last_record_is_not_a_stall() -> None:
+    p = progress_at(0.0, {0: (19, 0.0)})
+    assert stalled_partitions(p, {0: 21}, {}, stall_after_s=1.0, now=500.0) == [], "20 is the commit marker"
+    assert stalled_partitions(p, {0: 22}, {}, stall_after_s=1.0, now=500.0) == [0]
