@@ -104,8 +104,9 @@ class ModelUpdatesReader:
         """Consume until cancelled (or ``stopped`` is set)."""
         from aiokafka import AIOKafkaConsumer, TopicPartition
 
+        # read_committed: the trainer moves pointers in transactions; an aborted one never served
         consumer = AIOKafkaConsumer(bootstrap_servers=self.bootstrap, enable_auto_commit=False,
-                                    group_id=None, auto_offset_reset="earliest")
+                                    group_id=None, auto_offset_reset="earliest", isolation_level="read_committed")
         await consumer.start()
         try:
             partitions = consumer.partitions_for_topic(self.topic)
