@@ -116,6 +116,11 @@ class SeekGuard:
             self._reseek_pending = True
             if self.can_seek():
                 await self._reseek_all("a fetch overlapped a seek", sum(dropped.values()))
+            elif not self.epoch % 2:
+                # Until the seek back can run, fetches go on: put back the read positions
+                # the seek set, which the fetch loop overwrote with those of stale records
+                # (it drops records below its read position).
+                self.consumer._read_offset.update(self._read_after_seek)
         elif dropped and self.can_seek():
             await self._reseek(list(dropped), "records fetched before a partition's seek", sum(dropped.values()))
 

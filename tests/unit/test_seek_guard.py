@@ -137,9 +137,11 @@ def test_during_recovery_the_seek_back_waits_for_the_tables() -> None:
         async def seek_first(i: int) -> None:
             if i == 0:
                 await consumer.perform_seek()
+                consumer._read_offset[TP(SOURCE, 0)] = 4  # the fetch loop stores an in-flight record's offset
         consumer.on_record = seek_first
         assert await drain(consumer, guard) == []
         assert consumer.seeks == [], "no seek while recovery still owns the positions"
+        assert consumer._read_offset[TP(SOURCE, 0)] == 0, "the read position the seek set is put back"
         consumer.on_record = None
         consumer.app.tables.actives_ready = True
         got = await drain(consumer, guard)
