@@ -32,6 +32,7 @@ from driftline.config import IngestSettings, load_settings  # noqa: E402
 from driftline.consumers.ingest import Ingest  # noqa: E402
 from driftline.consumers.ingest_metrics import IngestMetrics  # noqa: E402
 from driftline.kafka.admin import KafkaAdmin  # noqa: E402
+from driftline.kafka.clients import FETCH_TUNING  # noqa: E402
 from driftline.kafka.topics import TopicNames, create_topics, topic_specs  # noqa: E402
 from driftline.runtime import bootstrap_from  # noqa: E402
 from tests.integration.ingest_support import feature_event  # noqa: E402
@@ -56,7 +57,7 @@ def produce(bootstrap: str, topic: str, n: int, n_features: int, models: int) ->
 def ceiling(bootstrap: str, topic: str, n: int) -> float:
     consumer = Consumer({"bootstrap.servers": bootstrap, "group.id": f"bench-{uuid.uuid4()}",
                          "auto.offset.reset": "earliest", "enable.auto.commit": False,
-                         "queued.min.messages": 200000, "max.partition.fetch.bytes": 10 * 1024 * 1024})
+                         **FETCH_TUNING})  # the same fetches as ingest's consumer
     consumer.subscribe([topic])
     seen = 0
     started = None

@@ -29,7 +29,7 @@ from driftline.errors import KafkaOperationFailed
 from driftline.kafka.clients import transactional_consumer_config, transactional_producer_config
 from driftline.kafka.topics import TopicNames
 from driftline.logs import log
-from driftline.schemas.control import RetrainRequested
+from driftline.schemas.control import RetrainRequested, is_event_time
 from driftline.schemas.registry import ModelCommand, OffsetRange, decode
 
 from driftline.consumers.governance import apply_command, refuse
@@ -208,4 +208,4 @@ def _drift_start(req: RetrainRequested) -> float | None:
     evidence = req.evidence or {}
     if isinstance(evidence.get("drift_started_ts"), (int, float)):
         return float(evidence["drift_started_ts"])
-    return req.window_start if req.window_start > 1e8 else None
+    return req.window_start if is_event_time(req.window_start) else None

@@ -11,7 +11,20 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any, ClassVar
 
-__all__ = ["RetrainRequested", "decision_id"]
+__all__ = ["RetrainRequested", "decision_id", "is_event_time"]
+
+_EPOCH_FLOOR = 1e8
+
+
+def is_event_time(window_bound: float) -> bool:
+    """True for a time window's bound (epoch seconds); count windows number events.
+
+    Examples
+    --------
+    >>> is_event_time(1764158400.0), is_event_time(12000.0)
+    (True, False)
+    """
+    return window_bound > _EPOCH_FLOOR
 
 
 def decision_id(model_id: str, window_start: float, rule: str) -> str:

@@ -26,7 +26,7 @@ from collections.abc import Mapping
 from typing import Any, ClassVar
 
 from driftline.errors import ConfigError
-from driftline.schemas.control import RetrainRequested
+from driftline.schemas.control import RetrainRequested, is_event_time
 from driftline.stream.calibration import (
     CALIBRATED_METRICS,
     FeatureNull,
@@ -95,10 +95,6 @@ class PolicySettings:
     def window_alpha(self) -> float:
         """Per-window probability that some test breaches on a stationary stream."""
         return window_alpha(self.mean_windows_between_false_alarms, self.consecutive_windows)
-
-
-_EPOCH_FLOOR = 1e8
-"""Window bounds above this are epoch seconds (time windows); count windows number events."""
 
 
 @dataclasses.dataclass(frozen=True)
@@ -298,7 +294,7 @@ class DriftPolicy:
                 "test_alpha": s.window_alpha / self.n_tests(nulls),
             },
         }
-        if self.streak_start is not None and window.start > _EPOCH_FLOOR:
+        if self.streak_start is not None and is_event_time(window.start):
             evidence["drift_started_ts"] = self.streak_start  # time windows: the trainer's since_drift
         reasons = tuple(b.reason() for b in breaches[:10])
         return RetrainRequested(

@@ -74,7 +74,8 @@ class SeekGuard:
         """
         for tp in tps:
             self._tp_epoch[tp] = self._tp_epoch.get(tp, 0) + 1
-        self._fresh -= {key for key in self._fresh if (key[0], key[1]) in {(tp.topic, tp.partition) for tp in tps}}
+        moved = {(tp.topic, tp.partition) for tp in tps}
+        self._fresh -= {key for key in self._fresh if key[:2] in moved}
         try:
             for tp in tps:
                 offset = self.consumer._committed_offset.get(tp) or self._read_after_seek.get(tp)

@@ -126,6 +126,21 @@ def window_tally(records: Iterable[object]) -> tuple[dict[str, int], dict[str, i
     return dict(per_model), seen, conflicts
 
 
+def wait_for_window_tally(consume_all, topic: str, expected: dict[str, int],
+                          timeout: float) -> tuple[dict[str, int], list[str]]:
+    """Until every model's closed windows hold ``expected`` events (or ``timeout``):
+    the last ``window_tally`` per model and its conflicts."""
+    deadline = time.monotonic() + timeout
+    per_model: dict[str, int] = {}
+    conflicts: list[str] = []
+    while time.monotonic() < deadline:
+        per_model, _, conflicts = window_tally(consume_all(topic, timeout=30))
+        if all(per_model.get(m, 0) >= n for m, n in expected.items()):
+            break
+        time.sleep(1)
+    return per_model, conflicts
+
+
 def scrape(port: int) -> str:
     with urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=5) as resp:
         return resp.read().decode()

@@ -22,6 +22,7 @@ from .stream_support import (
     observation_messages,
     stream_process,
     wait_for_members,
+    wait_for_window_tally,
     window_tally,
     workers,
 )
@@ -51,13 +52,7 @@ def test_aborted_transactions_are_never_counted(kafka_bootstrap, topic_names, co
     worker = stream_process(kafka_bootstrap, topic_names.prefix, app_id, tmp_path / "w", log=tmp_path / "w.log")
     with workers(worker):
         wait_for_members(kafka_bootstrap, app_id, 1)
-        deadline = time.monotonic() + 90
-        per_model: dict[str, int] = {}
-        while time.monotonic() < deadline:
-            per_model, _, conflicts = window_tally(consume_all(topic_names.windows, timeout=20))
-            if per_model.get("m0", 0) >= EVENTS:
-                break
-            time.sleep(1)
+        wait_for_window_tally(consume_all, topic_names.windows, {"m0": EVENTS}, timeout=90)
         time.sleep(2)  # a worker reading the aborted copy would close more windows right after
         per_model, _, conflicts = window_tally(consume_all(topic_names.windows, timeout=20))
     assert conflicts == []

@@ -23,7 +23,7 @@ from .stream_support import (
     observation_messages,
     stream_process,
     wait_for_members,
-    window_tally,
+    wait_for_window_tally,
     workers,
 )
 
@@ -48,17 +48,6 @@ def _producer(produce, topic: str, messages, pace_s: float) -> threading.Thread:
     return thread
 
 
-def _wait_for_tally(consume_all, topic: str, timeout: float) -> tuple[dict[str, int], list[str]]:
-    deadline = time.monotonic() + timeout
-    per_model, conflicts = {}, []
-    while time.monotonic() < deadline:
-        per_model, _, conflicts = window_tally(consume_all(topic, timeout=30))
-        if all(per_model.get(m, 0) >= EVENTS for m in MODELS):
-            break
-        time.sleep(2)
-    return per_model, conflicts
-
-
 def _windows_seen(consume_all, topic: str) -> int:
     return len(consume_all(topic, timeout=30))
 
@@ -66,7 +55,7 @@ def _windows_seen(consume_all, topic: str) -> int:
 def _finish(produce, consume_all, names, producer: threading.Thread) -> None:
     producer.join(120)
     produce(names.observations, observation_messages([closing_event(m) for m in MODELS]))
-    per_model, conflicts = _wait_for_tally(consume_all, names.windows, timeout=120)
+    per_model, conflicts = wait_for_window_tally(consume_all, names.windows, {m: EVENTS for m in MODELS}, timeout=120)
     assert conflicts == [], f"windows re-sent with different counts: {conflicts[:5]}"
     assert per_model == {m: EVENTS for m in MODELS}
 

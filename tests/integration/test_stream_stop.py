@@ -17,7 +17,7 @@ from .stream_support import (
     observation_messages,
     stream_process,
     wait_for_members,
-    window_tally,
+    wait_for_window_tally,
     workers,
 )
 
@@ -58,13 +58,8 @@ def test_sigterm_mid_run_exits_zero_promptly_and_a_restart_counts_every_event(
         running.append(second)
         feeder.join(60)
         produce(topic_names.observations, observation_messages([closing_event(m) for m in MODELS]))
-        deadline = time.monotonic() + 120
-        per_model: dict[str, int] = {}
-        while time.monotonic() < deadline:
-            per_model, _, conflicts = window_tally(consume_all(topic_names.windows, timeout=20))
-            if all(per_model.get(m, 0) >= EVENTS for m in MODELS):
-                break
-            time.sleep(1)
+        per_model, conflicts = wait_for_window_tally(consume_all, topic_names.windows, {m: EVENTS for m in MODELS},
+                                                     timeout=120)
     assert conflicts == []
     assert per_model == {m: EVENTS for m in MODELS}
     print(f"stopped {took:.1f} s after SIGTERM")

@@ -65,7 +65,7 @@ def records(topic: str, partition: int, offsets) -> list:
     return [(TP(topic, partition), Msg(topic, partition, o)) for o in offsets]
 
 
-async def drain(consumer, guard) -> list[Msg]:
+async def drain(consumer) -> list[Msg]:
     return [m async for _, m in consumer.getmany(timeout=1.0)]
 
 
@@ -73,7 +73,7 @@ def test_records_of_one_epoch_are_fresh_exactly_once() -> None:
     async def run():
         consumer = FakeConsumer([records(SOURCE, 0, [5, 6])])
         guard = SeekGuard(consumer, {SOURCE})
-        got = await drain(consumer, guard)
+        got = await drain(consumer)
         assert [m.offset for m in got] == [5, 6]
         assert [guard.fresh(m) for m in got] == [True, True]
         assert guard.fresh(got[0]) is False  # a second delivery of the same record is not fresh
@@ -91,7 +91,7 @@ def test_a_seek_during_a_fetch_drops_the_rest_and_seeks_back() -> None:
             if i == 1:
                 await consumer.perform_seek()  # recovery ends: seek to the committed offsets
         consumer.on_record = seek_after_first
-        got = await drain(consumer, guard)
+        got = await drain(consumer)
         assert [m.offset for m in got] == [18], "records after the seek must not be yielded"
         assert guard.fresh(got[0]) is False, "the record yielded before the seek is stale now"
         assert consumer.full_seeks == 1
@@ -103,13 +103,13 @@ def test_a_seek_during_a_fetch_drops_the_rest_and_seeks_back() -> None:
 def test_changelog_records_pass_even_across_a_seek() -> None:
     async def run():
         consumer = FakeConsumer([records(CHANGELOG, 0, [0, 1, 2])], committed={TP(SOURCE, 0): 4, TP(SOURCE, 1): 4})
-        guard = SeekGuard(consumer, {SOURCE})
+        SeekGuard(consumer, {SOURCE})  # wraps the consumer's getmany and perform_seek
 
         async def seek_first(i: int) -> None:
             if i == 0:
                 await consumer.perform_seek()
         consumer.on_record = seek_first
-        got = await drain(consumer, guard)
+        got = await drain(consumer)
         assert [m.offset for m in got] == [0, 1, 2]
     asyncio.run(run())
 
@@ -117,13 +117,13 @@ def test_changelog_records_pass_even_across_a_seek() -> None:
 def test_a_partition_without_committed_offset_is_sought_to_its_earliest_offset() -> None:
     async def run():
         consumer = FakeConsumer([records(SOURCE, 1, [0, 1])], committed={TP(SOURCE, 0): 9}, earliest=2)
-        guard = SeekGuard(consumer, {SOURCE})
+        SeekGuard(consumer, {SOURCE})  # wraps the consumer's getmany and perform_seek
 
         async def seek_first(i: int) -> None:
             if i == 1:
                 await consumer.perform_seek()
         consumer.on_record = seek_first
-        await drain(consumer, guard)
+        await drain(consumer)
         assert dict(consumer.seeks) == {TP(SOURCE, 0): 9, TP(SOURCE, 1): 2}
     asyncio.run(run())
 
@@ -139,12 +139,12 @@ def test_during_recovery_the_seek_back_waits_for_the_tables() -> None:
                 await consumer.perform_seek()
                 consumer._read_offset[TP(SOURCE, 0)] = 4  # the fetch loop stores an in-flight record's offset
         consumer.on_record = seek_first
-        assert await drain(consumer, guard) == []
+        assert await drain(consumer) == []
         assert consumer.seeks == [], "no seek while recovery still owns the positions"
         assert consumer._read_offset[TP(SOURCE, 0)] == 0, "the read position the seek set is put back"
         consumer.on_record = None
         consumer.app.tables.actives_ready = True
-        got = await drain(consumer, guard)
+        got = await drain(consumer)
         assert (TP(SOURCE, 0), 0) in consumer.seeks, "the pending seek back runs before the next fetch"
         assert [m.offset for m in got] == [0] and guard.fresh(got[0])
     asyncio.run(run())
@@ -154,7 +154,7 @@ def test_a_partition_reseek_leaves_other_partitions_fresh() -> None:
     async def run():
         consumer = FakeConsumer([records(SOURCE, 1, [7])], committed={TP(SOURCE, 0): 5})
         guard = SeekGuard(consumer, {SOURCE})
-        got = await drain(consumer, guard)
+        got = await drain(consumer)
         await guard.reseek([TP(SOURCE, 0)])
         assert consumer.seeks == [(TP(SOURCE, 0), 5)]
         assert guard.fresh(got[0]), "a re-seek of partition 0 must not invalidate partition 1"
