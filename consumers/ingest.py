@@ -24,7 +24,8 @@ from driftline.errors import KafkaOperationFailed
 from driftline.kafka.clients import transactional_consumer_config, transactional_producer_config
 from driftline.logs import log
 from driftline.schemas.codec import check_key, decode_event
-from driftline.schemas.events import EventKind, InvalidEvent
+from driftline.schemas.columnar import FeatureRun, decode_features
+from driftline.schemas.events import Event, EventKind, FeatureEvent, InvalidEvent
 
 from driftline.consumers.dlq import dlq_headers
 from driftline.consumers.ingest_metrics import IngestMetrics
@@ -98,6 +99,8 @@ class Ingest:
             self._begin()
         per_topic: Tally[str] = Tally()
         valid_per_topic: Tally[str] = Tally()
+        features = self.topics.features
+        run: list[Message] = []  # consecutive feature messages: validated by column
         for msg in messages:
             err = msg.error()
             if err is not None:
@@ -105,17 +108,29 @@ class Ingest:
                     log(logger, logging.WARNING, "consume error", code=err.name(), detail=err.str())
                 continue
             topic = msg.topic()
+            if topic == features:
+                run.append(msg)
+                continue
+            if run:
+                valid_per_topic[features] += self._handle_features(run)
+                per_topic[features] += len(run)
+                run = []
             per_topic[topic] += 1
             if self._handle(msg, topic):
                 valid_per_topic[topic] += 1
+        if run:
+            valid_per_topic[features] += self._handle_features(run)
+            per_topic[features] += len(run)
         for topic, n in per_topic.items():
             self.metrics.count_topic(topic, n, valid_per_topic.get(topic, 0))
         self.metrics.processing.observe(time.perf_counter() - started)
 
     def _handle(self, msg: Message, topic: str) -> bool:
         """Validate one message; produce it to the DLQ or pack it. True if valid."""
-        raw = msg.value()
-        result = decode_event(raw, self._kinds[topic]) if raw else InvalidEvent("$", "empty", "the message value is empty")
+        return self._accept(msg, topic, decode_event(msg.value(), self._kinds[topic]))
+
+    def _accept(self, msg: Message, topic: str, result: Event | InvalidEvent) -> bool:
+        """Pack a decoded event whose key matches, else DLQ the message. True if packed."""
         if not isinstance(result, InvalidEvent):
             key_error = check_key(msg.key(), result)
             if key_error is None:
@@ -127,6 +142,35 @@ class Ingest:
             result = key_error
         self._send_dlq(msg, topic, result)
         return False
+
+    def _handle_features(self, messages: list[Message]) -> int:
+        """Validate consecutive feature messages by column; the number packed."""
+        topic = self.topics.features
+        valid = 0
+        for item in decode_features([m.value() for m in messages], "feature", transpose=False):
+            if type(item) is FeatureRun:
+                valid += self._pack_run(item, messages)
+            else:
+                position, result = item  # type: ignore[misc]
+                valid += self._accept(messages[position], topic, result)
+        return valid
+
+    def _pack_run(self, run: FeatureRun, messages: list[Message]) -> int:
+        """Pack a run of valid feature events, model by model, once their keys match."""
+        valid = 0
+        for model_id, rows, picked in run.by_model():
+            positions = range(len(run)) if picked is None else picked
+            keys = [messages[run.start + p].key() for p in positions]
+            if keys.count(model_id.encode()) == len(keys):
+                for full in self._packer.add_run(model_id, rows):
+                    self._send_batch(*full)
+                valid += len(rows)
+                self._txn_valid += len(rows)
+                continue
+            for p in positions:  # some key is not the model_id: message by message
+                event = FeatureEvent(run.model_id[p], run.event_id[p], run.ts[p], run.features[p])
+                valid += self._accept(messages[run.start + p], self.topics.features, event)
+        return valid
 
     def _send_batch(self, model_id: str, payload: bytes, n: int) -> None:
         self._producer.produce(self.topics.observations, key=model_id.encode(), value=payload)

@@ -10,6 +10,7 @@ from __future__ import annotations
 from collections.abc import Iterator
 
 from driftline.schemas.batch import BatchBuilder, encode_batch
+from driftline.schemas.columnar import FeatureRun
 from driftline.schemas.events import Event
 
 __all__ = ["BatchPacker"]
@@ -31,6 +32,25 @@ class BatchPacker:
         if len(builder) >= self.max_events:
             return self._take(event.model_id, builder)
         return None
+
+    def add_run(self, model_id: str, run: FeatureRun) -> list[tuple[str, bytes, int]]:
+        """Add validated feature rows of one model; return the batches they filled.
+
+        A run larger than the room left is cut, so no batch exceeds ``max_events``.
+        """
+        builder = self._builders.get(model_id)
+        if builder is None:
+            builder = self._builders[model_id] = BatchBuilder(model_id)
+        full = []
+        start = 0
+        while start < len(run):
+            room = self.max_events - len(builder)
+            part = run if start == 0 and len(run) <= room else run.slice(start, start + room)
+            builder.add_run(part)
+            start += len(part)
+            if len(builder) >= self.max_events:
+                full.append(self._take(model_id, builder))
+        return full
 
     def drain(self) -> Iterator[tuple[str, bytes, int]]:
         """Every non-empty open batch, encoded; the packer is empty afterwards."""

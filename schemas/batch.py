@@ -16,6 +16,7 @@ import numpy as np
 import orjson
 
 from .codec import is_valid_model_id, transport_error
+from .columnar import FeatureRun
 from .events import Event, FeatureEvent, FeatureValue, InvalidEvent, PredictionEvent
 
 __all__ = [
@@ -227,6 +228,11 @@ class BatchBuilder:
         self._event_id.extend(event_id)
         self._ts.extend(ts)
         self._features.extend(features)
+
+    def add_run(self, run: FeatureRun, index: Iterable[int] | None = None) -> None:
+        """Append a run of `decode_features` (all rows of this model), columns included."""
+        self.add_features(run.event_id, run.ts, run.features, index, run.numeric_only,
+                          run.names, run.columns, run.numeric)
 
     def build(self) -> ObservationBatch:
         """The rows so far as columns (the builder is left unchanged)."""

@@ -68,42 +68,87 @@ class FeatureRun:
     def __len__(self) -> int:
         return len(self.event_id)
 
+    def by_model(self) -> list[tuple[str, FeatureRun, list[int] | None]]:
+        """``(model_id, rows of that model, their positions in this run)`` per model.
+
+        Positions are None when the run holds one model (the sub-run is the run
+        itself). Sub-runs keep the order of the rows and carry picked columns.
+        """
+        ids = self.model_id
+        if ids.count(ids[0]) == len(ids):
+            return [(ids[0], self, None)]
+        rows: dict[str, list[int]] = {}
+        for row, model_id in enumerate(ids):
+            rows.setdefault(model_id, []).append(row)
+        return [(model_id, self.pick(picked), picked) for model_id, picked in rows.items()]
+
+    def pick(self, rows: list[int]) -> FeatureRun:
+        """The given rows (positions in this run), columns included."""
+        if len(rows) == 1:
+            return self.pick(rows * 2).slice(0, 1)
+        take = itemgetter(*rows)
+        run = FeatureRun(self.start + rows[0], list(take(self.model_id)),
+                         list(take(self.event_id)), list(take(self.ts)),
+                         list(take(self.features)), self.numeric_only)
+        if self.names is not None and self.columns is not None:
+            run.names = self.names
+            run.columns = [list(take(column)) for column in self.columns]
+            if self.numeric is not None:
+                run.numeric = self.numeric[:, rows]
+        return run
+
+    def slice(self, start: int, stop: int) -> FeatureRun:
+        """Rows [start, stop) (list slices and a numpy view)."""
+        part = slice(start, stop)
+        run = FeatureRun(self.start + start, self.model_id[part], self.event_id[part],
+                         self.ts[part], self.features[part], self.numeric_only, self.names)
+        if self.columns is not None:
+            run.columns = [column[part] for column in self.columns]
+        if self.numeric is not None:
+            run.numeric = self.numeric[:, part]
+        return run
+
 
 Decoded = Union[FeatureRun, "tuple[int, Event | InvalidEvent]"]
 
 
-def decode_features(raws: list[bytes], kind: EventKind | None = None) -> list[Decoded]:
+def decode_features(raws: list[bytes], kind: EventKind | None = None,
+                    transpose: bool = True) -> list[Decoded]:
     """Decode messages in order: runs of plain valid feature events, and the others.
 
     ``kind`` is the topic's kind as for `decode_event` (None: inferred). Every other
-    message comes back as ``(position, decode_event(raw, kind))``.
+    message comes back as ``(position, decode_event(raw, kind))``. ``transpose=False``
+    leaves a run's ``names``/``columns``/``numeric`` unset, for a caller that regroups
+    the rows anyway (ingest: by model, then `BatchBuilder.build` transposes once).
     """
     out: list[Decoded] = []
     if kind not in (None, "feature"):
         out.extend((i, decode_event(raw, kind)) for i, raw in enumerate(raws))
         return out
     for start in range(0, len(raws), _PIECE):
-        _decode(raws[start:start + _PIECE], start, kind, out)
+        _decode(raws[start:start + _PIECE], start, kind, transpose, out)
     return out
 
 
-def _decode(raws: list[bytes], start: int, kind: EventKind | None, out: list[Decoded]) -> None:
-    run = _fast_run(raws, start) if raws else None
+def _decode(raws: list[bytes], start: int, kind: EventKind | None, transpose: bool,
+            out: list[Decoded]) -> None:
+    run = _fast_run(raws, start, transpose) if raws else None
     if run is not None:
         out.append(run)
     elif len(raws) <= _SMALLEST_RUN:
         out.extend((start + i, decode_event(raw, kind)) for i, raw in enumerate(raws))
     else:
         half = len(raws) // 2
-        _decode(raws[:half], start, kind, out)
-        _decode(raws[half:], start + half, kind, out)
+        _decode(raws[:half], start, kind, transpose, out)
+        _decode(raws[half:], start + half, kind, transpose, out)
 
 
-def _fast_run(raws: list[bytes], start: int) -> FeatureRun | None:
+def _fast_run(raws: list[bytes], start: int, transpose: bool = True) -> FeatureRun | None:
     """The run as columns if every message is plainly a valid feature event, else None.
 
-    Each check is one pass over a column, and each mirrors a rule of `_validate` for
-    what orjson can produce (no NaN/Infinity, ints within 64 bits, only JSON types).
+    Each check is one pass over a column or over the run's bytes, and each mirrors a
+    rule of `_validate` for what orjson can produce (no NaN/Infinity, ints within 64
+    bits, only JSON types).
     """
     if set(map(type, raws)) != {bytes}:
         return None
@@ -118,9 +163,10 @@ def _fast_run(raws: list[bytes], start: int) -> FeatureRun | None:
     # 5-field document without all four would fail _HEAD, so counting suffices
     if set(map(type, docs)) != {dict}:
         return None
-    sizes = set(map(len, docs))
-    if sizes != {4} and (not sizes <= {4, 5} or list(map(dict.get, docs, repeat("type"))
-                                                     ).count("feature") != sum(map(len, docs)) - 4 * len(docs)):
+    n = len(docs)
+    fields = sum(map(len, docs))
+    if fields != 4 * n and (not set(map(len, docs)) <= {4, 5} or list(
+            map(dict.get, docs, repeat("type"))).count("feature") != fields - 4 * n):
         return None
     try:
         model_id, event_id, ts, features = map(list, zip(*map(_HEAD, docs)))
@@ -141,9 +187,15 @@ def _fast_run(raws: list[bytes], start: int) -> FeatureRun | None:
         ts = list(map(float, ts))  # ints in range: the float decode_event would give
     if set(map(type, features)) != {dict}:
         return None
+    # Every message holds exactly two '{' (event, features) and no '[': so every feature
+    # value is a scalar. Braces inside strings only make the count larger: a (safe) miss.
+    joined = b"".join(raws)
+    if len(joined) - len(joined.translate(None, b"{[")) != 2 * n:
+        return None
+    widths = list(map(len, features))
     names = tuple(features[0])
     rows = None
-    if len(names) > 1 and set(map(len, features)) == {len(names)}:
+    if len(names) > 1 and widths.count(len(names)) == n:
         try:  # every row has the first row's names, and no other (same size): the usual
             rows = list(map(itemgetter(*names), features))
         except KeyError:
@@ -152,19 +204,23 @@ def _fast_run(raws: list[bytes], start: int) -> FeatureRun | None:
         names = tuple(dict.fromkeys(chain.from_iterable(features)))
     if "" in names or (names and max(map(len, names)) > _MAX_NAME):
         return None
-    if len(names) > MAX_PROPERTIES and max(map(len, features)) > MAX_PROPERTIES:
+    if len(names) > MAX_PROPERTIES and max(widths) > MAX_PROPERTIES:
         return None
-    values = set(map(type, chain.from_iterable(
-        rows if rows is not None else map(dict.values, features))))
-    if not values <= _SCALARS:  # objects or arrays inside features
-        return None
-    if str in values and longest > _MAX_STRING and max(
-            (len(v) for f in features for v in f.values() if type(v) is str), default=0
-    ) > _MAX_STRING:
-        return None
-    numeric_only = values <= _NUMERIC
+    # Without string values or escapes, the quotes are exactly those of the names and of
+    # model_id, event_id and "type": then no value is a string (and "true"/"false" would
+    # be booleans). Otherwise look at the values' types.
+    quotes = 2 * (fields + sum(widths)) + 4 * n + 2 * (fields - 4 * n)
+    if joined.count(b'"') == quotes and b"true" not in joined and b"false" not in joined:
+        numeric_only = True
+    else:
+        values = set(map(type, chain.from_iterable(map(dict.values, features))))
+        if str in values and longest > _MAX_STRING and max(
+                (len(v) for f in features for v in f.values() if type(v) is str), default=0
+        ) > _MAX_STRING:
+            return None
+        numeric_only = values <= _NUMERIC
     run = FeatureRun(start, model_id, event_id, ts, features, numeric_only)
-    if rows is not None:  # transpose (and convert) now, while the objects are in cache
+    if rows is not None and transpose:  # transpose (and convert) now, while the objects are in cache
         run.names = names
         run.columns = list(map(list, zip(*rows)))
         if numeric_only:

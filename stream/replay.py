@@ -142,21 +142,11 @@ class Replay:
 
     def _add_run(self, run: FeatureRun, base: int) -> None:
         first = base + run.start
-        ids = run.model_id
-        if ids.count(ids[0]) == len(ids):  # one model: the whole run at once
-            self._builder(ids[0]).add_features(run.event_id, run.ts, run.features,
-                                               range(first, first + len(ids)), run.numeric_only,
-                                               run.names, run.columns, run.numeric)
-        else:
-            rows: dict[str, list[int]] = {}
-            for row, model_id in enumerate(ids):
-                rows.setdefault(model_id, []).append(row)
-            for model_id, picked in rows.items():
-                self._builder(model_id).add_features(
-                    [run.event_id[r] for r in picked], [run.ts[r] for r in picked],
-                    [run.features[r] for r in picked], [first + r for r in picked],
-                    run.numeric_only)
-        self._pending += len(ids)
+        for model_id, rows, picked in run.by_model():
+            index = (range(first, first + len(rows)) if picked is None
+                     else [first + row for row in picked])
+            self._builder(model_id).add_run(rows, index)
+        self._pending += len(run)
 
     def _invalid(self, line_no: int, event: InvalidEvent) -> None:
         self.summary.invalid += 1

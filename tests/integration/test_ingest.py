@@ -47,6 +47,9 @@ BAD_INPUT = [
     ("nested-array", "features", b"m1", b'{"model_id": "m1", "event_id": "a", "ts": 1, "features": {"x": [1]}}', None),
     ("empty-value", "labels", b"m1", b"", None),
     ("null-key", "predictions", None, orjson.dumps(VALID_PREDICTION), None),
+    # valid feature events whose key is wrong: checked by column in a run of valid ones
+    ("feature-key-mismatch", "features", b"m2", feature_event("m1", 10**6), "key_mismatch"),
+    ("feature-null-key", "features", None, feature_event("m1", 10**6 + 1), "required"),
 ]
 
 

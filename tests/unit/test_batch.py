@@ -183,3 +183,49 @@ def test_decode_batch_document_rejects_nan() -> None:
     doc = good_doc()
     doc["features"]["age"][0] = math.inf
     assert decode_batch_document(doc).field == "features.age"
+
+
+# ------------------------------------------------------------------ runs of decode_features
+def _feature_raws(models: list[str], strings: bool = False) -> list[bytes]:
+    return [orjson.dumps({"model_id": m, "event_id": f"e{i}", "ts": float(i),
+                          "features": {"x": i, "y": f"s{i}" if strings else i / 2}})
+            for i, m in enumerate(models)]
+
+
+@pytest.mark.parametrize("transpose", [True, False])
+def test_run_by_model_keeps_each_models_rows_in_order(transpose: bool) -> None:
+    from driftline.schemas.columnar import FeatureRun, decode_features
+
+    models = ["a", "b", "a", "c", "a", "b"]
+    (run,) = decode_features(_feature_raws(models), "feature", transpose)
+    assert type(run) is FeatureRun
+    parts = run.by_model()
+    assert [(m, picked) for m, _, picked in parts] == [("a", [0, 2, 4]), ("b", [1, 5]), ("c", [3])]
+    for model_id, rows, picked in parts:
+        assert rows.model_id == [model_id] * len(picked)
+        assert rows.event_id == [f"e{p}" for p in picked]
+        assert rows.ts == [float(p) for p in picked]
+        if transpose:
+            assert rows.columns == [[p for p in picked], [p / 2 for p in picked]]
+            assert rows.numeric.tolist() == [[float(p) for p in picked], [p / 2 for p in picked]]
+        else:
+            assert rows.columns is None and rows.numeric is None
+    (single,) = decode_features(_feature_raws(["a", "a"]), "feature", transpose)
+    assert single.by_model() == [("a", single, None)]
+
+
+def test_packer_cuts_runs_at_max_events_and_keeps_every_row() -> None:
+    from driftline.consumers.packer import BatchPacker
+    from driftline.schemas.columnar import decode_features
+
+    packer = BatchPacker(max_events=4)
+    (run,) = decode_features(_feature_raws(["a"] * 10, strings=True), "feature")
+    full = packer.add_run("a", run.slice(0, 3))
+    assert full == []
+    full = packer.add_run("a", run.slice(3, 10))
+    assert [n for _, _, n in full] == [4, 4]
+    rest = list(packer.drain())
+    assert [n for _, _, n in rest] == [2]
+    batches = [decode_batch(payload) for _, payload, _ in full + rest]
+    assert [e for b in batches for e in b.event_id] == [f"e{i}" for i in range(10)]
+    assert [v for b in batches for v in b.features["y"]] == [f"s{i}" for i in range(10)]

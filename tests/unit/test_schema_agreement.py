@@ -226,3 +226,89 @@ def test_batch_schema_and_decode_batch_agree(doc: dict[str, Any]) -> None:
         assert python_ok == schema_ok, (doc, from_doc)
     else:  # the schema cannot compare lengths with n; decode_batch must still refuse
         assert not python_ok
+
+
+# ------------------------------------------------------------------ columnar decoding
+# `decode_features` must give, message by message, exactly what `decode_event` gives.
+# Runs share one set of feature names (the uniform fast path) unless mutated; names that
+# trip the byte-level shortcuts (quotes, escapes, "true"/"false") are mixed in.
+tricky_names = st.sampled_from(['a"b', "x\\", "is_true", "false", "k:", "é"])
+numeric_values = st.one_of(st.none(), numbers)
+# (braces in strings only send a run to the per-message path: keep them rare here)
+plain_text = st.one_of(st.text(st.characters(blacklist_categories=("Cs",), blacklist_characters="{["),
+                               max_size=12),
+                       st.sampled_from(['"', "\\", "true", "x{y"]))
+plain_scalars = st.one_of(st.none(), st.booleans(), numbers, plain_text)
+plain_ids = plain_text.filter(lambda text: text and "{" not in text)
+plain_ts = st.one_of(st.floats(0, 2e9), st.integers(0, 2_000_000_000))
+
+
+@st.composite
+def feature_messages(draw: st.DrawFn) -> list[bytes]:
+    keys = draw(st.lists(st.one_of(plain_ids, tricky_names), max_size=6, unique=True))
+    values = draw(st.sampled_from([numeric_values, plain_scalars,
+                                   st.one_of(numeric_values, st.just(True)),
+                                   st.one_of(numeric_values, st.just(False))]))
+    stated = draw(st.booleans())
+    out = []
+    for _ in range(draw(st.integers(1, 40))):
+        roll = draw(st.integers(0, 59))
+        if roll == 0:
+            out.append(orjson.dumps(draw(mutated("feature"))))
+        elif roll == 1:
+            out.append(draw(st.sampled_from([b"", b"{", b"[1]", b"\xff", b'{"model_id":"m"}',
+                                             b'{"model_id":"a","event_id":"e","ts":1,"features":{"x":NaN}}',
+                                             b'{"model_id":"a","event_id":"e","ts":1,"features":{"x":[1]}}',
+                                             b'{"model_id":"a","event_id":"e","ts":1,"features":{"x":{}}}'])))
+        else:
+            doc = {"model_id": draw(st.sampled_from(["a", "b"])), "event_id": draw(plain_ids),
+                   "ts": draw(plain_ts), "features": {k: draw(values) for k in keys}}
+            if stated:
+                doc["type"] = "feature"
+            out.append(orjson.dumps(doc))
+    return out
+
+
+runs: list[int] = []  # FeatureRuns per example: the fast path must be exercised
+
+
+@SETTINGS
+@given(raws=feature_messages(), kind=st.sampled_from([None, "feature"]), transpose=st.booleans())
+def columnar_agrees_with_decode_event(raws: list[bytes], kind: str | None,
+                                                    transpose: bool) -> None:
+    import numpy as np
+
+    from driftline.schemas.columnar import FeatureRun, decode_features
+
+    seen = []
+    runs.append(0)
+    for item in decode_features(raws, kind, transpose):  # type: ignore[arg-type]
+        if type(item) is not FeatureRun:
+            position, result = item  # type: ignore[misc]
+            assert result == decode_event(raws[position], kind), raws[position]  # type: ignore[arg-type]
+            seen.append(position)
+            continue
+        run = item
+        runs[-1] += 1
+        for row in range(len(run)):
+            event = decode_event(raws[run.start + row], kind)  # type: ignore[arg-type]
+            assert not isinstance(event, InvalidEvent), (raws[run.start + row], event)
+            assert (run.model_id[row], run.event_id[row], run.ts[row], run.features[row]) == (
+                event.model_id, event.event_id, event.ts, event.features)
+            seen.append(run.start + row)
+        values = [v for f in run.features for v in f.values()]
+        assert run.numeric_only == all(type(v) in (int, float, type(None)) for v in values)
+        if run.columns is not None:
+            assert transpose and run.names == tuple(run.features[0])
+            assert run.columns == [[f[name] for f in run.features] for name in run.names]
+            if run.numeric_only:
+                assert np.array_equal(run.numeric, np.array(run.columns, dtype=np.float64),
+                                      equal_nan=True)
+    assert seen == list(range(len(raws)))
+
+
+
+def test_columnar_decoding_agrees_with_decode_event() -> None:
+    runs.clear()
+    columnar_agrees_with_decode_event()
+    assert sum(1 for r in runs if r) > len(runs) // 2, "the fast path was rarely exercised"
