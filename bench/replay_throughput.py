@@ -50,13 +50,16 @@ def read_chunks(path: Path) -> list[list[bytes]]:
     return chunks
 
 
-def best_of(runs: int, fn) -> float:
-    times = []
+def best_of(runs: int, stages: dict) -> dict:
+    """Best wall time of each stage; rounds interleave the stages, so a machine whose
+    speed drifts during the run (shared cores) slows all of them alike."""
+    best = dict.fromkeys(stages, float("inf"))
     for _ in range(runs):
-        start = time.perf_counter()
-        fn()
-        times.append(time.perf_counter() - start)
-    return min(times)
+        for name, fn in stages.items():
+            start = time.perf_counter()
+            fn()
+            best[name] = min(best[name], time.perf_counter() - start)
+    return best
 
 
 def bare_orjson(chunks) -> None:
@@ -82,9 +85,7 @@ def decode_and_batch(chunks) -> None:
             for run in decode_features(part):
                 if type(run) is FeatureRun:
                     first = line_no + run.start
-                    builder.add_features(run.event_id, run.ts, run.features,
-                                         range(first, first + len(run)), run.numeric_only,
-                                         run.names, run.columns, run.numeric)
+                    builder.add_run(run, range(first, first + len(run)))
                 else:
                     builder.add(run[1], line_no + run[0])
             line_no += len(part)
@@ -111,10 +112,11 @@ def main() -> None:
     chunks = read_chunks(path)
     n = sum(len(c) for c in chunks)
     decisions: list = []
-    t_orjson = best_of(args.runs, lambda: bare_orjson(chunks))
-    t_decode = best_of(args.runs, lambda: decode_only(chunks))
-    t_batch = best_of(args.runs, lambda: decode_and_batch(chunks))
-    t_replay = best_of(args.runs, lambda: full_replay(chunks, decisions))
+    times = best_of(args.runs, {
+        "orjson": lambda: bare_orjson(chunks), "decode": lambda: decode_only(chunks),
+        "batch": lambda: decode_and_batch(chunks), "replay": lambda: full_replay(chunks, decisions),
+    })
+    t_orjson, t_decode, t_batch, t_replay = (times[k] for k in ("orjson", "decode", "batch", "replay"))
     print(f"file: {path.relative_to(ROOT)} ({n:,} events, 20 numeric features, {path.stat().st_size / 1e6:.0f} MB)")
     print(f"{'stage':<34}{'events/s':>12}{'µs/event':>10}")
     for name, t in [

@@ -7,10 +7,10 @@ an in-process extra (e.g. replay line numbers) and never goes on the wire.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from functools import partial
 from itertools import chain
 from operator import itemgetter
-from typing import Any, Iterable, Sequence
+from typing import Any, Callable, Iterable, Sequence
 
 import numpy as np
 import orjson
@@ -41,34 +41,61 @@ _NUMERIC = frozenset({float, int, type(None)})
 _NUMBER = frozenset({float, int})
 
 
-@dataclass(eq=False)
 class ObservationBatch:
     """Row `i` across all columns is one event; every column has `len(self)` entries.
 
     `features[name][i]` is None when row i has no features (`has_features[i]` False) or
     when its event lacks or nulls that feature (missing). `score` is NaN where absent.
+    The feature lists may be built on first use (`features_later`): readers that only
+    need numbers use `numeric_column`, and `feature_names` never builds them.
     """
 
-    model_id: str
-    kind: np.ndarray  # int8, KIND_* codes
-    event_id: list[str]
-    ts: np.ndarray  # float64 epoch seconds
-    has_features: np.ndarray  # bool
-    features: dict[str, list[FeatureValue]]
-    model_version: list[str | None]
-    prediction: list[Any]
-    score: np.ndarray  # float64, NaN = absent
-    scores: list[dict[str, float] | None]
-    label: list[Any]
-    index: np.ndarray | None = field(default=None)  # int64 source positions; not on the wire
-
-    def __post_init__(self) -> None:
+    def __init__(self, model_id: str, kind: np.ndarray, event_id: list[str], ts: np.ndarray,
+                 has_features: np.ndarray, features: dict[str, list[FeatureValue]] | None,
+                 model_version: list[str | None], prediction: list[Any], score: np.ndarray,
+                 scores: list[dict[str, float] | None], label: list[Any],
+                 index: np.ndarray | None = None) -> None:
+        self.model_id = model_id
+        self.kind = kind  # int8, KIND_* codes
+        self.event_id = event_id
+        self.ts = ts  # float64 epoch seconds
+        self.has_features = has_features  # bool
+        self._features = features
+        self._names: tuple[str, ...] = ()
+        self._later: Callable[[], dict[str, list[FeatureValue]]] | None = None
+        self.model_version = model_version
+        self.prediction = prediction
+        self.score = score  # float64, NaN = absent
+        self.scores = scores
+        self.label = label
+        self.index = index  # int64 source positions; not on the wire
         # In-process caches, never on the wire: numeric columns are converted once per
         # batch (a slice reads its parent's), and `_numeric_only` is the builder's
         # promise that every feature value is an int, a float or None.
         self._numeric: dict[str, np.ndarray] = {}
         self._parent: tuple[ObservationBatch, int] | None = None
         self._numeric_only = False
+
+    def features_later(self, names: tuple[str, ...],
+                       build: Callable[[], dict[str, list[FeatureValue]]]) -> None:
+        """Promise the feature columns `names`, built by `build()` when first read."""
+        self._features, self._names, self._later = None, names, build
+
+    @property
+    def features(self) -> dict[str, list[FeatureValue]]:
+        if self._features is None:
+            self._features = self._later() if self._later is not None else {}
+            self._later = None
+        return self._features
+
+    @property
+    def feature_names(self) -> Iterable[str]:
+        """The names of `features` (in order), without building the columns."""
+        return self._names if self._features is None else self._features.keys()
+
+    def __repr__(self) -> str:
+        return (f"ObservationBatch(model_id={self.model_id!r}, n={len(self)}, "
+                f"features={list(self.feature_names)!r})")
 
     def __len__(self) -> int:
         return len(self.event_id)
@@ -78,11 +105,13 @@ class ObservationBatch:
         part = slice(start, stop)
         out = ObservationBatch(
             self.model_id, self.kind[part], self.event_id[part], self.ts[part],
-            self.has_features[part], {k: v[part] for k, v in self.features.items()},
+            self.has_features[part], None,
             self.model_version[part], self.prediction[part], self.score[part],
             self.scores[part], self.label[part],
             None if self.index is None else self.index[part],
         )
+        out.features_later(tuple(self.feature_names),
+                           lambda: {k: v[part] for k, v in self.features.items()})
         rows = range(len(self))[part]
         if rows.step == 1:
             root, offset = self._parent or (self, 0)
@@ -104,7 +133,7 @@ class ObservationBatch:
             root, offset = self._parent
             x = root.numeric_column(name)[offset:offset + len(self)]
         else:
-            column = self.features.get(name)
+            column = self.features.get(name) if name in self.feature_names else None
             if column is None:
                 x = np.full(len(self), np.nan)
             elif self._numeric_only or set(map(type, column)) <= _NUMERIC:
@@ -200,14 +229,15 @@ class BatchBuilder:
                      features: Sequence[dict[str, FeatureValue]],
                      index: Iterable[int] | None = None, numeric_only: bool = False,
                      names: tuple[str, ...] | None = None,
-                     columns: list[list[FeatureValue]] | None = None,
+                     values: Sequence[tuple[FeatureValue, ...]] | None = None,
                      numeric: np.ndarray | None = None) -> None:
         """Append validated feature rows of this model (columns of equal length).
 
         `numeric_only` promises every feature value is an int, a float or None (lets
-        `numeric_column` skip its type scan). `names`/`columns`/`numeric` may give the
-        same rows already transposed (every row has exactly `names`) and converted
-        (`numeric_column` of each name, stacked); `build` then just concatenates them.
+        `numeric_column` skip its type scan). `names`/`values`/`numeric` may give the
+        same rows as value tuples (every row has exactly `names`, in that order) and
+        converted (`numeric_column` of each name, stacked); `build` then concatenates
+        the matrices and transposes the tuples only when the lists are first read.
         """
         if len(event_id) != len(ts) or len(ts) != len(features):
             raise ValueError("feature rows: columns of different lengths")
@@ -221,10 +251,10 @@ class BatchBuilder:
             if len(self._index) - before != len(event_id):
                 raise ValueError("feature rows: index of a different length")
         if self._blocks is not None:
-            if columns is None or names is None or (self._blocks and self._blocks[0][0] != names):
+            if values is None or names is None or (self._blocks and self._blocks[0][0] != names):
                 self._blocks = None
             else:
-                self._blocks.append((names, columns, numeric if numeric_only else None))
+                self._blocks.append((names, values, numeric if numeric_only else None))
         self._event_id.extend(event_id)
         self._ts.extend(ts)
         self._features.extend(features)
@@ -232,7 +262,7 @@ class BatchBuilder:
     def add_run(self, run: FeatureRun, index: Iterable[int] | None = None) -> None:
         """Append a run of `decode_features` (all rows of this model), columns included."""
         self.add_features(run.event_id, run.ts, run.features, index, run.numeric_only,
-                          run.names, run.columns, run.numeric)
+                          run.names, run.rows, run.numeric)
 
     def build(self) -> ObservationBatch:
         """The rows so far as columns (the builder is left unchanged)."""
@@ -262,10 +292,10 @@ class BatchBuilder:
                          else np.array([r is not None for r in rows], dtype=bool))
         blocks = self._blocks
         numeric: np.ndarray | None = None
-        if blocks:  # every row came pre-transposed, all with the same names
+        names: tuple[str, ...] = ()
+        features: dict[str, list[FeatureValue]] | None = None
+        if blocks:  # every row came as value tuples, all with the same names
             names = blocks[0][0]
-            features = {name: list(chain.from_iterable(b[1][f] for b in blocks))
-                        for f, name in enumerate(names)}
             if all(b[2] is not None for b in blocks):
                 numeric = np.concatenate([b[2] for b in blocks], axis=1)  # type: ignore[misc]
         else:
@@ -285,10 +315,18 @@ class BatchBuilder:
             index=np.array(self._index, dtype=np.int64) if self._index else None,
         )
         batch._numeric_only = self._numeric_only
+        if blocks:
+            batch.features_later(names, partial(_transpose, names, [b[1] for b in blocks]))
         if numeric is not None:
             numeric.flags.writeable = False
-            batch._numeric.update(zip(features, numeric))
+            batch._numeric.update(zip(names, numeric))
         return batch
+
+
+def _transpose(names: tuple[str, ...], blocks: list[Sequence[tuple[FeatureValue, ...]]]
+               ) -> dict[str, list[FeatureValue]]:
+    """Value tuples (blocks of rows, in `names` order) as one list per name."""
+    return dict(zip(names, map(list, zip(*chain.from_iterable(blocks)))))
 
 
 def _columns(rows: list[dict[str, FeatureValue] | None], absent: int) -> dict[str, list[FeatureValue]]:

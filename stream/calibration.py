@@ -39,6 +39,7 @@ from __future__ import annotations
 import dataclasses
 import math
 import zlib
+from collections import OrderedDict
 from collections.abc import Callable, Iterable
 from typing import Any
 
@@ -53,6 +54,7 @@ __all__ = [
     "simulate_null",
     "calibrate_feature",
     "size_bucket",
+    "clear_cache",
 ]
 
 EPS = 1e-4
@@ -248,9 +250,35 @@ def calibrate_feature(
     >>> small > large > 0       # small windows are noisier: higher threshold
     True
     """
-    rng = np.random.default_rng(_seed(seed, feature, n_window))
-    draws = simulate_null(null, n_window, sorted(set(metrics)), samples, rng)
-    return {metric: tail_quantile(values, alpha) for metric, values in draws.items()}
+    wanted = tuple(sorted(set(metrics)))
+    key = (feature, np.asarray(null.counts, dtype=np.float64).tobytes(), int(null.missing),
+           bool(null.ordered), int(n_window), wanted, float(alpha), int(samples), int(seed))
+    cached = _CACHE.get(key)
+    if cached is None:
+        rng = np.random.default_rng(_seed(seed, feature, n_window))
+        draws = simulate_null(null, n_window, list(wanted), samples, rng)
+        cached = {metric: tail_quantile(values, alpha) for metric, values in draws.items()}
+        _CACHE[key] = cached
+        while len(_CACHE) > _CACHE_SIZE:
+            _CACHE.popitem(last=False)
+    else:
+        _CACHE.move_to_end(key)
+    return dict(cached)
+
+
+_CACHE: OrderedDict[tuple, dict[str, float]] = OrderedDict()
+"""``calibrate_feature`` results by everything they depend on (LRU). The policy already
+caches thresholds per feature and size bucket for one monitor; this shares them between
+monitors and runs in one process — models scored against the same reference (replicas,
+shards, a replay run again), and a monitor rebuilt or re-referenced to a profile seen
+before — since a calibration (thousands of seeded multinomial draws) is the most costly
+step of a window close."""
+_CACHE_SIZE = 4096
+
+
+def clear_cache() -> None:
+    """Forget cached calibrations (tests and benchmarks measuring the cold cost)."""
+    _CACHE.clear()
 
 
 def size_bucket(n: int, ratio: float = 1.25) -> int:

@@ -135,8 +135,8 @@ class ModelMonitor:
             return "reference"
         return "unscored"
 
-    def _collect_reference(self, batch: Any, mask: np.ndarray) -> None:
-        idx = select_rows(batch, mask)
+    def _collect_reference(self, batch: Any, rows: np.ndarray | slice | None) -> None:
+        idx = select_rows(batch, rows)
         if idx is None:
             idx = np.arange(len(batch))
         room = self.config.reference.max_rows - self.reference_rows
@@ -211,23 +211,26 @@ class ModelMonitor:
     def _route(self, batch: Any, assignment: WindowAssignment, start: int, stop: int) -> None:
         """Add rows ``[start, stop)`` to their windows (opening windows as needed).
 
-        Profiles are updated from a slice of the batch (views, no copy), so the columns
-        are converted once per segment rather than once per segment *and* window.
+        Profiles read the segment as a row range of the whole batch (a slice when all
+        its rows go to one window), not from a sliced copy of every column: the batch's
+        numeric columns are converted once and each segment reads views of them.
         """
         ids = assignment.window_id[start:stop]
         live = ~assignment.late[start:stop]
-        part = batch if (start, stop) == (0, len(batch)) else batch.slice(start, stop)
+        whole = (start, stop) == (0, len(batch))
         window_ids = np.unique(ids[live]).tolist()
         for window_id in window_ids:
             mask = live if len(window_ids) == 1 else live & (ids == window_id)
             window = self.open.get(window_id)
             if window is None:
                 window = self.open[window_id] = self._open_window(window_id)
-            window.n_events += int(mask.sum())
+            every = bool(mask.all())
+            window.n_events += len(mask) if every else int(mask.sum())
+            rows = (None if whole else slice(start, stop)) if every else np.flatnonzero(mask) + start
             if window.role == "scored" and window.profile is not None:
-                window.profile.update(part, rows=None if mask.all() else mask)
+                window.profile.update(batch, rows=rows)
             elif window.role == "reference":
-                self._collect_reference(part, mask)
+                self._collect_reference(batch, rows)
 
     def _open_window(self, window_id: int) -> _OpenWindow:
         role = self._role_for(window_id)

@@ -54,10 +54,12 @@ def select_rows(batch: "ObservationBatch", rows: np.ndarray | slice | None) -> n
     return idx[hf[idx]]
 
 
-def take(col: list, idx: np.ndarray | None) -> list:
-    """``[col[i] for i in idx]`` at C speed (``operator.itemgetter``)."""
+def take(col: list, idx: np.ndarray | slice | None) -> list:
+    """``[col[i] for i in idx]`` at C speed (``operator.itemgetter``); a slice slices."""
     if idx is None:
         return col
+    if isinstance(idx, slice):
+        return col[idx]
     if len(idx) == 0:
         return []
     if len(idx) == 1:

@@ -79,6 +79,24 @@ def _proportions(counts: np.ndarray) -> np.ndarray:
     return c / c.sum()
 
 
+def _smoothed(p: np.ndarray, eps: float) -> np.ndarray:
+    return (p + eps) / (1 + len(p) * eps)
+
+
+def _psi(p: np.ndarray, q: np.ndarray, eps: float) -> float:
+    """PSI of proportions ``p`` (reference, already smoothed) and raw ``q``."""
+    q = _smoothed(q, eps)
+    return float(np.sum((q - p) * np.log(q / p)))
+
+
+def _js(p: np.ndarray, q: np.ndarray) -> float:
+    m = (p + q) / 2
+    with np.errstate(divide="ignore", invalid="ignore"):
+        kp = np.where(p > 0, p * np.log2(p / m), 0.0).sum()
+        kq = np.where(q > 0, q * np.log2(q / m), 0.0).sum()
+    return float(min(max((kp + kq) / 2, 0.0), 1.0) ** 0.5)
+
+
 def psi(ref_counts: np.ndarray, win_counts: np.ndarray, eps: float = PSI_EPS) -> float:
     """Population stability index with proportional ε-smoothing (see module docstring).
 
@@ -86,20 +104,12 @@ def psi(ref_counts: np.ndarray, win_counts: np.ndarray, eps: float = PSI_EPS) ->
         >>> round(psi(np.array([50, 50]), np.array([90, 10])), 4)
         0.8784
     """
-    p, q = _proportions(ref_counts), _proportions(win_counts)
-    b = len(p)
-    p, q = (p + eps) / (1 + b * eps), (q + eps) / (1 + b * eps)
-    return float(np.sum((q - p) * np.log(q / p)))
+    return _psi(_smoothed(_proportions(ref_counts), eps), _proportions(win_counts), eps)
 
 
 def js_distance(ref_counts: np.ndarray, win_counts: np.ndarray) -> float:
     """Jensen–Shannon distance, base 2, in [0, 1]."""
-    p, q = _proportions(ref_counts), _proportions(win_counts)
-    m = (p + q) / 2
-    with np.errstate(divide="ignore", invalid="ignore"):
-        kp = np.where(p > 0, p * np.log2(p / m), 0.0).sum()
-        kq = np.where(q > 0, q * np.log2(q / m), 0.0).sum()
-    return float(min(max((kp + kq) / 2, 0.0), 1.0) ** 0.5)
+    return _js(_proportions(ref_counts), _proportions(win_counts))
 
 
 def ks_binned(ref_counts: np.ndarray, win_counts: np.ndarray) -> float:
@@ -108,23 +118,52 @@ def ks_binned(ref_counts: np.ndarray, win_counts: np.ndarray) -> float:
     return float(np.abs(d).max())
 
 
-def representative_points(ref: NumericReference, win: NumericWindow) -> np.ndarray:
-    """Where each bin's mass sits for Wasserstein: tails at the window's tail means."""
+def _inner_points(ref: NumericReference) -> np.ndarray:
     e = ref.edges
     inner = (e[:-1] + e[1:]) / 2
     if len(e) >= 2 and ref.max is not None:
         inner[-1] = (e[-2] + ref.max) / 2  # last interior bin is [e, max]
+    return inner
+
+
+def representative_points(ref: NumericReference, win: NumericWindow) -> np.ndarray:
+    """Where each bin's mass sits for Wasserstein: tails at the window's tail means."""
     lo, hi = win.tail_mean(0), win.tail_mean(1)
     lo = lo if lo is not None else (ref.min if ref.min is not None else 0.0)
     hi = hi if hi is not None else (ref.max if ref.max is not None else 0.0)
-    return np.concatenate([[lo], inner, [hi]])
+    return np.concatenate([[lo], _inner_points(ref), [hi]])
+
+
+def _wasserstein(points: np.ndarray, d: np.ndarray) -> float:
+    return float(np.sum(np.abs(d[:-1]) * np.diff(points)))
 
 
 def wasserstein_binned(points: np.ndarray, ref_counts: np.ndarray,
                        win_counts: np.ndarray) -> float:
     """W1 between the two histograms with masses at sorted ``points`` (raw units)."""
     d = np.cumsum(_proportions(ref_counts)) - np.cumsum(_proportions(win_counts))
-    return float(np.sum(np.abs(d[:-1]) * np.diff(points)))
+    return _wasserstein(points, d)
+
+
+@dataclasses.dataclass(frozen=True)
+class _RefTerms:
+    """What scoring needs from one reference feature, computed once per reference
+    (the same arithmetic as the public functions, so scores are unchanged)."""
+
+    p: np.ndarray
+    smoothed: np.ndarray
+    cdf: np.ndarray
+    inner: np.ndarray | None
+
+    @classmethod
+    def of(cls, ref: Any) -> "_RefTerms":
+        terms = ref.__dict__.get("_score_terms")
+        if terms is None:
+            p = _proportions(ref.counts)
+            inner = _inner_points(ref) if isinstance(ref, NumericReference) else None
+            terms = cls(p, _smoothed(p, PSI_EPS), np.cumsum(p), inner)
+            object.__setattr__(ref, "_score_terms", terms)
+        return terms
 
 
 def regularized_gamma_q(a: float, x: float) -> float:
@@ -190,13 +229,18 @@ def score_feature(ref: Any, win: Any, missing_rate_delta: float = 0.0) -> Featur
         return FeatureScores(_NAN, _NAN, _NAN if numeric else None, _NAN if numeric else None,
                              None if numeric else _NAN, missing_rate_delta, n)
     rc, wc = ref.counts, win.counts
+    terms, q = _RefTerms.of(ref), _proportions(wc)
     if not numeric:
-        return FeatureScores(psi(rc, wc), js_distance(rc, wc), None, None,
+        return FeatureScores(_psi(terms.smoothed, q, PSI_EPS), _js(terms.p, q), None, None,
                              chi2_pvalue(rc, wc), missing_rate_delta, n)
-    w = wasserstein_binned(representative_points(ref, win), rc, wc)
+    d = terms.cdf - np.cumsum(q)
+    lo, hi = win.tail_mean(0), win.tail_mean(1)
+    lo = lo if lo is not None else (ref.min if ref.min is not None else 0.0)
+    hi = hi if hi is not None else (ref.max if ref.max is not None else 0.0)
+    w = _wasserstein(np.concatenate([[lo], terms.inner, [hi]]), d)
     scale = ref.std if ref.std else 1.0
-    return FeatureScores(psi(rc, wc), js_distance(rc, wc), ks_binned(rc, wc), w / scale,
-                         None, missing_rate_delta, n)
+    return FeatureScores(_psi(terms.smoothed, q, PSI_EPS), _js(terms.p, q), float(np.abs(d).max()),
+                         w / scale, None, missing_rate_delta, n)
 
 
 def score_window(reference: ReferenceProfile, window: WindowProfile) -> dict[str, FeatureScores]:

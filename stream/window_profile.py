@@ -41,6 +41,7 @@ __all__ = ["CategoricalWindow", "ExactSum", "MAX_UNKNOWN", "NumericWindow", "Win
 MAX_UNKNOWN = 64
 _MASK26 = (1 << 26) - 1
 _PASSES = 4  # extraction passes before the residual goes to of_segments
+_SPILL_FRACTION = 8  # fewer than 1/8 of the cells left: of_segments beats another pass
 
 
 @dataclasses.dataclass(frozen=True)
@@ -90,8 +91,15 @@ class ExactSum:
         return [cls._norm(n, emin - 53) for n in nums]
 
     @classmethod
-    def of_rows(cls, m: np.ndarray) -> list["ExactSum"]:
-        """Exact sums of the rows of a 2-D array of finite float64 values.
+    def of_rows(cls, m: np.ndarray, amax: np.ndarray | None = None,
+                owned: bool = False) -> list["ExactSum"]:
+        """Exact sums of the rows of a 2-D array of finite float64 values (see ``_rows_raw``)."""
+        return [cls._norm(num, exp) for num, exp in cls._rows_raw(m, amax, owned)]
+
+    @classmethod
+    def _rows_raw(cls, m: np.ndarray, amax: np.ndarray | None = None,
+                  owned: bool = False) -> list[tuple[int, int]]:
+        """Exact row sums as ``(num, exp)`` pairs, not yet canonical (callers add them).
 
         Error-free extraction (Rump, Ogita & Oishi's ``ExtractVector``): with
         ``sigma = 2**k`` and every ``|x| <= 2**(k-K)``, ``q = (sigma + x) - sigma`` is
@@ -99,27 +107,32 @@ class ExactSum:
         addition, and for ``2**K >= 4n`` every partial sum of the ``q`` stays below
         ``2**(k-1)`` — so numpy sums them exactly, in any order. Each pass takes
         ``54 - K`` more bits of every value for four array operations over the whole
-        matrix; the rare residual left after a few passes (huge dynamic range, values
-        near the subnormals or near overflow) goes to ``of_segments``.
+        matrix. Once few residuals are left (usually after two passes) they, and any
+        residual left by the last pass or by extreme exponents, go to ``of_segments``
+        in one call instead of another pass over the whole matrix.
+
+        ``amax`` (each row's largest ``|x|``) may be given when the caller knows it;
+        ``owned`` lets the passes overwrite ``m`` instead of a copy.
         """
         rows, n = m.shape
         if n == 0 or rows == 0:
             return [cls()] * rows
         k_bits = (n + 1).bit_length() + 2  # 2**K >= 4n
-        amax = np.max(np.abs(m), axis=1)
+        if amax is None:
+            amax = np.maximum(m.max(axis=1), -m.min(axis=1))
         k = np.frexp(amax)[1].astype(np.int64) + k_bits  # amax < 2**(k-K)
-        res = np.array(m, dtype=np.float64)  # residuals (copy: updated in place)
+        owned = owned and m.dtype == np.float64 and m.flags.c_contiguous
+        res = m if owned else np.array(m, dtype=np.float64)  # residuals, updated in place
+        spill: list[tuple[int, np.ndarray]] = []
         usable = (k <= 1023) & (k - 54 >= -1022)  # sigma finite, grid of normal numbers
         if not usable.all():
             k = np.where(usable, k, 0)
             spill = [(int(r), res[r].copy()) for r in np.flatnonzero(~usable)]
             res[~usable] = 0.0
-        else:
-            spill = []
         nums = [0] * rows
         low = int(k.min()) - 54 - 54 * _PASSES  # every pass's grid is above this
         tmp = np.empty_like(res)
-        for _ in range(_PASSES):
+        for p in range(_PASSES):
             sigma = np.ldexp(1.0, k)[:, None]
             np.add(res, sigma, out=tmp)
             np.subtract(tmp, sigma, out=tmp)  # q, exact
@@ -130,30 +143,45 @@ class ExactSum:
                 if v:
                     nums[r] += v << (kr - 54 - low)
             k = k - 54 + k_bits
-            if not res.any():
+            bits = res.view(np.int64)  # counting bit patterns is faster; -0.0 only costs a spill
+            left = np.count_nonzero(bits)
+            if not left:
+                break
+            if left * _SPILL_FRACTION <= res.size or p == _PASSES - 1:
+                spill += [(int(r), res[r]) for r in np.flatnonzero(bits.any(axis=1))]
                 break
             stop = k - 54 < -1022
             if stop.any():
                 spill += [(int(r), res[r].copy()) for r in np.flatnonzero(stop)]
                 res[stop] = 0.0
                 k = np.where(stop, 0, k)
-        else:
-            left = np.flatnonzero(res.any(axis=1))
-            spill += [(int(r), res[r]) for r in left]
-        out = [cls._norm(v, low) for v in nums]
+        out = [(v, low) for v in nums]
         if spill:
             parts = [v[v != 0] for _, v in spill]
             extra = cls.of_segments(np.concatenate(parts), [len(p) for p in parts])
             for (r, _), e in zip(spill, extra):
-                out[r] = out[r] + e
+                if e.num:
+                    e_low = min(low, e.exp)
+                    out[r] = ((out[r][0] << (low - e_low)) + (e.num << (e.exp - e_low)), e_low)
         return out
 
     @classmethod
     def _norm(cls, num: int, exp: int) -> "ExactSum":
         if num == 0:
-            return cls()
+            return _ZERO
         tz = (num & -num).bit_length() - 1
-        return cls(num >> tz, exp + tz)
+        out = object.__new__(cls)  # the frozen dataclass __init__ costs twice as much
+        out.__dict__.update(num=num >> tz, exp=exp + tz)
+        return out
+
+    def _plus(self, num: int, exp: int) -> "ExactSum":
+        """``self + num * 2**exp`` for a not necessarily canonical pair."""
+        if not num:
+            return self
+        if not self.num:
+            return self._norm(num, exp)
+        k = min(self.exp, exp)
+        return self._norm((self.num << (self.exp - k)) + (num << (exp - k)), k)
 
     def __add__(self, other: "ExactSum") -> "ExactSum":
         if not other.num:
@@ -178,6 +206,9 @@ class ExactSum:
     @classmethod
     def from_json(cls, d: list[Any]) -> "ExactSum":
         return cls(int(d[0]), int(d[1]))
+
+
+_ZERO = ExactSum()
 
 
 @dataclasses.dataclass(eq=False)
@@ -300,26 +331,84 @@ _CMP_CELLS = 1 << 22  # booleans per comparison block (features × edges × rows
 _CMP_MAX_EDGES = 32
 
 
-def _bin_rows(x: np.ndarray, refs: list[NumericReference]) -> np.ndarray:
-    """``searchsorted(edges, row, "right")`` for every row of ``x`` (features × values).
+@dataclasses.dataclass(frozen=True, eq=False)
+class _Layout:
+    """Per-reference constants for counting a set of numeric features in one pass.
 
-    With few edges (the usual ~11) counting ``edges <= v`` over a (features × edges ×
-    values) comparison is a few times faster than one binary search per value; the
-    edges are padded with +inf, which no finite value reaches. Non-finite values get
-    arbitrary bins: the caller masks them.
+    Built once per (reference, feature names) and cached on the reference, so a batch
+    does not rebuild them. Feature ``f``'s bins are ``flat[offsets[f]:offsets[f + 1]]``
+    of one ``bincount``; ``zero[f]`` is the bin where 0.0 — the value invalid entries
+    are replaced with — lands, ``last[f]`` the overflow bin.
     """
-    width = max(len(r.edges) for r in refs)
-    if width > _CMP_MAX_EDGES:
-        return np.stack([np.searchsorted(r.edges, row, "right") for r, row in zip(refs, x)])
-    edges = np.full((len(refs), width), np.inf)
-    for f, r in enumerate(refs):
-        edges[f, :len(r.edges)] = r.edges
-    step = max(1, _CMP_CELLS // max(1, width * x.shape[1]))
-    if step >= len(refs):
-        return (x[:, None, :] >= edges[:, :, None]).sum(axis=1, dtype=np.intp)
-    return np.concatenate([
-        (x[i:i + step, None, :] >= edges[i:i + step, :, None]).sum(axis=1, dtype=np.intp)
-        for i in range(0, len(refs), step)])
+
+    refs: list[NumericReference]
+    edges: np.ndarray  # (features, widest) padded with +inf, which no finite value reaches
+    offsets: np.ndarray
+    zero: np.ndarray
+    last: np.ndarray
+
+    @classmethod
+    def of(cls, reference: ReferenceProfile, names: tuple[str, ...]) -> "_Layout":
+        cache = reference.__dict__.setdefault("_layouts", {})
+        layout = cache.get(names)
+        if layout is None:
+            refs = [reference.features[k] for k in names]
+            width = max(len(r.edges) for r in refs)
+            edges = np.full((len(refs), width), np.inf)
+            for f, r in enumerate(refs):
+                edges[f, :len(r.edges)] = r.edges
+            sizes = np.array([r.n_bins for r in refs], np.intp)
+            zero = np.array([np.searchsorted(r.edges, 0.0, "right") for r in refs], np.intp)
+            offsets = np.concatenate([[0], np.cumsum(sizes)]).astype(np.intp)
+            layout = cache[names] = cls(refs, edges, offsets, zero, sizes - 1)  # type: ignore[arg-type]
+        return layout
+
+    def bins(self, x: np.ndarray) -> np.ndarray:
+        """``searchsorted(edges, row, "right")`` for every row of ``x`` (features × values).
+
+        With few edges (the usual ~11) counting ``edges <= v`` over a (features × edges ×
+        values) comparison, summed as bytes, is several times faster than one binary
+        search per value. Non-finite values get arbitrary bins: callers replace them.
+        """
+        width = self.edges.shape[1]
+        if width > _CMP_MAX_EDGES:
+            return np.stack([np.searchsorted(r.edges, row, "right") for r, row in zip(self.refs, x)])
+        out = np.empty(x.shape, np.uint8)
+        step = max(1, _CMP_CELLS // max(1, width * x.shape[1]))
+        for i in range(0, len(x), step):
+            cmp = x[i:i + step, None, :] >= self.edges[i:i + step, :, None]
+            np.add.reduce(cmp.view(np.uint8), axis=1, dtype=np.uint8, out=out[i:i + step])
+        return out
+
+
+def _selection(batch: "ObservationBatch",
+               rows: np.ndarray | slice | None) -> slice | np.ndarray | None:
+    """``select_rows``, except that a step-1 slice of rows that all have features stays a
+    (normalised) slice; None = every row."""
+    if isinstance(rows, slice):
+        start, stop, step = rows.indices(len(batch))
+        if step == 1:
+            stop = max(start, stop)
+            if np.asarray(batch.has_features[start:stop], dtype=bool).all():
+                return None if (start, stop) == (0, len(batch)) else slice(start, stop)
+    return select_rows(batch, rows)
+
+
+def _length(sel: slice | np.ndarray) -> int:
+    return sel.stop - sel.start if isinstance(sel, slice) else len(sel)
+
+
+def _take_rows(batch: "ObservationBatch", names: list[str], sel: slice | np.ndarray | None,
+               n: int, out: np.ndarray) -> None:
+    """``numeric_column`` of each name, rows ``sel``, written into ``out`` (features × n)."""
+    for f, name in enumerate(names):
+        col = batch.numeric_column(name)
+        if sel is None:
+            out[f] = col
+        elif isinstance(sel, slice):
+            out[f] = col[sel]
+        else:
+            np.take(np.asarray(col, dtype=np.float64), sel, out=out[f])
 
 
 def _empty(ref: NumericReference | CategoricalReference) -> FeatureWindow:
@@ -350,29 +439,32 @@ class WindowProfile:
 
     def update(self, batch: "ObservationBatch",
                rows: np.ndarray | slice | None = None) -> "WindowProfile":
-        """Count the selected rows that have features (``rows``: slice, mask or indices)."""
-        idx = select_rows(batch, rows)
-        n = len(batch) if idx is None else len(idx)
+        """Count the selected rows that have features (``rows``: slice, mask or indices).
+
+        A slice whose rows all have features is kept a slice, so columns are read as
+        views (the monitor passes the segment of a batch between two window closes).
+        """
+        sel = _selection(batch, rows)
+        n = len(batch) if sel is None else _length(sel)
         if n == 0:
             return self
         self.n_rows += n
-        cols = batch.features
+        present = batch.feature_names  # numeric features are read as arrays, not lists
         numeric: list[str] = []
         for name, ref in self.reference.features.items():
             w = self.features[name]
-            col = cols.get(name)
-            if col is None:
+            if name not in present:
                 w.missing += n
             elif isinstance(w, NumericWindow):
                 numeric.append(name)
             else:
-                w.update(ref, take(col, idx))  # type: ignore[arg-type]
+                w.update(ref, take(batch.features[name], sel))  # type: ignore[arg-type]
         if numeric:
-            self._update_numeric(batch, numeric, idx)
+            self._update_numeric(batch, numeric, sel, n)
         unknown = {}
-        for name, col in cols.items():
+        for name in present:
             if name not in self.features:
-                c = n - take(col, idx).count(None)
+                c = n - take(batch.features[name], sel).count(None)
                 if c:
                     unknown[name] = c
         if unknown:
@@ -380,70 +472,87 @@ class WindowProfile:
         return self
 
     def _update_numeric(self, batch: "ObservationBatch", names: list[str],
-                        idx: np.ndarray | None) -> None:
+                        sel: slice | np.ndarray | None, n: int) -> None:
         """Every numeric feature of the batch at once, on a (features × rows) matrix.
 
         Equivalent to ``NumericWindow.update`` + ``add_sums`` per feature: invalid
         values are counted missing (and type errors unless null) and enter the sums as
-        zeros, which leaves exact sums unchanged; bin counts come from one ``bincount``
-        with per-feature offsets, the moments from one exact pass over all rows.
+        zeros, which leaves exact sums unchanged; they are binned as 0.0 and taken back
+        out of that bin. Bin counts come from one ``bincount`` with per-feature offsets,
+        the moments from one exact pass over the values and their squares, written into
+        one buffer so nothing is copied twice.
         """
-        matrix = getattr(batch, "numeric_matrix", None)  # duck-typed batches: per column
-        x = (matrix(names) if matrix is not None
-             else np.stack([np.asarray(batch.numeric_column(k), dtype=np.float64) for k in names]))
-        if idx is not None:
-            x = x[:, idx]
+        layout = _Layout.of(self.reference, tuple(names))
         windows: list[NumericWindow] = [self.features[k] for k in names]  # type: ignore[misc]
-        refs = [self.reference.features[k] for k in names]
+        k = len(names)
+        buf = np.empty((2 * k, n))
+        x = buf[:k]
+        _take_rows(batch, names, sel, n, x)
         ok = np.isfinite(x)
-        n_ok = ok.sum(axis=1)
-        n = x.shape[1]
-        for f in np.flatnonzero(n_ok < n).tolist():
-            w, bad = windows[f], np.flatnonzero(~ok[f])
-            orig = bad if idx is None else idx[bad]
-            w.type_errors += len(bad) - take(batch.features[names[f]], orig).count(None)
-            w.missing += len(bad)
-        if not n_ok.any():
-            return
-        sizes = [len(w.counts) for w in windows]
-        offsets = np.cumsum([0] + sizes)
-        trash = int(offsets[-1])
-        bins = _bin_rows(x, refs)  # type: ignore[arg-type]
-        flat = bins + offsets[:-1, None]
-        all_ok = bool(ok.all())
-        if not all_ok:
-            flat[~ok] = trash
-            x = np.where(ok, x, 0.0)
-        counts = np.bincount(flat.ravel(), minlength=trash + 1)
+        n_bad = n - np.count_nonzero(ok, axis=1)
+        bad_rows = np.flatnonzero(n_bad).tolist()
+        if bad_rows:
+            bad = ~ok
+            np.copyto(x, 0.0, where=bad)
+            cells = np.flatnonzero(bad.ravel())  # feature-major: f * n + row
+            ends = np.cumsum(n_bad).tolist()
+            for f in bad_rows:
+                rows = cells[ends[f] - int(n_bad[f]):ends[f]] - f * n
+                if isinstance(sel, slice):
+                    rows += sel.start
+                elif sel is not None:
+                    rows = sel[rows]
+                w = windows[f]
+                if not getattr(batch, "_numeric_only", False):  # else every bad value is a null
+                    w.type_errors += len(rows) - take(batch.features[names[f]], rows).count(None)
+                w.missing += len(rows)
+            if not (n_bad < n).any():
+                return
+        bins = layout.bins(x)
+        flat = bins + layout.offsets[:-1, None]
+        counts = np.bincount(flat.ravel(), minlength=int(layout.offsets[-1]))
+        if bad_rows:
+            counts[layout.offsets[:-1] + layout.zero] -= n_bad
         for f, w in enumerate(windows):
-            w.counts += counts[offsets[f]:offsets[f + 1]]
-        sq = x * x
-        fin = np.isfinite(sq)
-        if not fin.all():
+            w.counts += counts[layout.offsets[f]:layout.offsets[f + 1]]
+        amax = np.maximum(x.max(axis=1), -x.min(axis=1))
+        sq = buf[k:]
+        with np.errstate(over="ignore"):  # overflowing squares are counted below
+            np.multiply(x, x, out=sq)
+            amax_sq = amax * amax  # rounding is monotone: the largest square, rounded
+        if not np.isfinite(amax_sq).all():
+            fin = np.isfinite(sq)
             for f in np.flatnonzero(~fin.all(axis=1)).tolist():
                 windows[f].sumsq_overflow += int((~fin[f]).sum())
             sq[~fin] = 0.0
-        moments = ExactSum.of_rows(np.concatenate([x, sq]))
-        under = bins == 0
-        over = bins == (np.asarray(sizes) - 1)[:, None]
-        if not all_ok:
-            under &= ok
-            over &= ok
-        k = len(names)
-        tails = [[ExactSum(), ExactSum()] for _ in range(k)]
-        hit_u, hit_o = under.any(axis=1), over.any(axis=1)
-        if hit_u.any() or hit_o.any():
-            parts, where = [], []
-            for f in range(k):
-                for side, mask, hit in ((0, under, hit_u), (1, over, hit_o)):
-                    if hit[f]:
-                        parts.append(x[f][mask[f]])
-                        where.append((f, side))
-            sums = ExactSum.of_segments(np.concatenate(parts), [len(p) for p in parts])
-            for (f, side), total in zip(where, sums):
-                tails[f][side] = total
+            amax_sq = np.maximum(sq.max(axis=1), 0.0)
+        tails = self._tails(x, bins, layout, counts)
+        moments = ExactSum._rows_raw(buf, np.concatenate([amax, amax_sq]), owned=True)  # overwrites x
         for f, w in enumerate(windows):
-            w.add_sums([moments[f], moments[k + f], *tails[f]])
+            w.sum = w.sum._plus(*moments[f])
+            w.sumsq = w.sumsq._plus(*moments[k + f])
+            u, o = tails[f]
+            if u.num or o.num:
+                w.tail_sums = (w.tail_sums[0] + u, w.tail_sums[1] + o)
+
+    @staticmethod
+    def _tails(x: np.ndarray, bins: np.ndarray, layout: _Layout,
+               counts: np.ndarray) -> list[list[ExactSum]]:
+        """Exact sums of each feature's underflow and overflow values, in one call.
+
+        ``counts`` are this batch's bin counts of valid values. Invalid entries are 0.0
+        in ``x``; where 0.0 falls in a tail bin they are selected too and add nothing.
+        """
+        k = len(x)
+        first = layout.offsets[:-1]
+        if not (counts[first].any() or counts[first + layout.last].any()):
+            return [[ExactSum(), ExactSum()] for _ in range(k)]
+        masks = [bins == 0, bins == layout.last[:, None].astype(bins.dtype)]
+        flat = x.ravel()
+        values = np.concatenate([flat[np.flatnonzero(m.ravel())] for m in masks])
+        lengths = np.concatenate([np.count_nonzero(m, axis=1) for m in masks]).tolist()
+        sums = ExactSum.of_segments(values, lengths)
+        return [[sums[f], sums[k + f]] for f in range(k)]
 
     def _add_unknown(self, tally: Mapping[str, int], other: int) -> None:
         u = self.unknown_features

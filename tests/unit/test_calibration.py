@@ -109,3 +109,22 @@ def test_live_false_alarm_rate_matches_alpha(alpha):
     rate = hits / total
     print(alpha, rate)
     assert alpha / 3 < rate < alpha * 1.5, rate
+
+
+def test_calibration_cache_returns_what_a_fresh_calibration_computes():
+    from driftline.stream import calibration as cal
+    null = FeatureNull(np.array([0, 40, 55, 61, 38, 0]), missing=7)
+    cal.clear_cache()
+    first = cal.calibrate_feature("x", null, 300, ["psi", "ks"], alpha=1e-5, samples=500, seed=3)
+    rng = np.random.default_rng(cal._seed(3, "x", 300))
+    draws = cal.simulate_null(null, 300, ["ks", "psi"], 500, rng)
+    assert first == {m: cal.tail_quantile(v, 1e-5) for m, v in draws.items()}
+    first["psi"] = -1.0  # callers get copies: the cache is not changed through them
+    again = cal.calibrate_feature("x", FeatureNull(null.counts.copy(), 7), 300, ["ks", "psi", "psi"],
+                                  alpha=1e-5, samples=500, seed=3)
+    assert again == {m: cal.tail_quantile(v, 1e-5) for m, v in draws.items()}
+    assert len(cal._CACHE) == 1
+    other = cal.calibrate_feature("x", null, 300, ["psi", "ks"], alpha=1e-3, samples=500, seed=3)
+    assert other["psi"] < again["psi"] and len(cal._CACHE) == 2
+    cal.clear_cache()
+    assert cal.calibrate_feature("x", null, 300, ["psi", "ks"], alpha=1e-5, samples=500, seed=3) == again

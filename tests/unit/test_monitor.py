@@ -162,3 +162,22 @@ def test_reference_settings_declared_types_are_used():
     assert out.reference is not None
     assert out.reference.features["x0"].type.value == "categorical"
     assert isinstance(np.asarray(out.reference.features["x0"].counts), np.ndarray)
+
+
+def test_batch_boundaries_do_not_change_windows_decisions_or_state():
+    """Segments between window closes are read as row ranges of the batch (slices, or
+    indices when late rows or two windows share a segment); any cut gives one result."""
+    events = synthetic.with_mean_shift(6000, 3500, feature="x2", shift_sigma=3.0, rate=100.0, n_numeric=4,
+                                       n_categorical=1, missing_rate=0.05, jitter_s=3.0)
+    for e in events[::97]:
+        e["ts"] -= 30.0  # late rows, and segments holding two windows' rows
+    results = []
+    for size in (6000, 777, 64):
+        monitor = ModelMonitor("synthetic", SMALL)
+        out = run(monitor, events, size)
+        state = monitor.to_state()
+        state.pop("tracker")
+        results.append(([w.to_dict() for w in out.windows], [d.at_index for d in out.decisions],
+                        out.late_events, state))
+    assert results[0][1]  # the shift is detected
+    assert results[0] == results[1] == results[2]

@@ -13,7 +13,7 @@ from hypothesis import strategies as st
 
 from driftline.schemas.events import FeatureEvent, LabelEvent, PredictionEvent
 from driftline.stream.profile import (
-    OTHER, FeatureType, ReferenceBuilder, ReferenceProfile, WindowProfile,
+    FeatureType, ReferenceBuilder, ReferenceProfile, WindowProfile,
     infer_feature_type,
 )
 

@@ -48,6 +48,10 @@ class _Batch:
     def __len__(self) -> int:
         return self._n
 
+    @property
+    def feature_names(self) -> list[str]:
+        return list(self.features)
+
     def numeric_column(self, name: str) -> np.ndarray:
         return np.array([np.nan if v is None else v for v in self.features[name]], float)
 
@@ -181,3 +185,20 @@ def test_ks_sandwich_property(seed, loc, scale, bins):
     raw = scipy.stats.ks_2samp(xr, xw).statistic
     assert s.ks <= raw + 1e-12
     assert raw <= s.ks + max(cr.max() / cr.sum(), cw.max() / cw.sum()) + 1e-12
+
+
+def test_score_feature_equals_the_public_functions_exactly():
+    """``score_feature`` reuses per-reference terms; the values must not change."""
+    from driftline.stream.scores import js_distance, ks_binned, psi, score_feature, wasserstein_binned
+    rng = np.random.default_rng(7)
+    for trial in range(20):
+        ref, win = profiles(rng.normal(0, 1, 500), rng.normal(rng.normal(0, 0.5), rng.uniform(0.5, 3), 300),
+                            bins=int(rng.integers(2, 15)))
+        r, w = ref.features["x"], win.features["x"]
+        for _ in range(2):  # second time: cached terms
+            s = score_feature(r, w, 0.0)
+            assert s.psi == psi(r.counts, w.counts)
+            assert s.js_distance == js_distance(r.counts, w.counts)
+            assert s.ks == ks_binned(r.counts, w.counts)
+            scale = r.std if r.std else 1.0
+            assert s.wasserstein == wasserstein_binned(representative_points(r, w), r.counts, w.counts) / scale
