@@ -47,6 +47,12 @@ def start(cmd: list[str], env: dict[str, str], log: Path) -> subprocess.Popen[by
                             start_new_session=True)
 
 
+def cpu_seconds(pid: int) -> float:
+    """User + system CPU time of a live process (Linux /proc), to see who used the cores."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
 def sample(ports: list[int], name: str) -> list[float]:
     out = []
     for port in ports:
@@ -141,6 +147,8 @@ def main() -> None:
         time.sleep(8)  # workers join the group before the observations flow
         procs.append(start([*py, "ingest", "--bootstrap-servers", bootstrap, "--metrics-port", str(ingest_port)],
                            env, out_dir / "stream-ingest.log"))
+        ingest_first: float | None = None
+        ingest_done: float | None = None
         first: list[float | None] = [None] * args.workers
         last_change: list[float] = [0.0] * args.workers
         prev = [0.0] * args.workers
@@ -149,6 +157,11 @@ def main() -> None:
             time.sleep(0.5)
             now = time.perf_counter()
             counts = sample(worker_ports, "driftline_stream_events_total")
+            ingested = sample([ingest_port], "driftline_ingest_valid_events_total")[0]
+            if ingested and ingest_first is None:
+                ingest_first = now
+            if ingested >= args.events and ingest_done is None:
+                ingest_done = now
             for i, c in enumerate(counts):
                 if c > prev[i]:
                     first[i] = first[i] or now
@@ -162,6 +175,8 @@ def main() -> None:
         per_worker = [(prev[i] / (last_change[i] - first[i]) if first[i] and last_change[i] > first[i] else 0.0)
                       for i in range(args.workers)]
         ingest_events = sample([ingest_port], "driftline_ingest_valid_events_total")[0]
+        cpu = {"ingest": cpu_seconds(procs[-1].pid),
+               **{f"worker-{i}": cpu_seconds(p.pid) for i, p in enumerate(procs[:-1])}}
     finally:
         for p in procs:
             p.kill()
@@ -173,6 +188,9 @@ def main() -> None:
         "cpus": os.cpu_count(), "applied": total, "ingested": ingest_events,
         "pipeline_events_per_s": total / span if span == span and span > 0 else None,
         "per_worker_events_per_s": per_worker,
+        "ingest_events_per_s": (args.events / (ingest_done - ingest_first)
+                                if ingest_first and ingest_done and ingest_done > ingest_first else None),
+        "cpu_seconds": cpu,
         "ceiling_aiokafka_events_per_s": ceil_aio, "ceiling_confluent_events_per_s": ceil_ck,
     }
     print(json.dumps(result, indent=2))

@@ -147,7 +147,7 @@ class Ingest:
         """Validate consecutive feature messages by column; the number packed."""
         topic = self.topics.features
         valid = 0
-        for item in decode_features([m.value() for m in messages], "feature", transpose=False):
+        for item in decode_features([m.value() for m in messages], "feature"):
             if type(item) is FeatureRun:
                 valid += self._pack_run(item, messages)
             else:

@@ -17,6 +17,7 @@ import orjson
 
 from .codec import is_valid_model_id, transport_error
 from .columnar import FeatureRun
+from .numeric_block import decode_block, encode_block, lists_from_block, split_numeric
 from .events import Event, FeatureEvent, FeatureValue, InvalidEvent, PredictionEvent
 
 __all__ = [
@@ -75,6 +76,11 @@ class ObservationBatch:
         self._numeric: dict[str, np.ndarray] = {}
         self._parent: tuple[ObservationBatch, int] | None = None
         self._numeric_only = False
+        self._pure: set[str] = set()  # columns known to hold only numbers and nulls
+
+    def only_numbers(self, name: str) -> bool:
+        """True when column `name` holds only ints, floats and nulls (no type errors)."""
+        return self._numeric_only or name in self._pure
 
     def features_later(self, names: tuple[str, ...],
                        build: Callable[[], dict[str, list[FeatureValue]]]) -> None:
@@ -117,6 +123,7 @@ class ObservationBatch:
             root, offset = self._parent or (self, 0)
             out._parent = (root, offset + rows.start)
         out._numeric_only = self._numeric_only
+        out._pure = self._pure
         return out
 
     def numeric_column(self, name: str) -> np.ndarray:
@@ -369,18 +376,26 @@ def batch_from_events(model_id: str, events: Iterable[Event],
 
 
 def encode_batch(batch: ObservationBatch) -> bytes:
-    """The wire form (README): orjson writes the numpy columns natively, NaN as null."""
-    return orjson.dumps(
-        {
-            "v": 1, "model_id": batch.model_id, "n": len(batch),
-            "kind": [KIND_NAMES[k] for k in batch.kind.tolist()],
-            "event_id": batch.event_id, "ts": batch.ts,
-            "has_features": batch.has_features, "features": batch.features,
-            "model_version": batch.model_version, "prediction": batch.prediction,
-            "score": batch.score, "scores": batch.scores, "label": batch.label,
-        },
-        option=orjson.OPT_SERIALIZE_NUMPY,
-    )
+    """The wire form (README): version 2 when some feature column is purely numeric.
+
+    Those columns go into one binary float64 block (`numeric_block`), the others stay
+    JSON lists; orjson writes the numpy columns natively, NaN as null.
+    """
+    if batch._numeric_only:
+        names, lists = list(batch.feature_names), {}
+    else:
+        names, lists = split_numeric(batch.features, False)
+    doc = {
+        "v": 2 if names else 1, "model_id": batch.model_id, "n": len(batch),
+        "kind": [KIND_NAMES[k] for k in batch.kind.tolist()],
+        "event_id": batch.event_id, "ts": batch.ts,
+        "has_features": batch.has_features, "features": lists if names else batch.features,
+        "model_version": batch.model_version, "prediction": batch.prediction,
+        "score": batch.score, "scores": batch.scores, "label": batch.label,
+    }
+    if names:
+        doc["numeric"] = encode_block(names, batch.numeric_matrix(names))
+    return orjson.dumps(doc, option=orjson.OPT_SERIALIZE_NUMPY)
 
 
 # ---------------------------------------------------------------- decode (untrusted input)
@@ -398,7 +413,7 @@ _COLUMN_TYPES: dict[str, tuple[frozenset[type], str]] = {
 _FEATURE_TYPES = frozenset({float, int, str, bool, type(None)})
 _REQUIRED = ("v", "model_id", "n", "kind", "event_id", "ts", "has_features", "features",
              "model_version", "prediction", "score", "scores", "label")
-_ALLOWED = frozenset(_REQUIRED)
+_ALLOWED = frozenset((*_REQUIRED, "numeric"))
 
 
 def _column(path: str, value: Any, n: int, allowed: frozenset[type], what: str,
@@ -458,8 +473,11 @@ def _decode_document(doc: object, check_finite: bool) -> ObservationBatch | Inva
         if name not in _ALLOWED:
             return InvalidEvent(str(name)[:80], "additionalProperties", "is not a batch field")
     v, n = doc["v"], doc["n"]
-    if type(v) not in (int, float) or v != 1:
-        return InvalidEvent("v", "const", f"must be 1 (got {v!r:.40})")
+    if type(v) not in (int, float) or v not in (1, 2):
+        return InvalidEvent("v", "enum", f"must be 1 or 2 (got {v!r:.40})")
+    if (v == 2) != ("numeric" in doc):
+        return InvalidEvent("numeric", "required" if v == 2 else "additionalProperties",
+                            "is required in a version 2 batch, and only there")
     if type(doc["model_id"]) is not str:
         return InvalidEvent("model_id", "type", "must be a string")
     if not is_valid_model_id(doc["model_id"]):
@@ -471,7 +489,10 @@ def _decode_document(doc: object, check_finite: bool) -> ObservationBatch | Inva
     bad = _check_columns(doc, int(n), check_finite)
     if bad is not None:
         return bad
-    return ObservationBatch(
+    block = decode_block(doc["numeric"], int(n), doc["features"]) if v == 2 else None
+    if type(block) is InvalidEvent:
+        return block
+    batch = ObservationBatch(
         model_id=doc["model_id"],
         kind=np.array([KIND_CODES[k] for k in doc["kind"]], dtype=np.int8),
         event_id=doc["event_id"],
@@ -484,6 +505,14 @@ def _decode_document(doc: object, check_finite: bool) -> ObservationBatch | Inva
         scores=doc["scores"],
         label=doc["label"],
     )
+    if block is not None:
+        names, matrix = block  # type: ignore[misc]
+        lists, numeric = doc["features"], lists_from_block(names, matrix)
+        batch.features_later((*lists, *names), lambda: {**lists, **numeric()})
+        batch._numeric.update(zip(names, matrix))  # read-only: views of the decoded bytes
+        batch._pure.update(names)
+        batch._numeric_only = not lists
+    return batch
 
 
 def decode_batch(raw: bytes | None) -> ObservationBatch | InvalidEvent:

@@ -503,7 +503,8 @@ class WindowProfile:
                 elif sel is not None:
                     rows = sel[rows]
                 w = windows[f]
-                if not getattr(batch, "_numeric_only", False):  # else every bad value is a null
+                only_numbers = getattr(batch, "only_numbers", None)
+                if only_numbers is None or not only_numbers(names[f]):  # else: all nulls
                     w.type_errors += len(rows) - take(batch.features[names[f]], rows).count(None)
                 w.missing += len(rows)
             if not (n_bad < n).any():

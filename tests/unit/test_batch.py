@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import base64
 import math
 
 import numpy as np
@@ -101,9 +102,48 @@ def test_round_trip_through_the_wire() -> None:
     batch = build()
     raw = encode_batch(batch)
     doc = orjson.loads(raw)
-    assert doc["v"] == 1 and doc["n"] == 5 and doc["kind"][4] == "label"
+    assert doc["v"] == 2 and doc["n"] == 5 and doc["kind"][4] == "label"
     assert doc["score"] == [None, 0.81, None, None, None]
-    assert decode_batch(raw) == batch
+    assert list(doc["features"]) == ["plan", "vip"]  # strings and booleans stay lists
+    assert doc["numeric"]["names"] == ["age", "tenure"]  # numbers and nulls: the block
+    decoded = decode_batch(raw)
+    assert decoded == batch  # 41 travels as 41.0, equal in Python and to the drift core
+    assert decoded.features["age"] == [41.0, None, None, 52.0, None]
+    np.testing.assert_array_equal(decoded.numeric_column("tenure"),
+                                  [np.nan, np.nan, 3.5, np.nan, np.nan])
+    assert decoded.only_numbers("age") and not decoded.only_numbers("plan")
+
+
+def test_version_1_batches_still_decode() -> None:
+    doc = orjson.loads(encode_batch(build()))
+    numeric = decode_batch(encode_batch(build())).features
+    doc.update(v=1, features={**doc["features"], "age": numeric["age"], "tenure": numeric["tenure"]})
+    del doc["numeric"]
+    assert decode_batch(orjson.dumps(doc)) == build()
+
+
+def _numeric_doc(**change) -> bytes:
+    doc = orjson.loads(encode_batch(build()))
+    doc["numeric"].update(change)
+    return orjson.dumps(doc)
+
+
+@pytest.mark.parametrize("raw, field, rule", [
+    (_numeric_doc(data="not base64!"), "numeric.data", "base64"),
+    (_numeric_doc(data=""), "numeric.data", "length"),
+    (_numeric_doc(names=["age"]), "numeric.data", "length"),
+    (_numeric_doc(names=["age", "age"]), "numeric.names", "uniqueItems"),
+    (_numeric_doc(names=["age", "plan"]), "numeric.names", "duplicate"),
+    (_numeric_doc(names=["age", 3]), "numeric.names", "type"),
+    (_numeric_doc(data=base64.b64encode(np.full(10, np.inf).tobytes()).decode()), "numeric.data",
+     "finite"),
+    (orjson.dumps({**orjson.loads(encode_batch(build())), "v": 1}), "numeric", "additionalProperties"),
+    (orjson.dumps({k: v for k, v in orjson.loads(encode_batch(build())).items() if k != "numeric"}),
+     "numeric", "required"),
+])
+def test_numeric_block_names_what_is_wrong(raw: bytes, field: str, rule: str) -> None:
+    error = decode_batch(raw)
+    assert isinstance(error, InvalidEvent) and (error.field, error.rule) == (field, rule), error
 
 
 def test_index_stays_off_the_wire() -> None:
@@ -145,8 +185,8 @@ def good_doc() -> dict:
 
 @pytest.mark.parametrize(("change", "field", "rule"), [
     (lambda d: d.pop("ts"), "ts", "required"),
-    (lambda d: d.update(v=2), "v", "const"),
-    (lambda d: d.update(v=True), "v", "const"),
+    (lambda d: d.update(v=3), "v", "enum"),
+    (lambda d: d.update(v=True), "v", "enum"),
     (lambda d: d.update(n=0), "n", "minimum"),
     (lambda d: d.update(n="5"), "n", "type"),
     (lambda d: d.update(n=6), "kind", "length"),
@@ -155,7 +195,7 @@ def good_doc() -> dict:
     (lambda d: d["kind"].__setitem__(0, "features"), "kind", "enum"),
     (lambda d: d["ts"].__setitem__(2, "11"), "ts", "type"),
     (lambda d: d["ts"].append(1.0), "ts", "length"),
-    (lambda d: d["features"]["age"].pop(), "features.age", "length"),
+    (lambda d: d["features"]["plan"].pop(), "features.plan", "length"),
     (lambda d: d["features"].update(x=[{}] * 5), "features.x", "type"),
     (lambda d: d.update(features=[]), "features", "type"),
     (lambda d: d["scores"].__setitem__(0, {"a": "b"}), "scores", "type"),
@@ -181,8 +221,8 @@ def test_decode_batch_document_rejects_nan() -> None:
     doc["ts"][0] = math.nan
     assert (decode_batch_document(doc).field, decode_batch_document(doc).rule) == ("ts", "type")
     doc = good_doc()
-    doc["features"]["age"][0] = math.inf
-    assert decode_batch_document(doc).field == "features.age"
+    doc["features"]["plan"][0] = math.inf
+    assert decode_batch_document(doc).field == "features.plan"
 
 
 # ------------------------------------------------------------------ runs of decode_features

@@ -9,10 +9,12 @@ path of `decode_event` on the same document's bytes.
 
 from __future__ import annotations
 
+import base64
 import json
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import orjson
 import pytest
 from hypothesis import HealthCheck, given, settings
@@ -188,11 +190,11 @@ def batch_mutated(draw: st.DrawFn) -> dict[str, Any]:
     """Mutations that keep every column n long (lengths are checked beyond the schema)."""
     doc = draw(batch_documents())
     n = doc["n"]
-    action = draw(st.sampled_from(["none", "drop", "top", "cell", "feature", "extra"]))
+    action = draw(st.sampled_from(["none", "drop", "top", "cell", "feature", "extra", "block"]))
     if action == "drop":
         doc.pop(draw(st.sampled_from(sorted(doc))))
     elif action == "top":
-        key = draw(st.sampled_from(["v", "model_id", "n", "features", *COLUMNS]))
+        key = draw(st.sampled_from(["v", "model_id", "n", "features", "numeric", *COLUMNS]))
         doc[key] = draw(st.one_of(json_values, st.sampled_from([0, 1, 1.0, 2, True, "m"])))
     elif action == "cell":
         column = draw(st.sampled_from(COLUMNS))
@@ -203,14 +205,42 @@ def batch_mutated(draw: st.DrawFn) -> dict[str, Any]:
         doc["features"][name] = [draw(json_values) for _ in range(n)]
     elif action == "extra":
         doc[draw(short_text.filter(lambda k: k not in doc))] = 1
+    elif action == "block" and "numeric" in doc:  # the binary block of version 2
+        block = doc["numeric"]
+        change = draw(st.sampled_from(["names", "data", "inf", "clash", "extra"]))
+        if change == "names":
+            block["names"] = draw(st.lists(st.one_of(short_text, json_values), max_size=3))
+        elif change == "data":
+            block["data"] = draw(st.one_of(st.sampled_from(["", "AAAA", "AAAAAAAAAAA=", "!!"]),
+                                           json_values))
+        elif change == "inf":
+            values = np.frombuffer(base64.b64decode(block["data"]), "<f8").copy()
+            values[draw(st.integers(0, len(values) - 1))] = draw(st.sampled_from([np.inf, -np.inf]))
+            block["data"] = base64.b64encode(values.tobytes()).decode()
+        elif change == "clash" and doc["features"]:
+            block["names"][0] = next(iter(doc["features"]))
+        elif change == "extra":
+            block["x"] = 1
     return doc
 
 
 def consistent_lengths(doc: dict[str, Any]) -> bool:
+    """What the schema cannot express holds: column lengths, and a decodable block."""
     n = doc.get("n")
     columns = [doc.get(c) for c in COLUMNS]
     if isinstance(doc.get("features"), dict):
         columns += list(doc["features"].values())
+    block = doc.get("numeric")
+    if isinstance(block, dict) and isinstance(block.get("names"), list) and isinstance(
+            block.get("data"), str) and isinstance(n, int):
+        try:
+            values = np.frombuffer(base64.b64decode(block["data"], validate=True), "<f8")
+        except ValueError:
+            return False
+        features = doc.get("features") if isinstance(doc.get("features"), dict) else {}
+        if (len(values) != len(block["names"]) * n or np.isinf(values).any()
+                or any(name in features for name in block["names"] if isinstance(name, str))):
+            return False
     return all(not isinstance(c, list) or len(c) == n for c in columns)
 
 
@@ -275,9 +305,7 @@ runs: list[int] = []  # FeatureRuns per example: the fast path must be exercised
 @SETTINGS
 @given(raws=feature_messages(), kind=st.sampled_from([None, "feature"]), transpose=st.booleans())
 def columnar_agrees_with_decode_event(raws: list[bytes], kind: str | None,
-                                                    transpose: bool) -> None:
-    import numpy as np
-
+                                      transpose: bool) -> None:
     from driftline.schemas.columnar import FeatureRun, decode_features
 
     seen = []
