@@ -1,6 +1,6 @@
 """Ingest throughput on the real broker, beside the same-run ceiling of a bare consume loop.
 
-    python bench/ingest_throughput.py [--events 200000] [--features 20]
+    python bench/ingest_throughput.py [--events 200000] [--features 20] [--instances 1]
 
 Uses $KAFKA_BOOTSTRAP_SERVERS or starts the local broker (``driftline kafka start``).
 Produces N raw 20-feature events to a fresh topic set, then measures:
@@ -15,6 +15,8 @@ Targets (issue 2): ingest ≥ 100k events/s and ≥ 0.5 of the ceiling.
 from __future__ import annotations
 
 import argparse
+import os
+import subprocess
 import sys
 import threading
 import time
@@ -37,6 +39,8 @@ from driftline.kafka.clients import FETCH_TUNING  # noqa: E402
 from driftline.kafka.topics import TopicNames, create_topics, topic_specs  # noqa: E402
 from driftline.runtime import bootstrap_from  # noqa: E402
 from tests.integration.ingest_support import feature_event  # noqa: E402
+from tests.integration.stream_support import metric_value, scrape  # noqa: E402
+from tests.kafka_fixtures import free_ports  # noqa: E402
 
 
 def produce(bootstrap: str, topic: str, n: int, n_features: int, models: int) -> float:
@@ -110,11 +114,50 @@ def run_ingest(bootstrap: str, names: TopicNames, n: int) -> float:
     return elapsed * n / (n - first[1])  # seconds per N events at the measured rate
 
 
+def run_instances(bootstrap: str, names: TopicNames, n: int, instances: int) -> float:
+    """Like `run_ingest`, for `instances` ``driftline ingest`` processes in one group (how
+    ingest scales: each has its own transactional id, the group splits the partitions)."""
+    ports = free_ports(instances)
+    group = f"bench-ingest-{uuid.uuid4()}"
+    env = dict(os.environ, DRIFTLINE_TOPICS_PREFIX=names.prefix, DRIFTLINE_INGEST_GROUP_ID=group)
+    procs = [subprocess.Popen(
+        [sys.executable, "-m", "driftline.cli", "--log-level", "warning", "ingest",
+         "--bootstrap-servers", bootstrap, "--metrics-port", str(port)],
+        env={**env, "DRIFTLINE_INGEST_TRANSACTIONAL_ID": f"{group}-{i}"},
+        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
+        for i, port in enumerate(ports)]
+    try:
+        first: tuple[float, float] | None = None
+        deadline = time.monotonic() + 300
+        while time.monotonic() < deadline:
+            valid = sum(_valid(port) for port in ports)
+            if valid and first is None:
+                first = (time.perf_counter(), valid)
+            if valid >= n:
+                break
+            time.sleep(0.05)
+        assert first is not None and valid >= n, "ingest instances did not finish"
+        return (time.perf_counter() - first[0]) * n / (n - first[1])
+    finally:
+        for proc in procs:
+            proc.kill()
+            proc.wait(10)
+
+
+def _valid(port: int) -> float:
+    try:
+        return metric_value(scrape(port), "driftline_ingest_valid_events_total")
+    except OSError:
+        return 0.0
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--events", type=int, default=200_000)
     parser.add_argument("--features", type=int, default=20)
     parser.add_argument("--models", type=int, default=10)
+    parser.add_argument("--instances", type=int, default=1,
+                        help="ingest processes in one group (1: the loop in this process)")
     args = parser.parse_args()
     bootstrap = bootstrap_from(load_settings())
     names = TopicNames(prefix=f"bench-{uuid.uuid4().hex[:8]}.")
@@ -122,13 +165,15 @@ def main() -> None:
     produced = produce(bootstrap, names.features, args.events, args.features, args.models)
     print(f"produced {args.events:,} events ({args.features} features) in {produced:.2f} s")
     base = ceiling(bootstrap, names.features, args.events)
-    took = run_ingest(bootstrap, names, args.events)
+    took = (run_ingest(bootstrap, names, args.events) if args.instances == 1
+            else run_instances(bootstrap, names, args.events, args.instances))
     parse = parse_seconds([feature_event(f"m{i % args.models}", i, args.features)
                            for i in range(args.events)])
     base_rate, rate = args.events / base, args.events / took
     bound = args.events / (base + parse)
     print(f"ceiling  bare consume loop : {base_rate:>10,.0f} events/s")
-    print(f"ingest   validate+pack+txn : {rate:>10,.0f} events/s   (target >= 100,000)")
+    print(f"ingest   validate+pack+txn : {rate:>10,.0f} events/s   (target >= 100,000; "
+          f"{args.instances} instance(s) on {os.cpu_count()} cores shared with the broker)")
     print(f"ratio    ingest / ceiling  : {rate / base_rate:>10.2f}        (target >= 0.5)")
     print(f"bound    consume + bare orjson.loads of every value, one process: {bound:,.0f} events/s"
           f" = {bound / base_rate:.2f} of the ceiling (no single-process ingest that parses"
