@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import argparse
 import cProfile
+import os
 import pstats
 import sys
 import time
@@ -94,9 +95,9 @@ def decode_and_batch(chunks) -> None:
                 builder.clear()
 
 
-def full_replay(chunks, decisions: list) -> None:
+def full_replay(chunks, decisions: list, jobs: int = 1) -> None:
     decisions.clear()
-    replay = Replay(on_decision=decisions.append)
+    replay = Replay(on_decision=decisions.append, jobs=jobs)
     for chunk in chunks:
         replay.feed(chunk)
     replay.finish()
@@ -107,14 +108,18 @@ def main() -> None:
     parser.add_argument("--events", type=int, default=300_000)
     parser.add_argument("--runs", type=int, default=3)
     parser.add_argument("--profile", action="store_true", help="print the top functions of one replay")
+    parser.add_argument("--jobs", type=int, default=os.cpu_count() or 2,
+                        help="decoding processes of the parallel replay (replay --jobs)")
     args = parser.parse_args()
     path = make_file(args.events)
     chunks = read_chunks(path)
     n = sum(len(c) for c in chunks)
     decisions: list = []
+    decisions_jobs: list = []
     times = best_of(args.runs, {
         "orjson": lambda: bare_orjson(chunks), "decode": lambda: decode_only(chunks),
         "batch": lambda: decode_and_batch(chunks), "replay": lambda: full_replay(chunks, decisions),
+        "jobs": lambda: full_replay(chunks, decisions_jobs, args.jobs),
     })
     t_orjson, t_decode, t_batch, t_replay = (times[k] for k in ("orjson", "decode", "batch", "replay"))
     print(f"file: {path.relative_to(ROOT)} ({n:,} events, 20 numeric features, {path.stat().st_size / 1e6:.0f} MB)")
@@ -131,7 +136,14 @@ def main() -> None:
     ratio = t_orjson / t_replay
     print(f"replay / bare orjson ratio: {ratio:.2f} (target >= 0.30: {'PASS' if ratio >= 0.3 else 'FAIL'}); "
           f"absolute {n / t_replay:,.0f} events/s (target >= 200,000: {'PASS' if n / t_replay >= 200_000 else 'FAIL'})")
-    print(f"decisions: {len(decisions)} {[d.at_index for d in decisions]}")
+    t_jobs = times["jobs"]
+    print(f"{f'full replay, --jobs {args.jobs}':<34}{n / t_jobs:>12,.0f}{t_jobs / n * 1e6:>10.2f}")
+    ratio_jobs = t_orjson / t_jobs
+    print(f"with --jobs {args.jobs} on {os.cpu_count()} cores: ratio {ratio_jobs:.2f} "
+          f"({'PASS' if ratio_jobs >= 0.3 else 'FAIL'}), absolute {n / t_jobs:,.0f} events/s "
+          f"({'PASS' if n / t_jobs >= 200_000 else 'FAIL'}); one core's bare loop is the baseline")
+    same = [d.to_dict() for d in decisions] == [d.to_dict() for d in decisions_jobs]
+    print(f"decisions: {len(decisions)} {[d.at_index for d in decisions]}; --jobs gives the same: {same}")
     if args.profile:
         profiler = cProfile.Profile()
         profiler.runcall(full_replay, chunks, decisions)

@@ -20,7 +20,7 @@ from collections.abc import Callable, Iterable, Mapping
 from itertools import islice
 from typing import Any
 
-from driftline.schemas.batch import BatchBuilder
+from driftline.schemas.batch import BatchBuilder, ObservationBatch
 from driftline.schemas.codec import decode_event
 from driftline.schemas.columnar import FeatureRun, decode_features
 from driftline.schemas.control import RetrainRequested
@@ -28,6 +28,7 @@ from driftline.schemas.events import InvalidEvent
 from driftline.stream.monitor import ModelMonitor, MonitorConfig
 from driftline.stream.policy import WindowClosed
 from driftline.stream.reference import ReferenceProfile
+from driftline.stream.replay_decode import DecodedChunk, ParallelDecoder, decode_chunk
 
 __all__ = ["InvalidLine", "ReplaySummary", "Replay", "read_reference", "replay_lines"]
 
@@ -94,8 +95,14 @@ class Replay:
         batch_size: int = 4096,
         on_decision: Sink | None = None,
         on_window: Sink | None = None,
+        jobs: int = 1,
     ) -> None:
         self.config = config or MonitorConfig()
+        self.jobs = max(1, int(jobs))
+        """Processes decoding lines; above 1, `ParallelDecoder` workers (the monitor stays here)."""
+        self._carry: list[bytes] = []  # lines not yet in a full chunk (jobs > 1)
+        self._next_line = 0
+        self._decoder: ParallelDecoder | None = None
         self.references = dict(references or {})
         self.batch_size = max(1, int(batch_size))
         self.on_decision = on_decision
@@ -113,6 +120,9 @@ class Replay:
         objects); each run is cut so that it fills the pending batch at most, which
         keeps flushes exactly where one-line-at-a-time processing would put them.
         """
+        if self.jobs > 1:
+            self._feed_chunks(lines)
+            return
         summary = self.summary
         it = iter(lines)
         while True:
@@ -164,19 +174,24 @@ class Replay:
 
     def flush(self) -> None:
         """Process every model's pending events; emit their results in input order."""
+        batches = []
+        for builder in self.builders.values():
+            if len(builder):
+                batches.append(builder.build())
+                builder.clear()
+        self._pending = 0
+        self._process(batches)
+
+    def _process(self, batches: list[ObservationBatch]) -> None:
+        """Run each model's batch (all from one range of lines); emit sorted by line."""
         decisions: list[RetrainRequested] = []
         windows: list[WindowClosed] = []
-        for model_id, builder in self.builders.items():
-            if not len(builder):
-                continue
-            batch = builder.build()
-            builder.clear()
-            out = self._monitor(model_id).process(batch)
+        for batch in batches:
+            out = self._monitor(batch.model_id).process(batch)
             decisions += out.decisions
             windows += out.windows
             self.summary.events += len(batch)
             self.summary.late_events += out.late_events
-        self._pending = 0
         self.summary.windows += len(windows)
         self.summary.decisions += len(decisions)
         results: list[tuple[int, int, Any, Sink | None]] = [
@@ -187,9 +202,48 @@ class Replay:
             if sink is not None:
                 sink(item)
 
+    # -- jobs > 1: chunks of batch_size lines decoded by worker processes ----------------
+    def _feed_chunks(self, lines: Iterable[bytes]) -> None:
+        self._carry.extend(lines)
+        size = self.batch_size
+        if len(self._carry) < size:
+            return
+        cut = len(self._carry) - len(self._carry) % size
+        full, self._carry = self._carry[:cut], self._carry[cut:]
+        if self._decoder is None:
+            self._decoder = ParallelDecoder(self.jobs)  # only once a full chunk exists
+        for start in range(0, cut, size):
+            for chunk in self._decoder.submit(self._next_line, full[start:start + size]):
+                self._apply(chunk)
+            self._next_line += size
+
+    def _finish_chunks(self) -> None:
+        carry, self._carry = self._carry, []
+        if self._decoder is None:  # a short input: no workers started
+            if carry:
+                self._apply(decode_chunk(self._next_line, carry))
+            return
+        try:
+            if carry:
+                for chunk in self._decoder.submit(self._next_line, carry):
+                    self._apply(chunk)
+            for chunk in self._decoder.drain():
+                self._apply(chunk)
+        finally:
+            self._decoder.close()
+        self._next_line += len(carry)
+
+    def _apply(self, chunk: DecodedChunk) -> None:
+        for line, event in chunk.invalid:
+            self._invalid(line, event)
+        self._process(chunk.batches)
+        self.summary.lines = chunk.base + chunk.lines
+
     def finish(self) -> ReplaySummary:
         """Flush what is left and return the summary. Windows still open are not closed:
         the watermark never passed them, exactly as in the live agent."""
+        if self.jobs > 1:
+            self._finish_chunks()
         self.flush()
         self.summary.models = len(self.monitors)
         self.summary.seconds = time.perf_counter() - self._started
@@ -201,11 +255,12 @@ def replay_lines(
     config: MonitorConfig | None = None,
     references: Mapping[str, ReferenceProfile] | None = None,
     batch_size: int = 4096,
+    jobs: int = 1,
 ) -> tuple[list[RetrainRequested], list[WindowClosed], ReplaySummary]:
     """Replay ``lines`` and collect everything (tests, notebooks, benchmarks)."""
     decisions: list[RetrainRequested] = []
     windows: list[WindowClosed] = []
-    replay = Replay(config, references, batch_size, decisions.append, windows.append)
+    replay = Replay(config, references, batch_size, decisions.append, windows.append, jobs)
     replay.feed(lines)
     return decisions, windows, replay.finish()
 

@@ -8,6 +8,7 @@ everything for humans (progress when stderr is a terminal, the summary) goes to 
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 import time
 from collections.abc import Iterator
@@ -43,6 +44,9 @@ def register(subparsers: Any) -> None:
     parser.add_argument("--config", dest="replay_config", help="driftline.toml ([windows], [policy], [reference])")
     parser.add_argument("--windows", action="store_true", help="also print every closed window's scores")
     parser.add_argument("--batch-size", type=int, default=4096, help="events per micro-batch (results do not depend on it)")
+    parser.add_argument("--jobs", type=int, default=min(4, os.cpu_count() or 1),
+                        help="processes decoding lines (default: cores, at most 4; 1 = none); "
+                        "results do not depend on it")
     parser.set_defaults(func=run)
 
 
@@ -61,7 +65,8 @@ def run(args: argparse.Namespace, stdout: IO[bytes] | None = None, stderr: IO[st
     def emit(item: Any) -> None:
         out.write(orjson.dumps(item.to_dict(), option=orjson.OPT_SERIALIZE_NUMPY) + b"\n")
 
-    replay = Replay(config, references, args.batch_size, emit, emit if args.windows else None)
+    replay = Replay(config, references, args.batch_size, emit, emit if args.windows else None,
+                    getattr(args, "jobs", 1))
     progress = _Progress(err) if err.isatty() else None
     for chunk in _chunks(args.events):
         replay.feed(chunk)

@@ -102,6 +102,19 @@ def test_global_config_option_and_batch_size_do_not_change_results(files, capsys
     assert code == 0 and a == b
 
 
+def test_jobs_do_not_change_results(files, capsys):
+    """Decoding in worker processes (chunks of --batch-size lines) prints the same lines."""
+    tmp, _ = files
+    one = replay(capsys, tmp / "events.jsonl", "--config", tmp / "driftline.toml", "--windows",
+                 "--jobs", 1)
+    many = replay(capsys, tmp / "events.jsonl", "--config", tmp / "driftline.toml", "--windows",
+                  "--jobs", 3, "--batch-size", 500)
+    assert one[0] == many[0] == 0 and one[1] == many[1] and len(one[1]) > 2
+    counts = [[line for line in err.splitlines() if "events/s" not in line] for err in (one[2], many[2])]
+    assert counts[0] == counts[1]  # the summary, but for its timing line
+    assert ", 2 invalid, " in many[2] and "invalid lines (0-based):" in many[2]
+
+
 def test_missing_file_is_an_error_with_exit_2(tmp_path, capsys):
     code, out, err = replay(capsys, tmp_path / "nope.jsonl")
     assert code == 2 and out == [] and "cannot read" in err
