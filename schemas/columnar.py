@@ -23,7 +23,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from itertools import chain, repeat
 from operator import itemgetter
-from typing import Union
+from typing import Any, Union
 
 import numpy as np
 import orjson
@@ -70,11 +70,6 @@ class FeatureRun:
     def __len__(self) -> int:
         return len(self.event_id)
 
-    @property
-    def columns(self) -> list[list[FeatureValue]] | None:
-        """The features as columns in `names` order (built on each call; None if not uniform)."""
-        return None if self.rows is None else list(map(list, zip(*self.rows)))
-
     def by_model(self) -> list[tuple[str, FeatureRun, list[int] | None]]:
         """``(model_id, rows of that model, their positions in this run)`` per model.
 
@@ -91,14 +86,15 @@ class FeatureRun:
 
     def pick(self, rows: list[int]) -> FeatureRun:
         """The given rows (positions in this run), columns included."""
-        if len(rows) == 1:
-            return self.pick(rows * 2).slice(0, 1)
-        take = itemgetter(*rows)
-        run = FeatureRun(self.start + rows[0], list(take(self.model_id)),
-                         list(take(self.event_id)), list(take(self.ts)),
-                         list(take(self.features)), self.numeric_only)
+        getter = itemgetter(*rows)
+
+        def take(seq: list[Any]) -> list[Any]:
+            return list(getter(seq)) if len(rows) > 1 else [getter(seq)]
+
+        run = FeatureRun(self.start + rows[0], take(self.model_id), take(self.event_id),
+                         take(self.ts), take(self.features), self.numeric_only)
         if self.rows is not None:
-            run.names, run.rows = self.names, list(take(self.rows))
+            run.names, run.rows = self.names, take(self.rows)
             if self.numeric is not None:
                 run.numeric = self.numeric[:, rows]
         return run
@@ -118,38 +114,34 @@ class FeatureRun:
 Decoded = Union[FeatureRun, "tuple[int, Event | InvalidEvent]"]
 
 
-def decode_features(raws: list[bytes], kind: EventKind | None = None,
-                    transpose: bool = True) -> list[Decoded]:
+def decode_features(raws: list[bytes], kind: EventKind | None = None) -> list[Decoded]:
     """Decode messages in order: runs of plain valid feature events, and the others.
 
     ``kind`` is the topic's kind as for `decode_event` (None: inferred). Every other
-    message comes back as ``(position, decode_event(raw, kind))``. ``transpose=False``
-    leaves a run's ``names``/``rows``/``numeric`` unset, for a caller that has no use
-    for them (ingest: `BatchBuilder.build` transposes the feature dicts once).
+    message comes back as ``(position, decode_event(raw, kind))``.
     """
     out: list[Decoded] = []
     if kind not in (None, "feature"):
         out.extend((i, decode_event(raw, kind)) for i, raw in enumerate(raws))
         return out
     for start in range(0, len(raws), _PIECE):
-        _decode(raws[start:start + _PIECE], start, kind, transpose, out)
+        _decode(raws[start:start + _PIECE], start, kind, out)
     return out
 
 
-def _decode(raws: list[bytes], start: int, kind: EventKind | None, transpose: bool,
-            out: list[Decoded]) -> None:
-    run = _fast_run(raws, start, transpose) if raws else None
+def _decode(raws: list[bytes], start: int, kind: EventKind | None, out: list[Decoded]) -> None:
+    run = _fast_run(raws, start) if raws else None
     if run is not None:
         out.append(run)
     elif len(raws) <= _SMALLEST_RUN:
         out.extend((start + i, decode_event(raw, kind)) for i, raw in enumerate(raws))
     else:
         half = len(raws) // 2
-        _decode(raws[:half], start, kind, transpose, out)
-        _decode(raws[half:], start + half, kind, transpose, out)
+        _decode(raws[:half], start, kind, out)
+        _decode(raws[half:], start + half, kind, out)
 
 
-def _fast_run(raws: list[bytes], start: int, transpose: bool = True) -> FeatureRun | None:
+def _fast_run(raws: list[bytes], start: int) -> FeatureRun | None:
     """The run as columns if every message is plainly a valid feature event, else None.
 
     Each check is one pass over a column or over the run's bytes, and each mirrors a
@@ -228,7 +220,7 @@ def _fast_run(raws: list[bytes], start: int, transpose: bool = True) -> FeatureR
             return None
         numeric_only = values <= _NUMERIC
     run = FeatureRun(start, model_id, event_id, ts, features, numeric_only)
-    if rows is not None and transpose:  # convert now, while the objects are in cache
+    if rows is not None:  # convert now, while the objects are in cache
         run.names, run.rows = names, rows
         if numeric_only:
             run.numeric = np.array(rows, dtype=np.float64).T  # None -> NaN

@@ -127,14 +127,12 @@ class ParallelDecoder:
         return done
 
     def drain(self) -> list[DecodedChunk]:
-        """Every chunk still in flight, in order; the workers stop afterwards."""
-        done = [self._take() for _ in range(len(self._pending))]
-        self._pool.shutdown()
-        return done
+        """Every chunk still in flight, in order."""
+        return [self._take() for _ in range(len(self._pending))]
 
     def close(self) -> None:
-        """Stop the workers without waiting for queued chunks (after an error)."""
-        self._pool.shutdown(wait=False, cancel_futures=True)
+        """Stop the workers (chunks still queued after an error are dropped)."""
+        self._pool.shutdown(cancel_futures=True)
 
     def _take(self) -> DecodedChunk:
         base, lines, packed, invalid = self._pending.popleft().result()

@@ -303,14 +303,13 @@ runs: list[int] = []  # FeatureRuns per example: the fast path must be exercised
 
 
 @SETTINGS
-@given(raws=feature_messages(), kind=st.sampled_from([None, "feature"]), transpose=st.booleans())
-def columnar_agrees_with_decode_event(raws: list[bytes], kind: str | None,
-                                      transpose: bool) -> None:
+@given(raws=feature_messages(), kind=st.sampled_from([None, "feature"]))
+def columnar_agrees_with_decode_event(raws: list[bytes], kind: str | None) -> None:
     from driftline.schemas.columnar import FeatureRun, decode_features
 
     seen = []
     runs.append(0)
-    for item in decode_features(raws, kind, transpose):  # type: ignore[arg-type]
+    for item in decode_features(raws, kind):  # type: ignore[arg-type]
         if type(item) is not FeatureRun:
             position, result = item  # type: ignore[misc]
             assert result == decode_event(raws[position], kind), raws[position]  # type: ignore[arg-type]
@@ -326,11 +325,12 @@ def columnar_agrees_with_decode_event(raws: list[bytes], kind: str | None,
             seen.append(run.start + row)
         values = [v for f in run.features for v in f.values()]
         assert run.numeric_only == all(type(v) in (int, float, type(None)) for v in values)
-        if run.columns is not None:
-            assert transpose and run.names == tuple(run.features[0])
-            assert run.columns == [[f[name] for f in run.features] for name in run.names]
+        if run.rows is not None:
+            assert run.names == tuple(run.features[0])
+            assert run.rows == [tuple(f[name] for name in run.names) for f in run.features]
+            columns = [[f[name] for f in run.features] for name in run.names]
             if run.numeric_only:
-                assert np.array_equal(run.numeric, np.array(run.columns, dtype=np.float64),
+                assert np.array_equal(run.numeric, np.array(columns, dtype=np.float64),
                                       equal_nan=True)
     assert seen == list(range(len(raws)))
 
