@@ -10,6 +10,10 @@ cuts batches at window closes), so ``batch_size`` only trades memory for speed.
 Output order: all models' builders are flushed together, so a flush covers one range of
 input lines, and its decisions are emitted sorted by ``at_index``; stdout is therefore in
 input order across models too.
+
+``jobs > 1`` decodes chunks of ``batch_size`` lines in worker processes
+(`stream.replay_decode`) and keeps the monitor here; chunks are applied in input order,
+so the output is the same as with one process.
 """
 
 from __future__ import annotations
@@ -231,6 +235,7 @@ class Replay:
                 self._apply(chunk)
         finally:
             self._decoder.close()
+            self._decoder = None
         self._next_line += len(carry)
 
     def _apply(self, chunk: DecodedChunk) -> None:
