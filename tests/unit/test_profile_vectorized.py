@@ -8,34 +8,22 @@ outside the reference's range, squares that overflow, absent columns, row select
 
 from __future__ import annotations
 
+import sys
 from fractions import Fraction
+from pathlib import Path
 
 import numpy as np
 import pytest
 
-from driftline.stream.profile import ExactSum, NumericWindow, ReferenceProfile
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from column_batches import batch_of_columns  # noqa: E402
+
+from driftline.schemas.batch import ObservationBatch  # noqa: E402
+from driftline.stream.profile import ExactSum, NumericWindow, ReferenceProfile  # noqa: E402
 
 
-class _Batch:
-    """The attributes profiles read (all-numeric columns may hold None/str/bool/inf)."""
-
-    def __init__(self, cols: dict[str, list], has_features: np.ndarray) -> None:
-        self.features = cols
-        self.has_features = has_features
-        self._n = len(has_features)
-
-    def __len__(self) -> int:
-        return self._n
-
-    @property
-    def feature_names(self) -> list[str]:
-        return list(self.features)
-
-    def numeric_column(self, name: str) -> np.ndarray:
-        return np.array([float(v) if type(v) in (int, float) else np.nan for v in self.features[name]])
-
-
-def _per_feature(ref: ReferenceProfile, batch: _Batch, idx: np.ndarray) -> dict[str, NumericWindow]:
+def _per_feature(ref: ReferenceProfile, batch: ObservationBatch, idx: np.ndarray) -> dict[str, NumericWindow]:
     """The definition: one feature at a time, valid values only."""
     out = {}
     for name, r in ref.features.items():
@@ -74,7 +62,7 @@ def _random_case(rng: np.random.Generator, n: int):
     has = rng.random(n) > 0.1
     for k in cols:
         cols[k] = [v if h else None for v, h in zip(cols[k], has)]
-    return ref, _Batch(cols, has)
+    return ref, batch_of_columns(cols, has)
 
 
 @pytest.mark.parametrize("seed", range(8))
@@ -100,7 +88,7 @@ def test_batched_update_equals_per_feature_definition(seed):
 def test_batched_update_of_a_feature_without_reference_values():
     ref = ReferenceProfile.from_columns({"x": [None, None], "y": [1.0, 2.0]}, 2,
                                         {"x": "numeric"}, numeric_bins=4)
-    batch = _Batch({"x": [1.0, -2.0, None, "s"], "y": [3.0, None, 1.5, 1.0]}, np.ones(4, bool))
+    batch = batch_of_columns({"x": [1.0, -2.0, None, "s"], "y": [3.0, None, 1.5, 1.0]}, np.ones(4, bool))
     w = ref.new_window().update(batch)
     expected = _per_feature(ref, batch, np.arange(4))
     assert {k: v.to_dict() for k, v in w.features.items()} == {k: v.to_dict() for k, v in expected.items()}

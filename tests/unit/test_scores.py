@@ -22,7 +22,9 @@ Tolerances, and why:
 from __future__ import annotations
 
 import math
+import sys
 from collections import Counter
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -31,29 +33,14 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from scipy.spatial.distance import jensenshannon
 
-from driftline.stream.profile import ReferenceProfile
-from driftline.stream.scores import (
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from column_batches import batch_of_columns  # noqa: E402
+
+from driftline.stream.profile import ReferenceProfile  # noqa: E402
+from driftline.stream.scores import (  # noqa: E402
     PSI_EPS, FeatureScores, chi2_sf, representative_points, score_window,
 )
-
-
-class _Batch:
-    """Minimal numeric/categorical batch (all rows have features)."""
-
-    def __init__(self, cols: dict[str, list]) -> None:
-        self.features = cols
-        self._n = len(next(iter(cols.values())))
-        self.has_features = np.ones(self._n, bool)
-
-    def __len__(self) -> int:
-        return self._n
-
-    @property
-    def feature_names(self) -> list[str]:
-        return list(self.features)
-
-    def numeric_column(self, name: str) -> np.ndarray:
-        return np.array([np.nan if v is None else v for v in self.features[name]], float)
 
 
 def profiles(ref_x, win_x, bins=10, ref_c=None, win_c=None, top_k=50):
@@ -64,7 +51,7 @@ def profiles(ref_x, win_x, bins=10, ref_c=None, win_c=None, top_k=50):
     cols_w = {"x": [float(v) for v in win_x]}
     if win_c is not None:
         cols_w["c"] = list(win_c)
-    return ref, ref.new_window().update(_Batch(cols_w))
+    return ref, ref.new_window().update(batch_of_columns(cols_w))
 
 
 def full_edges(ref):
@@ -160,9 +147,9 @@ def test_chi2_identical_and_degenerate_tables():
 
 def test_missing_rate_delta_and_empty_window():
     ref = ReferenceProfile.from_columns({"x": [1.0, 2.0, None, 4.0]}, 4)
-    win = ref.new_window().update(_Batch({"x": [None, None, 3.0, 1.0]}))
+    win = ref.new_window().update(batch_of_columns({"x": [None, None, 3.0, 1.0]}))
     assert score_window(ref, win)["x"].missing_rate_delta == pytest.approx(0.5 - 0.25)
-    empty = score_window(ref, ref.new_window().update(_Batch({"x": [None]})))["x"]
+    empty = score_window(ref, ref.new_window().update(batch_of_columns({"x": [None]})))["x"]
     assert empty.n == 0 and math.isnan(empty.psi) and math.isnan(empty.ks)
     assert empty.to_dict()["psi"] is None
     assert FeatureScores.from_dict(empty.to_dict()).n == 0
