@@ -25,13 +25,12 @@ sys.path.insert(0, str(ROOT / "tests"))
 
 import synthetic  # noqa: E402
 
-from driftline.schemas.batch import BatchBuilder  # noqa: E402
 from driftline.schemas.codec import decode_event  # noqa: E402
-from driftline.schemas.columnar import FeatureRun, decode_features  # noqa: E402
 from driftline.stream.replay import Replay  # noqa: E402
+from driftline.stream.replay_decode import decode_chunk  # noqa: E402
 
 OUT = ROOT / "bench" / "out"
-BATCH = 4096  # Replay's default batch size
+BATCH = 4096  # Replay's default batch size (its chunk of lines)
 
 
 def make_file(n: int) -> Path:
@@ -80,22 +79,10 @@ def decode_only(chunks) -> None:
 
 
 def decode_and_batch(chunks) -> None:
-    """What replay does before the monitor: columnar decode + one build per batch."""
-    builder = BatchBuilder("synthetic")
-    line_no = 0
-    for chunk in chunks:
-        for start in range(0, len(chunk), BATCH):
-            part = chunk[start:start + BATCH]
-            for run in decode_features(part):
-                if type(run) is FeatureRun:
-                    first = line_no + run.start
-                    builder.add_run(run, range(first, first + len(run)))
-                else:
-                    builder.add(run[1], line_no + run[0])
-            line_no += len(part)
-            if len(builder) >= BATCH:
-                builder.build()
-                builder.clear()
+    """What replay does before the monitor: `decode_chunk` on chunks of BATCH lines."""
+    lines = [line for chunk in chunks for line in chunk]
+    for start in range(0, len(lines), BATCH):
+        decode_chunk(start, lines[start:start + BATCH])
 
 
 def full_replay(chunks, decisions: list, jobs: int = 1) -> None:
@@ -130,7 +117,7 @@ def main() -> None:
     for name, t in [
         ("bare orjson.loads loop", t_orjson),
         ("codec decode_event (per line)", t_decode),
-        ("columnar decode + BatchBuilder", t_batch),
+        ("decode_chunk (per-model batches)", t_batch),
         ("full replay (→ decisions)", t_replay),
     ]:
         print(f"{name:<34}{n / t:>12,.0f}{t / n * 1e6:>10.2f}")

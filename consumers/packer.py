@@ -25,9 +25,7 @@ class BatchPacker:
 
     def add(self, event: Event) -> tuple[str, bytes, int] | None:
         """Add one event; return ``(model_id, batch_bytes, n)`` when its batch is full."""
-        builder = self._builders.get(event.model_id)
-        if builder is None:
-            builder = self._builders[event.model_id] = BatchBuilder(event.model_id)
+        builder = self._builder(event.model_id)
         builder.add(event)
         if len(builder) >= self.max_events:
             return self._take(event.model_id, builder)
@@ -38,9 +36,7 @@ class BatchPacker:
 
         A run larger than the room left is cut, so no batch exceeds ``max_events``.
         """
-        builder = self._builders.get(model_id)
-        if builder is None:
-            builder = self._builders[model_id] = BatchBuilder(model_id)
+        builder = self._builder(model_id)
         full = []
         start = 0
         while start < len(run):
@@ -51,6 +47,12 @@ class BatchPacker:
             if len(builder) >= self.max_events:
                 full.append(self._take(model_id, builder))
         return full
+
+    def _builder(self, model_id: str) -> BatchBuilder:
+        builder = self._builders.get(model_id)
+        if builder is None:
+            builder = self._builders[model_id] = BatchBuilder(model_id)
+        return builder
 
     def drain(self) -> Iterator[tuple[str, bytes, int]]:
         """Every non-empty open batch, encoded; the packer is empty afterwards."""

@@ -87,6 +87,24 @@ class ObservationBatch:
         """Promise the feature columns `names`, built by `build()` when first read."""
         self._features, self._names, self._later = None, names, build
 
+    def numeric_split(self) -> tuple[list[str], dict[str, list[FeatureValue]]]:
+        """Names of the columns holding only numbers and nulls, and the other columns
+        (the split of the wire's numeric block; no scan when the builder promised it)."""
+        if self._numeric_only:
+            return list(self.feature_names), {}
+        return split_numeric(self.features)
+
+    def attach_numeric(self, names: list[str], matrix: np.ndarray) -> None:
+        """Add columns given as a (names × rows) float64 matrix, NaN = null, beside the
+        list columns passed in; their lists are built only when `features` is read."""
+        lists = self._features or {}
+        numeric = lists_from_block(names, matrix)
+        self.features_later((*lists, *names), lambda: {**lists, **numeric()})
+        matrix.flags.writeable = False
+        self._numeric.update(zip(names, matrix))
+        self._pure.update(names)
+        self._numeric_only = not lists
+
     @property
     def features(self) -> dict[str, list[FeatureValue]]:
         if self._features is None:
@@ -381,15 +399,12 @@ def encode_batch(batch: ObservationBatch) -> bytes:
     Those columns go into one binary float64 block (`numeric_block`), the others stay
     JSON lists; orjson writes the numpy columns natively, NaN as null.
     """
-    if batch._numeric_only:
-        names, lists = list(batch.feature_names), {}
-    else:
-        names, lists = split_numeric(batch.features, False)
+    names, lists = batch.numeric_split()
     doc = {
         "v": 2 if names else 1, "model_id": batch.model_id, "n": len(batch),
         "kind": [KIND_NAMES[k] for k in batch.kind.tolist()],
         "event_id": batch.event_id, "ts": batch.ts,
-        "has_features": batch.has_features, "features": lists if names else batch.features,
+        "has_features": batch.has_features, "features": lists,
         "model_version": batch.model_version, "prediction": batch.prediction,
         "score": batch.score, "scores": batch.scores, "label": batch.label,
     }
@@ -506,12 +521,7 @@ def _decode_document(doc: object, check_finite: bool) -> ObservationBatch | Inva
         label=doc["label"],
     )
     if block is not None:
-        names, matrix = block  # type: ignore[misc]
-        lists, numeric = doc["features"], lists_from_block(names, matrix)
-        batch.features_later((*lists, *names), lambda: {**lists, **numeric()})
-        batch._numeric.update(zip(names, matrix))  # read-only: views of the decoded bytes
-        batch._pure.update(names)
-        batch._numeric_only = not lists
+        batch.attach_numeric(*block)  # type: ignore[misc]
     return batch
 
 

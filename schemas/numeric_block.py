@@ -24,11 +24,9 @@ _FIELDS = frozenset({"names", "data"})
 _LITTLE_F8 = np.dtype("<f8")
 
 
-def split_numeric(features: dict[str, list[FeatureValue]], numeric_only: bool
+def split_numeric(features: dict[str, list[FeatureValue]]
                   ) -> tuple[list[str], dict[str, list[FeatureValue]]]:
     """The names of the purely numeric columns (ints, floats, nulls) and the other columns."""
-    if numeric_only:
-        return list(features), {}
     names: list[str] = []
     rest: dict[str, list[FeatureValue]] = {}
     for name, column in features.items():

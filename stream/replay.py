@@ -7,13 +7,13 @@ codec, packs each model's events into the same columnar batches ingest produces,
 hands them to ``ModelMonitor``. Batch boundaries do not change results (the monitor
 cuts batches at window closes), so ``batch_size`` only trades memory for speed.
 
-Output order: all models' builders are flushed together, so a flush covers one range of
-input lines, and its decisions are emitted sorted by ``at_index``; stdout is therefore in
-input order across models too.
+Output order: lines are decoded in chunks of ``batch_size`` into one batch per model, so
+a chunk's batches cover one range of input lines, and their decisions are emitted sorted
+by ``at_index``; stdout is therefore in input order across models too.
 
-``jobs > 1`` decodes chunks of ``batch_size`` lines in worker processes
-(`stream.replay_decode`) and keeps the monitor here; chunks are applied in input order,
-so the output is the same as with one process.
+``jobs > 1`` decodes the chunks in worker processes (`stream.replay_decode`) and keeps
+the monitor here; chunks are applied in input order, so the output is the same as with
+one process.
 """
 
 from __future__ import annotations
@@ -21,12 +21,10 @@ from __future__ import annotations
 import dataclasses
 import time
 from collections.abc import Callable, Iterable, Mapping
-from itertools import islice
 from typing import Any
 
-from driftline.schemas.batch import BatchBuilder, ObservationBatch
+from driftline.schemas.batch import ObservationBatch
 from driftline.schemas.codec import decode_event
-from driftline.schemas.columnar import FeatureRun, decode_features
 from driftline.schemas.control import RetrainRequested
 from driftline.schemas.events import InvalidEvent
 from driftline.stream.monitor import ModelMonitor, MonitorConfig
@@ -102,65 +100,51 @@ class Replay:
         jobs: int = 1,
     ) -> None:
         self.config = config or MonitorConfig()
-        self.jobs = max(1, int(jobs))
-        """Processes decoding lines; above 1, `ParallelDecoder` workers (the monitor stays here)."""
-        self._carry: list[bytes] = []  # lines not yet in a full chunk (jobs > 1)
-        self._next_line = 0
-        self._decoder: ParallelDecoder | None = None
         self.references = dict(references or {})
         self.batch_size = max(1, int(batch_size))
         self.on_decision = on_decision
         self.on_window = on_window
+        self.jobs = max(1, int(jobs))
+        """Processes decoding lines; above 1, `ParallelDecoder` workers (the monitor stays here)."""
         self.monitors: dict[str, ModelMonitor] = {}
-        self.builders: dict[str, BatchBuilder] = {}
         self.summary = ReplaySummary()
-        self._pending = 0
+        self._carry: list[bytes] = []  # lines not yet in a full chunk
+        self._next_line = 0
+        self._decoder: ParallelDecoder | None = None
         self._started = time.perf_counter()
 
     def feed(self, lines: Iterable[bytes]) -> None:
         """Decode and process lines (continuing the line numbering of earlier calls).
 
-        Lines are decoded a run at a time by ``decode_features`` (columns, no event
-        objects); each run is cut so that it fills the pending batch at most, which
-        keeps flushes exactly where one-line-at-a-time processing would put them.
+        Lines are cut into chunks of ``batch_size``; each chunk is decoded a run at a
+        time by ``decode_features`` (columns, no event objects) into one batch per model
+        (`decode_chunk`), and the batches go to the monitors in input order.
         """
-        if self.jobs > 1:
-            self._feed_chunks(lines)
+        self._carry.extend(lines)
+        size = self.batch_size
+        if len(self._carry) < size:
             return
-        summary = self.summary
-        it = iter(lines)
-        while True:
-            chunk = list(islice(it, self.batch_size - self._pending))
-            if not chunk:
-                break
-            base = summary.lines
-            for item in decode_features(chunk):
-                if type(item) is FeatureRun:
-                    self._add_run(item, base)
-                    continue
-                row, event = item  # type: ignore[misc]
-                if type(event) is InvalidEvent:
-                    self._invalid(base + row, event)
-                else:
-                    self._builder(event.model_id).add(event, base + row)
-                    self._pending += 1
-            summary.lines = base + len(chunk)
-            if self._pending >= self.batch_size:
-                self.flush()
+        cut = len(self._carry) - len(self._carry) % size
+        full, self._carry = self._carry[:cut], self._carry[cut:]
+        for start in range(0, cut, size):
+            self._decode(full[start:start + size])
 
-    def _builder(self, model_id: str) -> BatchBuilder:
-        builder = self.builders.get(model_id)
-        if builder is None:
-            builder = self.builders[model_id] = BatchBuilder(model_id)
-        return builder
+    def _decode(self, lines: list[bytes]) -> None:
+        base = self._next_line
+        self._next_line += len(lines)
+        if self.jobs == 1:
+            self._apply(decode_chunk(base, lines))
+            return
+        if self._decoder is None:
+            self._decoder = ParallelDecoder(self.jobs)  # only once a full chunk exists
+        for chunk in self._decoder.submit(base, lines):
+            self._apply(chunk)
 
-    def _add_run(self, run: FeatureRun, base: int) -> None:
-        first = base + run.start
-        for model_id, rows, picked in run.by_model():
-            index = (range(first, first + len(rows)) if picked is None
-                     else [first + row for row in picked])
-            self._builder(model_id).add_run(rows, index)
-        self._pending += len(run)
+    def _apply(self, chunk: DecodedChunk) -> None:
+        for line, event in chunk.invalid:
+            self._invalid(line, event)
+        self._process(chunk.batches)
+        self.summary.lines = chunk.base + chunk.lines
 
     def _invalid(self, line_no: int, event: InvalidEvent) -> None:
         self.summary.invalid += 1
@@ -175,16 +159,6 @@ class Replay:
                 reference = next(iter(self.references.values()))
             monitor = self.monitors[model_id] = ModelMonitor(model_id, self.config, reference)
         return monitor
-
-    def flush(self) -> None:
-        """Process every model's pending events; emit their results in input order."""
-        batches = []
-        for builder in self.builders.values():
-            if len(builder):
-                batches.append(builder.build())
-                builder.clear()
-        self._pending = 0
-        self._process(batches)
 
     def _process(self, batches: list[ObservationBatch]) -> None:
         """Run each model's batch (all from one range of lines); emit sorted by line."""
@@ -206,50 +180,23 @@ class Replay:
             if sink is not None:
                 sink(item)
 
-    # -- jobs > 1: chunks of batch_size lines decoded by worker processes ----------------
-    def _feed_chunks(self, lines: Iterable[bytes]) -> None:
-        self._carry.extend(lines)
-        size = self.batch_size
-        if len(self._carry) < size:
-            return
-        cut = len(self._carry) - len(self._carry) % size
-        full, self._carry = self._carry[:cut], self._carry[cut:]
-        if self._decoder is None:
-            self._decoder = ParallelDecoder(self.jobs)  # only once a full chunk exists
-        for start in range(0, cut, size):
-            for chunk in self._decoder.submit(self._next_line, full[start:start + size]):
-                self._apply(chunk)
-            self._next_line += size
-
-    def _finish_chunks(self) -> None:
+    def finish(self) -> ReplaySummary:
+        """Process the last, partial chunk and return the summary. Windows still open are
+        not closed: the watermark never passed them, exactly as in the live agent."""
         carry, self._carry = self._carry, []
-        if self._decoder is None:  # a short input: no workers started
+        if self._decoder is None:  # one process, or a short input: no workers started
             if carry:
                 self._apply(decode_chunk(self._next_line, carry))
-            return
-        try:
-            if carry:
-                for chunk in self._decoder.submit(self._next_line, carry):
+                self._next_line += len(carry)
+        else:
+            try:
+                if carry:
+                    self._decode(carry)
+                for chunk in self._decoder.drain():
                     self._apply(chunk)
-            for chunk in self._decoder.drain():
-                self._apply(chunk)
-        finally:
-            self._decoder.close()
-            self._decoder = None
-        self._next_line += len(carry)
-
-    def _apply(self, chunk: DecodedChunk) -> None:
-        for line, event in chunk.invalid:
-            self._invalid(line, event)
-        self._process(chunk.batches)
-        self.summary.lines = chunk.base + chunk.lines
-
-    def finish(self) -> ReplaySummary:
-        """Flush what is left and return the summary. Windows still open are not closed:
-        the watermark never passed them, exactly as in the live agent."""
-        if self.jobs > 1:
-            self._finish_chunks()
-        self.flush()
+            finally:
+                self._decoder.close()
+                self._decoder = None
         self.summary.models = len(self.monitors)
         self.summary.seconds = time.perf_counter() - self._started
         return self.summary

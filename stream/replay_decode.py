@@ -22,7 +22,6 @@ from typing import Any
 from driftline.schemas.batch import BatchBuilder, ObservationBatch
 from driftline.schemas.columnar import FeatureRun, decode_features
 from driftline.schemas.events import InvalidEvent
-from driftline.schemas.numeric_block import lists_from_block, split_numeric
 
 __all__ = ["DecodedChunk", "ParallelDecoder", "decode_chunk"]
 
@@ -69,10 +68,7 @@ Packed = tuple[Any, ...]
 
 def pack(batch: ObservationBatch) -> Packed:
     """A batch as picklable parts; numeric feature columns as one float64 matrix."""
-    if batch._numeric_only:
-        names, lists = list(batch.feature_names), {}
-    else:
-        names, lists = split_numeric(batch.features, False)
+    names, lists = batch.numeric_split()
     matrix = batch.numeric_matrix(names) if names else None
     return (batch.model_id, batch.kind, batch.event_id, batch.ts, batch.has_features,
             batch.model_version, batch.prediction, batch.score, batch.scores, batch.label,
@@ -86,12 +82,7 @@ def unpack(parts: Packed) -> ObservationBatch:
     batch = ObservationBatch(model_id, kind, event_id, ts, has_features, lists, model_version,
                              prediction, score, scores, label, index)
     if names:
-        numeric = lists_from_block(names, matrix)
-        batch.features_later((*lists, *names), lambda: {**lists, **numeric()})
-        matrix.flags.writeable = False
-        batch._numeric.update(zip(names, matrix))
-        batch._pure.update(names)
-        batch._numeric_only = not lists
+        batch.attach_numeric(names, matrix)
     return batch
 
 
