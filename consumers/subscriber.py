@@ -4,8 +4,8 @@ For serving processes and edge devices. It follows the compacted model-updates t
 (``read_committed``, by assignment: every subscriber reads the whole topic, no group),
 and for each pointer move of its model it
 
-1. verifies the artifact's SHA-256 and HMAC signature — a tampered, unsigned or
-   wrongly-keyed artifact is refused (``on_error`` callback, ``…_updates{outcome=refused}``
+1. verifies the artifact's SHA-256 and Ed25519 signature with the trainer's public key
+   (it cannot sign) — a tampered, unsigned or wrongly-keyed artifact is refused (``on_error`` callback, ``…_updates{outcome=refused}``
    metric, a warning log) and **never unpickled**; the current model keeps serving;
 2. loads it and swaps it in with a single reference assignment, so concurrent readers
    (``predict_one``/``current``) see the old or the new model, never a mix;
@@ -40,6 +40,7 @@ from driftline.logs import log
 from driftline.schemas.registry import ArtifactRef
 
 from driftline.consumers.artifacts import artifact_bytes, load_verified
+from driftline.consumers.signing import Ed25519PublicKey
 from driftline.consumers.registry_state import watermarks
 
 __all__ = ["ServedModel", "ModelSubscriber"]
@@ -63,7 +64,7 @@ class ServedModel:
 class ModelSubscriber:
     """Follow one model's serving pointer; ``current`` is always a verified, loaded version."""
 
-    def __init__(self, model_id: str, bootstrap: str, topic: str, key: bytes, *, cache_dir: str | os.PathLike[str],
+    def __init__(self, model_id: str, bootstrap: str, topic: str, key: Ed25519PublicKey, *, cache_dir: str | os.PathLike[str],
                  artifact_dir: str | None = None, on_update: OnUpdate | None = None,
                  on_error: OnError | None = None, registry: CollectorRegistry | None = None) -> None:
         self.model_id = model_id

@@ -44,8 +44,9 @@ def _check(ok: bool, key: str, problem: str) -> None:
 class TrainerSettings:
     """``[trainer]``: the registry's single writer.
 
-    ``signing_key`` (or $DRIFTLINE_TRAINER_SIGNING_KEY) signs artifacts; when empty the key
-    is read from ``signing_key_file``, generated there (0600, logged) on first start.
+    ``signing_key`` (or $DRIFTLINE_TRAINER_SIGNING_KEY, the hex Ed25519 seed) signs
+    artifacts; when empty the key is read from ``signing_key_file``, generated there (0600,
+    logged) on first start, with its public key beside it (``signing.pub``) for subscribers.
     ``policy``: ``last_n`` (the model's last ``max_rows`` labeled rows) or ``since_drift``
     (rows since the request's window start, at most ``max_rows``).
     """
@@ -103,11 +104,13 @@ class GovernanceSettings:
 
 @dataclasses.dataclass(frozen=True)
 class SubscriberSettings:
-    """``[subscriber]``: where a serving process keeps its last good version, and its key."""
+    """``[subscriber]``: where a serving process keeps its last good version, and the
+    trainer's public key it verifies artifacts with (``verify_key`` hex, else
+    ``verify_key_file``): it can verify, never sign."""
 
     cache_dir: str = ".driftline/subscriber"
-    signing_key: str = ""
-    signing_key_file: str = ".driftline/signing.key"
+    verify_key: str = ""
+    verify_key_file: str = ".driftline/signing.pub"
     artifact_dir: str = ""
 
 

@@ -25,6 +25,7 @@ from driftline.schemas.registry import (
 from driftline.stream.reference import ReferenceProfile
 
 from driftline.consumers.artifacts import load_model, pack_model
+from driftline.consumers.signing import Ed25519PrivateKey
 from driftline.consumers.candidate import candidate_spec, evaluate, time_split, train_candidate
 from driftline.consumers.registry_state import Output, RegistryState
 from driftline.consumers.trainer_config import GovernanceSettings, ModelTrainingConfig
@@ -41,7 +42,8 @@ logger = logging.getLogger(__name__)
 class TrainingContext:
     """What every training needs besides its rows: keys, stores, rules, loaded champions."""
 
-    key: bytes
+    key: Ed25519PrivateKey
+    """Signs new versions; its public half verifies the champions loaded for comparison."""
     artifact_dir: str
     inline_limit: int
     governance: GovernanceSettings
@@ -53,7 +55,7 @@ class TrainingContext:
         """The champion's model, verified then unpickled once per process."""
         cache_key = (record.model_id, record.version)
         if cache_key not in self.champions:
-            self.champions[cache_key] = load_model(record.artifact, record.model_id, record.version, self.key,
+            self.champions[cache_key] = load_model(record.artifact, record.model_id, record.version, self.key.public_key(),
                                                    self.artifact_dir)
         return self.champions[cache_key]
 

@@ -1,6 +1,7 @@
 """A serving loop that always predicts with the version driftline says to serve.
 
-Run next to ``driftline trainer`` (same config, so the same topics and signing key):
+Run next to ``driftline trainer`` (same config, so the same topics; it verifies with the trainer's public key,
+``.driftline/signing.pub`` or ``[subscriber] verify_key``):
 
     .venv/bin/python examples/serving_loop.py churn [--config driftline.toml] [--seconds 60]
 
@@ -18,7 +19,7 @@ import sys
 import time
 
 from driftline.config import load_settings
-from driftline.consumers.artifacts import load_or_create_key
+from driftline.consumers.signing import load_verify_key
 from driftline.consumers.subscriber import ModelSubscriber
 from driftline.kafka.topics import TopicNames
 from driftline.runtime import bootstrap_from
@@ -38,7 +39,7 @@ def main() -> int:
     args = parser.parse_args()
     settings = load_settings(args.config)
     s = settings.subscriber
-    key, _ = load_or_create_key(s.signing_key or settings.trainer.signing_key, s.signing_key_file, create=False)
+    key = load_verify_key(s.verify_key, s.verify_key_file, settings.trainer.signing_key)
     subscriber = ModelSubscriber(
         args.model_id, bootstrap_from(settings, args.bootstrap_servers),
         TopicNames(prefix=settings.topics.prefix).model_updates, key, cache_dir=s.cache_dir,

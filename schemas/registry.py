@@ -110,9 +110,9 @@ class TrainingLineage:
 class ArtifactRef:
     """A signed, serialised model: inline (base64) or at ``location`` (path), never both.
 
-    ``signature`` = HMAC-SHA-256 under the key ``key_id`` names, over
-    ``driftline-artifact-v1|model_id|version|sha256`` — binding the bytes to one version, so
-    a valid artifact cannot be replayed as another.
+    ``signature`` = the ``signature_alg`` (``ed25519``) signature, hex, by the key whose
+    public fingerprint is ``key_id``, over ``driftline-artifact-v1|model_id|version|sha256``
+    — binding the bytes to one version, so a valid artifact cannot be replayed as another.
     """
 
     format: str
@@ -122,6 +122,7 @@ class ArtifactRef:
     key_id: str
     inline: str | None = None
     location: str | None = None
+    signature_alg: str = ""
 
     def to_dict(self, with_inline: bool = True) -> dict[str, Any]:
         d = dataclasses.asdict(self)
@@ -132,7 +133,7 @@ class ArtifactRef:
     @classmethod
     def from_dict(cls, d: dict[str, Any]) -> ArtifactRef:
         return cls(d["format"], d["sha256"], int(d["size"]), d.get("signature") or "", d.get("key_id") or "",
-                   d.get("inline"), d.get("location"))
+                   d.get("inline"), d.get("location"), d.get("signature_alg") or "")
 
 
 @dataclass(frozen=True)

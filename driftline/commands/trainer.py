@@ -4,12 +4,16 @@ from __future__ import annotations
 
 import argparse
 import logging
+from typing import TYPE_CHECKING
 
 from prometheus_client import CollectorRegistry
 
 from driftline.config import Settings, load_settings
 from driftline.logs import log
 from driftline.runtime import bootstrap_from, given_flags, serve_process_metrics, stop_on_signals
+
+if TYPE_CHECKING:
+    from driftline.consumers.signing import Ed25519PrivateKey
 
 __all__ = ["register", "signing_key"]
 
@@ -25,14 +29,15 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     parser.set_defaults(func=run)
 
 
-def signing_key(settings: Settings, create: bool) -> bytes:
+def signing_key(settings: Settings, create: bool) -> Ed25519PrivateKey:
     """The artifact signing key (config/env → key file → generated into the key file, logged)."""
-    from driftline.consumers.artifacts import key_id, load_or_create_key
+    from driftline.consumers.signing import key_id, load_or_create_signing_key, public_key_file
 
-    key, created = load_or_create_key(settings.trainer.signing_key, settings.trainer.signing_key_file, create)
+    key, created = load_or_create_signing_key(settings.trainer.signing_key, settings.trainer.signing_key_file, create)
     if created:
-        log(logger, logging.WARNING, "generated a new artifact signing key; give subscribers the same key",
-            key_file=settings.trainer.signing_key_file, key_id=key_id(key))
+        log(logger, logging.WARNING, "generated a new artifact signing key pair; give subscribers the public key",
+            key_file=settings.trainer.signing_key_file,
+            public_key_file=str(public_key_file(settings.trainer.signing_key_file)), key_id=key_id(key.public_key()))
     return key
 
 

@@ -13,7 +13,7 @@ from typing import Any
 import orjson
 
 from driftline.config import Settings
-from driftline.consumers.artifacts import load_or_create_key
+from driftline.consumers.signing import load_verify_key
 from driftline.consumers.subscriber import ModelSubscriber
 from driftline.demo.traffic import SyntheticTraffic
 from driftline.kafka.topics import TopicNames
@@ -43,7 +43,7 @@ class DemoSubscriber:
     def __init__(self, settings: Settings, bootstrap: str, names: TopicNames, model_id: str, run_id: str,
                  say: Callable[[str], None]) -> None:
         s = settings.subscriber
-        key, _ = load_or_create_key(s.signing_key or settings.trainer.signing_key, s.signing_key_file, create=False)
+        key = load_verify_key(s.verify_key, s.verify_key_file, settings.trainer.signing_key)
         self.say = say
         self.model_id = model_id
         self.versions: list[str] = []

@@ -20,7 +20,7 @@ pytestmark = [pytest.mark.kafka, pytest.mark.slow]
 def test_demo_closes_the_loop(kafka_bootstrap: str, tmp_path: Path) -> None:
     env = dict(os.environ, DRIFTLINE_SUBSCRIBER_CACHE_DIR=str(tmp_path / "subscriber"),
                DRIFTLINE_TRAINER_SIGNING_KEY_FILE=str(tmp_path / "signing.key"),
-               DRIFTLINE_SUBSCRIBER_SIGNING_KEY_FILE=str(tmp_path / "signing.key"),
+               DRIFTLINE_SUBSCRIBER_VERIFY_KEY_FILE=str(tmp_path / "signing.pub"),
                DRIFTLINE_TRAINER_ARTIFACT_DIR=str(tmp_path / "artifacts"),
                DRIFTLINE_STREAM_DATA_DIR=str(tmp_path / "stream"))
     cmd = [sys.executable, "-m", "driftline.cli", "demo", "--bootstrap-servers", kafka_bootstrap,

@@ -9,9 +9,10 @@ import pickle
 import orjson
 from prometheus_client import CollectorRegistry
 
+from driftline.consumers.signing import Ed25519PrivateKey
 from driftline.consumers.subscriber import ModelSubscriber
 
-from .trainer_support import KEY, labeled_rows, produce_rows, request, trainer_thread, values
+from .trainer_support import PUBLIC_KEY, labeled_rows, produce_rows, request, trainer_thread, values
 
 
 class _Explodes:
@@ -37,7 +38,7 @@ def test_tampered_and_unsigned_artifacts_are_refused_and_never_unpickled(kafka_b
     relabelled = {**good, "version": "9.9.7"}  # genuine bytes, signed for 1.0.0 only
     errors: list[tuple[str | None, str]] = []
     registry = CollectorRegistry()
-    sub = ModelSubscriber("t", kafka_bootstrap, topic_names.model_updates, KEY, cache_dir=tmp_path / "c",
+    sub = ModelSubscriber("t", kafka_bootstrap, topic_names.model_updates, PUBLIC_KEY, cache_dir=tmp_path / "c",
                           on_error=lambda _m, v, exc: errors.append((v, str(exc))), registry=registry).start()
     try:
         assert sub.wait_for("1.0.0", 30)
@@ -54,10 +55,11 @@ def test_tampered_and_unsigned_artifacts_are_refused_and_never_unpickled(kafka_b
     assert sub.version == "1.0.0"
     assert registry.get_sample_value("driftline_subscriber_updates_total", {"model_id": "t", "outcome": "refused"}) == 3
     # a restarted (or offline) process serves the last good version at once, before any Kafka read
-    again = ModelSubscriber("t", "127.0.0.1:1", topic_names.model_updates, KEY, cache_dir=tmp_path / "c")
+    again = ModelSubscriber("t", "127.0.0.1:1", topic_names.model_updates, PUBLIC_KEY, cache_dir=tmp_path / "c")
     assert again.version == "1.0.0" and again.predict_one(labeled_rows("t", 1)[0]["features"]) in (True, False)
     # …but not a cached copy signed under another key
-    other = ModelSubscriber("t", "127.0.0.1:1", topic_names.model_updates, b"another-key", cache_dir=tmp_path / "c")
+    other = ModelSubscriber("t", "127.0.0.1:1", topic_names.model_updates, Ed25519PrivateKey.generate().public_key(),
+                            cache_dir=tmp_path / "c")
     assert other.version is None
 
 

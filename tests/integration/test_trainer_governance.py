@@ -6,7 +6,7 @@ from driftline.consumers.registry_writer import send_command, wait_for_outcome
 from driftline.consumers.subscriber import ModelSubscriber
 from driftline.schemas.registry import ModelCommand
 
-from .trainer_support import KEY, labeled_rows, produce_rows, request, settings, trainer_thread, values, wait_state
+from .trainer_support import PUBLIC_KEY, labeled_rows, produce_rows, request, settings, trainer_thread, values, wait_state
 
 LOOSE = {"accuracy": {"abs": 0.05}}
 
@@ -37,7 +37,7 @@ def test_cooldown_skips_with_reason(kafka_bootstrap, topic_names, produce, tmp_p
 
 def test_major_bump_waits_for_approval_then_serves(kafka_bootstrap, topic_names, produce, tmp_path):
     produce_rows(produce, topic_names.labeled, labeled_rows("ap", 600))
-    sub = ModelSubscriber("ap", kafka_bootstrap, topic_names.model_updates, KEY, cache_dir=tmp_path / "c").start()
+    sub = ModelSubscriber("ap", kafka_bootstrap, topic_names.model_updates, PUBLIC_KEY, cache_dir=tmp_path / "c").start()
     try:
         with trainer_thread(kafka_bootstrap, topic_names, tmp_path, settings(gate_non_regression=LOOSE)):
             produce(topic_names.control, [request("ap", 0.0)])
@@ -61,7 +61,7 @@ def test_major_bump_waits_for_approval_then_serves(kafka_bootstrap, topic_names,
 
 def test_rollback_restores_the_previous_version_for_subscribers(kafka_bootstrap, topic_names, produce, tmp_path):
     produce_rows(produce, topic_names.labeled, labeled_rows("rb", 600))
-    sub = ModelSubscriber("rb", kafka_bootstrap, topic_names.model_updates, KEY, cache_dir=tmp_path / "c").start()
+    sub = ModelSubscriber("rb", kafka_bootstrap, topic_names.model_updates, PUBLIC_KEY, cache_dir=tmp_path / "c").start()
     try:
         with trainer_thread(kafka_bootstrap, topic_names, tmp_path, settings(gate_non_regression=LOOSE)):
             produce(topic_names.control, [request("rb", 0.0)])

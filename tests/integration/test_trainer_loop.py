@@ -6,14 +6,14 @@ from driftline.consumers.artifacts import load_model
 from driftline.consumers.subscriber import ModelSubscriber
 from driftline.consumers.training_set import rebuild
 
-from .trainer_support import KEY, labeled_rows, produce_rows, request, trainer_thread, values, wait_state
+from .trainer_support import PUBLIC_KEY, labeled_rows, produce_rows, request, trainer_thread, values, wait_state
 
 
 def test_retrain_request_publishes_a_version_the_subscriber_loads(kafka_bootstrap, topic_names, produce,
                                                                   consume_all, tmp_path):
     produce_rows(produce, topic_names.labeled, labeled_rows("churn", 1000) + labeled_rows("other", 300, seed=3))
     updates: list[str] = []
-    sub = ModelSubscriber("churn", kafka_bootstrap, topic_names.model_updates, KEY, cache_dir=tmp_path / "cache",
+    sub = ModelSubscriber("churn", kafka_bootstrap, topic_names.model_updates, PUBLIC_KEY, cache_dir=tmp_path / "cache",
                           on_update=lambda m, v, _model, _e: updates.append(v)).start()
     try:
         with trainer_thread(kafka_bootstrap, topic_names, tmp_path) as trainer:
@@ -50,7 +50,7 @@ def test_rebuilding_a_training_set_reproduces_its_sha256(kafka_bootstrap, topic_
     rebuilt = rebuild(kafka_bootstrap, lineage)
     assert rebuilt.lineage.sha256 == lineage.sha256
     assert [r["event_id"] for r in rebuilt.rows] == [r["event_id"] for r in rows]
-    model = load_model(state.version("m", "1.0.0").artifact, "m", "1.0.0", KEY)
+    model = load_model(state.version("m", "1.0.0").artifact, "m", "1.0.0", PUBLIC_KEY)
     assert set(model.predict_proba_one(rows[0]["features"])) == {False, True}  # a real, loadable model
 
 

@@ -17,6 +17,7 @@ import orjson
 from prometheus_client import CollectorRegistry
 
 from driftline.consumers.registry_state import RegistryState, load_state
+from driftline.consumers.signing import private_key_from_hex
 from driftline.consumers.trainer import Trainer
 from driftline.consumers.trainer_config import GovernanceSettings, TrainerSettings
 from driftline.consumers.trainer_metrics import TrainerMetrics
@@ -24,7 +25,9 @@ from driftline.consumers.training_run import TrainingContext
 from driftline.kafka.topics import TopicNames
 from driftline.schemas.control import RetrainRequested
 
-KEY = b"test-signing-key-0123456789abcdef"
+KEY_HEX = "5e" * 32  # the trainer's Ed25519 seed in these tests
+KEY = private_key_from_hex(KEY_HEX, "test key")
+PUBLIC_KEY = KEY.public_key()
 T0 = 1_767_225_600.0
 
 
@@ -117,7 +120,7 @@ def trainer_process(bootstrap: str, names: TopicNames, tmp: Path, transactional_
     config.write_text(
         f'[topics]\nprefix = "{names.prefix}"\n'
         f'[trainer]\ntransactional_id = "{transactional_id}"\ngroup_id = "{group_id}"\nmetrics_port = 0\n'
-        f'cooldown_s = 0.0\nmin_rows = 50\nmodel = "{model}"\nsigning_key = "{KEY.decode()}"\n'
+        f'cooldown_s = 0.0\nmin_rows = 50\nmodel = "{model}"\nsigning_key = "{KEY_HEX}"\n'
         f'artifact_dir = "{tmp / "artifacts"}"\n', encoding="utf-8")
     env = {**os.environ, "PYTHONPATH": os.pathsep.join(filter(None, [str(plugin_dir or ""),
                                                                      os.environ.get("PYTHONPATH", "")])),

@@ -1,4 +1,4 @@
-"""Artifacts: signed, verified before unpickling, inline or in a directory."""
+"""Artifacts: signed (Ed25519), verified before unpickling, inline or in a directory."""
 
 import base64
 import os
@@ -6,10 +6,20 @@ import pickle
 
 import pytest
 
-from driftline.consumers.artifacts import ArtifactRejected, key_id, load_model, load_or_create_key, pack_model
+from driftline.consumers.artifacts import ArtifactRejected, load_model, pack_model, sign
+from driftline.consumers.signing import (
+    Ed25519PrivateKey,
+    key_id,
+    load_or_create_signing_key,
+    load_verify_key,
+    public_hex,
+    public_key_file,
+)
+from driftline.errors import DriftlineError
 from driftline.schemas.registry import ArtifactRef
 
-KEY = b"k" * 32
+KEY = Ed25519PrivateKey.generate()
+PUBLIC = KEY.public_key()
 
 
 class _Explodes:
@@ -22,15 +32,16 @@ class _Explodes:
 
 def test_inline_round_trip_and_contract_round_trip():
     ref = pack_model({"w": [1, 2]}, "m", "1.0.0", KEY)
-    assert ref.inline and ref.location is None and ref.key_id == key_id(KEY)
+    assert ref.inline and ref.location is None and ref.key_id == key_id(PUBLIC)
+    assert ref.signature_alg == "ed25519" and len(ref.signature) == 128
     assert ArtifactRef.from_dict(ref.to_dict()) == ref
-    assert load_model(ref, "m", "1.0.0", KEY) == {"w": [1, 2]}
+    assert load_model(ref, "m", "1.0.0", PUBLIC) == {"w": [1, 2]}
 
 
 def test_large_artifacts_go_to_the_directory(tmp_path):
     ref = pack_model(b"x" * 5000, "m", "1.0.0", KEY, inline_limit=1000, artifact_dir=tmp_path)
     assert ref.inline is None and ref.location and os.path.exists(ref.location)
-    assert load_model(ref, "m", "1.0.0", KEY) == b"x" * 5000
+    assert load_model(ref, "m", "1.0.0", PUBLIC) == b"x" * 5000
 
 
 def test_large_artifact_without_directory_is_an_error():
@@ -38,22 +49,38 @@ def test_large_artifact_without_directory_is_an_error():
         pack_model(b"x" * 5000, "m", "1.0.0", KEY, inline_limit=1000)
 
 
-@pytest.mark.parametrize("change", ["bytes", "unsigned", "other_key", "other_version"])
+@pytest.mark.parametrize("change", ["bytes", "unsigned", "other_key", "other_version", "forged", "garbled",
+                                    "legacy_hmac"])
 def test_tampering_is_refused_before_unpickling(tmp_path, change):
     marker = str(tmp_path / "unpickled")
     ref = pack_model({"ok": True}, "m", "1.0.0", KEY)
-    key, version = KEY, "1.0.0"
+    key, version = PUBLIC, "1.0.0"
+    evil = pickle.dumps(_Explodes(marker))
     if change == "bytes":
-        ref = ArtifactRef(**{**ref.__dict__, "inline": base64.b64encode(pickle.dumps(_Explodes(marker))).decode()})
+        ref = ArtifactRef(**{**ref.__dict__, "inline": base64.b64encode(evil).decode()})
     elif change == "unsigned":
         ref = ArtifactRef(**{**ref.__dict__, "signature": ""})
     elif change == "other_key":
-        key = b"z" * 32
-    else:
+        key = Ed25519PrivateKey.generate().public_key()
+    elif change == "other_version":
         version = "2.0.0"
-    with pytest.raises(ArtifactRejected):
+    elif change == "forged":  # evil bytes, correct digest, signed by another key under the trainer's key id
+        import hashlib
+
+        digest = hashlib.sha256(evil).hexdigest()
+        ref = ArtifactRef(**{**ref.__dict__, "inline": base64.b64encode(evil).decode(), "sha256": digest,
+                             "size": len(evil), "signature": sign("m", "1.0.0", digest, Ed25519PrivateKey.generate())})
+    elif change == "garbled":
+        ref = ArtifactRef(**{**ref.__dict__, "signature": "not hex"})
+    else:
+        ref = ArtifactRef(**{**ref.__dict__, "signature_alg": ""})
+    with pytest.raises(ArtifactRejected) as info:
         load_model(ref, "m", version, key)
     assert not os.path.exists(marker)
+    expected = {"bytes": "digest mismatch", "unsigned": "unsigned", "other_key": "signed with key",
+                "other_version": "bad signature", "forged": "bad signature", "garbled": "bad signature",
+                "legacy_hmac": "register the model again"}[change]
+    assert expected in str(info.value)
 
 
 def test_tampered_file_is_refused(tmp_path):
@@ -61,14 +88,34 @@ def test_tampered_file_is_refused(tmp_path):
     with open(ref.location, "r+b") as fh:
         fh.write(b"y")
     with pytest.raises(ArtifactRejected, match="digest"):
-        load_model(ref, "m", "1.0.0", KEY)
+        load_model(ref, "m", "1.0.0", PUBLIC)
 
 
-def test_key_file_is_generated_once_with_private_mode(tmp_path):
+def test_key_pair_is_generated_once_private_file_private(tmp_path):
     path = tmp_path / "keys" / "signing.key"
-    key, created = load_or_create_key("", path, create=True)
-    assert created and len(key) == 64 and (os.stat(path).st_mode & 0o777) == 0o600
-    assert load_or_create_key("", path, create=True) == (key, False)
-    assert load_or_create_key("explicit", path, create=True) == (b"explicit", False)
-    with pytest.raises(Exception, match="no signing key"):
-        load_or_create_key("", tmp_path / "missing", create=False)
+    key, created = load_or_create_signing_key("", path, create=True)
+    assert created and (os.stat(path).st_mode & 0o777) == 0o600
+    public_file = public_key_file(path)
+    assert public_file.name == "signing.pub" and public_file.read_text().strip() == public_hex(key.public_key())
+    again, created_again = load_or_create_signing_key("", path, create=True)
+    assert not created_again and public_hex(again.public_key()) == public_hex(key.public_key())
+    # a subscriber verifies with the public file alone: it holds nothing that signs
+    verify_key = load_verify_key("", public_file)
+    ref = pack_model({"v": 1}, "m", "1.0.0", key)
+    assert load_model(ref, "m", "1.0.0", verify_key) == {"v": 1}
+    with pytest.raises(DriftlineError, match="no signing key"):
+        load_or_create_signing_key("", tmp_path / "missing", create=False)
+    with pytest.raises(DriftlineError, match="signing.pub"):
+        load_verify_key("", tmp_path / "missing.pub")
+
+
+def test_explicit_keys_and_bad_hex_name_the_setting():
+    seed = "ab" * 32
+    key, created = load_or_create_signing_key(seed, "/nonexistent/signing.key", create=True)
+    assert not created
+    assert public_hex(load_verify_key("", "/nonexistent.pub", trainer_key=seed)) == public_hex(key.public_key())
+    assert public_hex(load_verify_key(public_hex(key.public_key()), "/nonexistent.pub")) == public_hex(key.public_key())
+    with pytest.raises(DriftlineError, match="trainer.signing_key"):
+        load_or_create_signing_key("k" * 32, "/nonexistent/signing.key", create=True)
+    with pytest.raises(DriftlineError, match="subscriber.verify_key"):
+        load_verify_key("12" * 31, "/nonexistent.pub")
