@@ -12,6 +12,13 @@ for ``stall_after_s`` (outside a rebalance) is stalled: it is logged with faust'
 aiokafka's view of it, counted, resumed and sought back to its committed offset
 (``SeekGuard.reseek``).
 Seeking back is safe: every batch at or below a model's saved position is skipped.
+
+Not every gap is a stall: records of an aborted transaction (ingest killed or fenced
+mid-batch) and transaction markers are never delivered to a ``read_committed`` reader.
+When a partition's last records are such, it looks stalled forever. So once a re-seek
+delivered nothing, the end offset did not move and the client's fetch position reached
+it, the partition is *settled* up to that end: the gap holds nothing to deliver, and
+only records after it can make the partition stalled again.
 """
 
 from __future__ import annotations
@@ -38,6 +45,8 @@ class PartitionProgress:
     offsets: dict[int, int] = dataclasses.field(default_factory=dict)
     since: dict[int, float] = dataclasses.field(default_factory=dict)
     started: float = dataclasses.field(default_factory=time.monotonic)
+    settled: dict[int, int] = dataclasses.field(default_factory=dict)
+    """Per partition, an offset below which nothing is left to deliver (see module docstring)."""
 
     def saw(self, partition: int, offset: int, now: float | None = None) -> None:
         self.offsets[partition] = offset
@@ -69,6 +78,7 @@ def stalled_partitions(progress: PartitionProgress, ends: dict[int, int], commit
     stalled = []
     for partition, end in sorted(ends.items()):
         expected = progress.offsets[partition] + 1 if partition in progress.offsets else committed.get(partition, 0)
+        expected = max(expected, progress.settled.get(partition, 0))
         quiet_since = progress.since.get(partition, progress.started)
         if end > expected + slack and now - quiet_since >= stall_after_s:
             stalled.append(partition)
@@ -87,6 +97,8 @@ class StallWatchdog:
         self.stall_after_s = stall_after_s
         self.on_stall = on_stall
         self._generation: int | None = None
+        self._reseeked: dict[int, tuple[int, int | None]] = {}
+        """partition → (end offset, last offset seen) when it was last re-sought."""
 
     async def check(self) -> list[int]:
         app = self.app
@@ -96,6 +108,8 @@ class StallWatchdog:
         if self._generation != app.consumer_generation_id:
             self._generation = app.consumer_generation_id
             self.progress.restart_clock()
+            self.progress.settled.clear()  # another member may have written since: look again
+            self._reseeked.clear()
             return []
         consumer = app.consumer
         tps = [tp for tp in consumer.assignment() if tp.topic == self.topic]
@@ -106,6 +120,7 @@ class StallWatchdog:
         committed = {tp.partition: int(offset) for tp, offset in consumer._committed_offset.items()
                      if tp.topic == self.topic and offset is not None}
         stalled = stalled_partitions(self.progress, ends, committed, self.stall_after_s, time.monotonic())
+        stalled = [p for p in stalled if not self._settle(consumer, tps, p, ends[p])]
         if stalled and self.guard.can_seek() and self._generation == app.consumer_generation_id:
             await self._unstall([tp for tp in tps if tp.partition in stalled], ends, committed)
         return stalled
@@ -121,7 +136,36 @@ class StallWatchdog:
                 self.on_stall(tp.partition)
         consumer.resume_partitions(tps)
         await self.guard.reseek(tps)
+        for tp in tps:
+            self._reseeked[tp.partition] = (ends[tp.partition], self.progress.offsets.get(tp.partition))
         self.progress.restart_clock()
+
+    def _settle(self, consumer: Any, tps: list[Any], partition: int, end: int) -> bool:
+        """True when ``partition`` only looks stalled: re-sought at this end offset, nothing
+        delivered since, and the client fetched up to the end — the gap holds only aborted
+        records and markers. Without the client's position it is not settled (re-seek again)."""
+        if self._reseeked.get(partition) != (end, self.progress.offsets.get(partition)):
+            return False
+        tp = next(tp for tp in tps if tp.partition == partition)
+        position = _client_position(consumer, tp)
+        if position is None or position < end:
+            return False
+        self.progress.settled[partition] = end
+        del self._reseeked[partition]
+        log(logger, logging.INFO, "partition settled: the records after the last one delivered are not "
+            "deliverable to read_committed (aborted transactions or markers); not a stall",
+            partition=partition, end_offset=end, last_seen=self.progress.offsets.get(partition))
+        return True
+
+
+def _client_position(consumer: Any, tp: Any) -> int | None:
+    """aiokafka's fetch position of ``tp`` (internals: None if they changed)."""
+    try:
+        inner = consumer._thread._ensure_consumer()
+        position = inner._subscription.subscription.assignment.state_value(tp)._position
+    except Exception:  # noqa: BLE001 - no position: the caller keeps re-seeking
+        return None
+    return int(position) if position is not None else None
 
 
 def _diagnostics(consumer: Any, tp: Any) -> dict[str, Any]:

@@ -33,9 +33,11 @@ FAST_GROUP = {
 
 
 def stream_process(bootstrap: str, prefix: str, app_id: str, data_dir: Path, metrics_port: int = 0,
-                   store: str = "memory", log: Path | None = None) -> subprocess.Popen[bytes]:
+                   store: str = "memory", log: Path | None = None,
+                   extra_env: dict[str, str] | None = None) -> subprocess.Popen[bytes]:
     """``driftline stream`` as a real OS process (its own session, so kill -9 hits only it)."""
-    env = dict(os.environ, DRIFTLINE_TOPICS_PREFIX=prefix, DRIFTLINE_STREAM_DATA_DIR=str(data_dir), **FAST_GROUP)
+    env = {**os.environ, "DRIFTLINE_TOPICS_PREFIX": prefix, "DRIFTLINE_STREAM_DATA_DIR": str(data_dir), **FAST_GROUP,
+           **(extra_env or {})}
     level = ["--log-level", os.environ["STREAM_TEST_LOG_LEVEL"]] if os.environ.get(
         "STREAM_TEST_LOG_LEVEL") else []  # e.g. info: faust's rebalance/recovery steps
     cmd = [sys.executable, "-m", "driftline.cli", *level, "stream", "--bootstrap-servers", bootstrap, "--app-id", app_id,

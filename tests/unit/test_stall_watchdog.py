@@ -41,3 +41,11 @@ def test_a_transaction_marker_after_the_last_record_is_not_a_stall() -> None:
     p = progress_at(0.0, {0: (19, 0.0)})
     assert stalled_partitions(p, {0: 21}, {}, stall_after_s=1.0, now=500.0) == [], "20 is the commit marker"
     assert stalled_partitions(p, {0: 22}, {}, stall_after_s=1.0, now=500.0) == [0]
+
+
+def test_a_settled_partition_waits_for_records_after_its_settled_end() -> None:
+    p = progress_at(0.0, {0: (9, 0.0)})
+    p.settled[0] = 16  # 10..15: an aborted transaction and its marker, never delivered
+    assert stalled_partitions(p, {0: 16}, {}, stall_after_s=1.0, now=500.0) == []
+    assert stalled_partitions(p, {0: 17}, {}, stall_after_s=1.0, now=500.0) == [], "one marker of slack"
+    assert stalled_partitions(p, {0: 30}, {}, stall_after_s=1.0, now=500.0) == [0], "new records, none delivered"
