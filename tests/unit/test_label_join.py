@@ -4,43 +4,16 @@ from __future__ import annotations
 
 import json
 
-import numpy as np
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from driftline.schemas.batch import BatchBuilder
 from driftline.schemas.events import FeatureEvent, LabelEvent, PredictionEvent
 from driftline.stream.label_join import ExpiryCounts, JoinedRow, LabelJoin
 
-try:
-    from driftline.schemas.batch import BatchBuilder
-except ImportError:  # pragma: no cover - until the batch module lands
-    BatchBuilder = None
-
-
-class _LocalBatch:
-    """Stand-in with the ObservationBatch columns the join reads."""
-
-    def __init__(self, model_id: str, events: list) -> None:
-        kinds = {"feature": 0, "prediction": 1, "label": 2}
-        self.model_id = model_id
-        self.kind = np.array([kinds[e.kind] for e in events], np.int8)
-        self.event_id = [e.event_id for e in events]
-        self.ts = np.array([e.ts for e in events], float)
-        fs = [getattr(e, "features", None) for e in events]
-        self.has_features = np.array([f is not None for f in fs], bool)
-        names = sorted({k for f in fs if f for k in f})
-        self.features = {k: [(f or {}).get(k) for f in fs] for k in names}
-        self.model_version = [getattr(e, "model_version", None) for e in events]
-        self.prediction = [getattr(e, "prediction", None) for e in events]
-        self.score = np.array([getattr(e, "score", None) if getattr(e, "score", None)
-                               is not None else np.nan for e in events], float)
-        self.scores = [getattr(e, "scores", None) for e in events]
-        self.label = [getattr(e, "label", None) for e in events]
 
 
 def batch(events: list, model_id: str = "m"):
-    if BatchBuilder is None:
-        return _LocalBatch(model_id, events)
     b = BatchBuilder(model_id)
     for e in events:
         b.add(e)

@@ -17,39 +17,11 @@ from driftline.stream.profile import (
     infer_feature_type,
 )
 
-try:
-    from driftline.schemas.batch import BatchBuilder
-except ImportError:  # pragma: no cover - until the batch module lands
-    BatchBuilder = None
+from driftline.schemas.batch import BatchBuilder
 
-
-class _LocalBatch:
-    """Stand-in with the ObservationBatch attributes profiles read."""
-
-    def __init__(self, events: list) -> None:
-        self.model_id = events[0].model_id if events else "m"
-        self.has_features = np.array([getattr(e, "features", None) is not None
-                                      for e in events], dtype=bool)
-        names: list[str] = []
-        for e in events:
-            for k in (getattr(e, "features", None) or {}):
-                if k not in names:
-                    names.append(k)
-        self.features = {k: [(getattr(e, "features", None) or {}).get(k) for e in events]
-                         for k in names}
-        self._n = len(events)
-
-    def __len__(self) -> int:
-        return self._n
-
-    def numeric_column(self, name: str) -> np.ndarray:
-        return np.array([float(v) if isinstance(v, (int, float)) and not isinstance(v, bool)
-                         else np.nan for v in self.features[name]], dtype=np.float64)
 
 
 def make_batch(events: list, model_id: str = "m"):
-    if BatchBuilder is None:
-        return _LocalBatch(events)
     b = BatchBuilder(model_id)
     for e in events:
         b.add(e)
