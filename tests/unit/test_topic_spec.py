@@ -3,12 +3,10 @@
 from __future__ import annotations
 
 import dataclasses
-import doctest
 
 import pytest
 from confluent_kafka import KafkaError
 
-import driftline.kafka.topics as topics_module
 from driftline.errors import ConfigError, KafkaOperationFailed
 from driftline.kafka.admin import NewTopicRequest, TopicOutcome
 from driftline.kafka.topics import MAX_MESSAGE_BYTES, TopicNames, TopicSpec, create_topics, topic_specs
@@ -125,7 +123,3 @@ def test_create_topics_wraps_other_errors_with_their_code() -> None:
         create_topics(admin, topic_specs())  # type: ignore[arg-type]
     assert info.value.code == "POLICY_VIOLATION"
     assert "driftline.audit" in str(info.value)
-
-
-def test_module_examples() -> None:
-    assert doctest.testmod(topics_module).failed == 0
