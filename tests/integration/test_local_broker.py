@@ -17,7 +17,8 @@ from driftline.commands import kafka as kafka_command
 from driftline.errors import BrokerUnavailable
 from driftline.kafka.admin import KafkaAdmin
 from driftline.kafka.bootstrap import resolve_bootstrap
-from driftline.kafka.local_broker import LocalBroker, ensure_jars, jar_cache_dir
+from driftline.kafka.kafka_jars import ensure_jars, jar_cache_dir
+from driftline.kafka.local_broker import LocalBroker
 from driftline.kafka.topics import TopicSpec, create_topics
 
 from ..kafka_fixtures import free_ports
