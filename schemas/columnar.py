@@ -145,7 +145,7 @@ def _fast_run(raws: list[bytes], start: int) -> FeatureRun | None:
     """The run as columns if every message is plainly a valid feature event, else None.
 
     Each check is one pass over a column or over the run's bytes, and each mirrors a
-    rule of `_validate` for what orjson can produce (no NaN/Infinity, ints within 64
+    rule of `event_rules.validate` for what orjson can produce (no NaN/Infinity, ints within 64
     bits, only JSON types).
     """
     if set(map(type, raws)) != {bytes}:
