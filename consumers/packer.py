@@ -9,7 +9,8 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 
-from driftline.schemas.batch import BatchBuilder, encode_batch
+from driftline.schemas.batch import BatchBuilder
+from driftline.schemas.batch_wire import encode_batch
 from driftline.schemas.columnar import FeatureRun
 from driftline.schemas.events import Event
 

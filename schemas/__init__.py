@@ -11,10 +11,8 @@ from .batch import (
     BatchBuilder,
     ObservationBatch,
     batch_from_events,
-    decode_batch,
-    decode_batch_document,
-    encode_batch,
 )
+from .batch_wire import decode_batch, decode_batch_document, encode_batch
 from .codec import (
     MAX_MESSAGE_BYTES,
     check_key,

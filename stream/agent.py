@@ -51,7 +51,8 @@ import orjson
 from driftline.consumers.dlq import dlq_headers
 from driftline.kafka.topics import TopicNames
 from driftline.logs import log
-from driftline.schemas.batch import KIND_PREDICTION, ObservationBatch, decode_batch
+from driftline.schemas.batch import KIND_PREDICTION, ObservationBatch
+from driftline.schemas.batch_wire import decode_batch
 from driftline.schemas.events import InvalidEvent
 from driftline.stream.model_updates import ServingVersions
 from driftline.stream.monitor import ModelMonitor, MonitorOutput

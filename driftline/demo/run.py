@@ -26,7 +26,7 @@ from driftline.demo.traffic import MALFORMED, SyntheticTraffic
 from driftline.kafka.admin import KafkaAdmin
 from driftline.kafka.clients import read_committed_config
 from driftline.kafka.topics import TopicNames, create_topics, topic_specs
-from driftline.schemas.batch import decode_batch
+from driftline.schemas.batch_wire import decode_batch
 from driftline.schemas.events import InvalidEvent
 
 __all__ = ["DemoOptions", "run_demo"]

@@ -14,7 +14,7 @@ import orjson
 from confluent_kafka import Consumer
 
 from driftline.kafka.clients import read_committed_config
-from driftline.schemas.batch import decode_batch
+from driftline.schemas.batch_wire import decode_batch
 from driftline.schemas.events import InvalidEvent
 
 from ..kafka_fixtures import produce_records as produce

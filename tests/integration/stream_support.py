@@ -16,7 +16,8 @@ from pathlib import Path
 import orjson
 from confluent_kafka.admin import AdminClient
 
-from driftline.schemas.batch import BatchBuilder, encode_batch
+from driftline.schemas.batch import BatchBuilder
+from driftline.schemas.batch_wire import encode_batch
 from driftline.schemas.codec import decode_event
 
 WINDOW_S = 10.0

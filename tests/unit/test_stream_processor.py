@@ -5,7 +5,8 @@ from __future__ import annotations
 import orjson
 import pytest
 
-from driftline.schemas.batch import BatchBuilder, encode_batch
+from driftline.schemas.batch import BatchBuilder
+from driftline.schemas.batch_wire import encode_batch
 from driftline.schemas.codec import decode_event
 from driftline.stream.agent import BatchProcessor
 from driftline.stream.model_updates import ServingVersions
