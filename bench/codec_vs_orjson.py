@@ -19,6 +19,7 @@ import orjson
 
 from driftline.schemas import BatchBuilder, decode_batch, decode_event, encode_batch
 from driftline.schemas.columnar import decode_features
+from driftline.gc_tuning import tune_for_batches
 
 BATCH = 500  # events per observation message, as ingest packs them
 
@@ -52,6 +53,7 @@ def best_of(rounds: int, runs: dict[str, Callable[[], None]]) -> dict[str, float
 
 
 def main() -> None:
+    tune_for_batches()  # as every driftline process does (driftline.cli)
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--events", type=int, default=200_000)
     parser.add_argument("--rounds", type=int, default=5)

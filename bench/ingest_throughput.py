@@ -38,6 +38,7 @@ from driftline.kafka.admin import KafkaAdmin  # noqa: E402
 from driftline.kafka.clients import FETCH_TUNING  # noqa: E402
 from driftline.kafka.topics import TopicNames, create_topics, topic_specs  # noqa: E402
 from driftline.runtime import bootstrap_from  # noqa: E402
+from driftline.gc_tuning import tune_for_batches  # noqa: E402
 from tests.integration.ingest_support import feature_event  # noqa: E402
 from tests.integration.stream_support import metric_value, scrape  # noqa: E402
 from tests.kafka_fixtures import free_ports  # noqa: E402
@@ -153,6 +154,7 @@ def _valid(port: int) -> float:
 
 
 def main() -> None:
+    tune_for_batches()  # as every driftline process does (driftline.cli)
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--events", type=int, default=200_000)
     parser.add_argument("--features", type=int, default=20)

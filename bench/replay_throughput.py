@@ -28,6 +28,7 @@ import synthetic  # noqa: E402
 from driftline.schemas.codec import decode_event  # noqa: E402
 from driftline.stream.replay import Replay  # noqa: E402
 from driftline.stream.replay_decode import decode_chunk  # noqa: E402
+from driftline.gc_tuning import tune_for_batches  # noqa: E402
 
 OUT = ROOT / "bench" / "out"
 BATCH = 4096  # Replay's default batch size (its chunk of lines)
@@ -94,6 +95,7 @@ def full_replay(chunks, decisions: list, jobs: int = 1) -> None:
 
 
 def main() -> None:
+    tune_for_batches()  # as every driftline process does (driftline.cli)
     parser = argparse.ArgumentParser()
     parser.add_argument("--events", type=int, default=300_000)
     parser.add_argument("--runs", type=int, default=3)

@@ -15,6 +15,7 @@ from collections.abc import Sequence
 
 from driftline import commands
 from driftline.errors import DriftlineError
+from driftline.gc_tuning import tune_for_batches
 from driftline.logs import configure
 
 __all__ = ["build_parser", "main"]
@@ -43,6 +44,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         parser.print_help()
         return 2
     configure(args.log_level)
+    tune_for_batches()  # every subcommand is batch work (see driftline.gc_tuning)
     try:
         return int(args.func(args) or 0)
     except DriftlineError as exc:

@@ -110,9 +110,13 @@ def _fast_mapping(value: Any, raw: bytes, strings: bool) -> bool:
 def _flat(raw: bytes, objects: int) -> bool:
     """No arrays and exactly `objects` objects in the message, i.e. no nested values.
 
-    Braces inside strings only add to the count, so a miss is safe: `validate` decides.
+    The caller has parsed `objects` dicts, so at least that many '{' are there: no '{'
+    after the first `objects` means exactly that many. Braces or brackets inside strings
+    only cause a (safe) miss: `validate` decides. (On CPython 3.11 ``int in bytes`` is a
+    bare memchr, while ``b"[" in raw`` first fails an int conversion and ``find`` and
+    ``count`` pay ~200 ns of call overhead each; ``split`` is the cheapest way to skip.)
     """
-    return raw.count(b"{") == objects and raw.rfind(b"[") < 0
+    return _BRACKET not in raw and _BRACE not in raw.split(b"{", objects)[-1]
 
 
 # The shortest possible event around one feature entry, with every other entry at its
@@ -158,7 +162,7 @@ def _fast_prediction(doc: dict[str, Any], raw: bytes) -> Event | None:
 
 
 _loads, _JSONDecodeError = orjson.loads, orjson.JSONDecodeError
-_find = bytes.find
+_BRACE, _BRACKET = ord("{"), ord("[")
 _FAST = {"prediction": _fast_prediction, "label": _fast_label}  # features: inline in decode_event
 
 
@@ -227,9 +231,8 @@ def decode_event(raw: bytes | None, kind: EventKind | None = None) -> Event | In
                 or (room > MAX_STRING and _long_string(features))
                 # exactly two '{' (event, features: both are there) and no '[': values are
                 # scalars. Braces inside strings only cause a (safe) fall back to
-                # `validate`. (find and `in` are memchr: faster than counting.)
-                or _find(raw, b"{", _find(raw, b"{", _find(raw, b"{") + 1) + 1) >= 0
-                or b"[" in raw):
+                # `validate`. (`_flat`, inline: this is the hottest path.)
+                or _BRACKET in raw or _BRACE in raw.split(b"{", 2)[2]):
             return validate(doc, kind)
         event = _new(FeatureEvent)
         _FE_MID(event, model_id)

@@ -41,7 +41,7 @@ _HEAD = itemgetter("model_id", "event_id", "ts", "features")
 _SCALARS = frozenset({str, int, float, bool, type(None)})
 _NUMERIC = frozenset({int, float, type(None)})
 _TS_TYPES = frozenset({float, int})
-_BRACE, _QUOTE = ord("{"), ord('"')
+_BRACE, _QUOTE, _BRACKET = ord("{"), ord('"'), ord("[")
 _loads, _JSONDecodeError = orjson.loads, orjson.JSONDecodeError
 
 
@@ -189,7 +189,7 @@ def _fast_run(raws: list[bytes], start: int) -> FeatureRun | None:
     # value is a scalar. Braces inside strings only make the count larger: a (safe) miss.
     joined = b"".join(raws)
     octets = np.frombuffer(joined, np.uint8)  # counting bytes in numpy: ~0.3 ns a byte
-    if np.count_nonzero(octets == _BRACE) != 2 * n or b"[" in joined:
+    if np.count_nonzero(octets == _BRACE) != 2 * n or _BRACKET in joined:
         return None
     widths = list(map(len, features))
     names = tuple(features[0])

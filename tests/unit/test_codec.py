@@ -328,3 +328,21 @@ def test_key_must_be_present_and_equal_model_id() -> None:
 def test_unknown_kind_is_a_programming_error() -> None:
     with pytest.raises(ValueError):
         decode_event(orjson.dumps(FEATURE), "features")  # type: ignore[arg-type]
+
+
+@pytest.mark.parametrize("raw", [
+    b'{"model_id":"m","event_id":"e","ts":1,"features":{"a":"{","b":"[x]"}}',  # brackets in strings
+    b'{ "model_id" : "m", "event_id":"e{", "ts":1, "features": {"a": 1} }',
+    b'{"model_id":"m","event_id":"e","ts":1,"features":{"a":{"b":1}}}',  # nested object
+    b'{"model_id":"m","event_id":"e","ts":1,"features":{"a":[1,2]}}',  # nested array
+    b'{"model_id":"m","event_id":"e","ts":1,"features":{"a":{}}}',
+    b'{"model_id":"m","event_id":"e","ts":1,"model_version":"1","prediction":1,"scores":{"x":0.5},'
+    b'"features":{"a":"}{"}}',
+    b'{"model_id":"m","event_id":"e","ts":1,"model_version":"1","prediction":1,"scores":{"x":{"y":1}}}',
+    b'{"model_id":"m","event_id":"e","ts":1,"model_version":"1","prediction":1,"features":{"a":[]}}',
+    b'{"model_id":"m","event_id":"e","ts":1,"model_version":"1","prediction":"{[","score":0.1}',
+])
+def test_the_fast_paths_structure_checks_agree_with_the_reference(raw: bytes) -> None:
+    """Braces and brackets in strings, nested values: the fast paths' byte-level checks
+    (no '[', no '{' beyond the parsed objects) decide exactly as the reference does."""
+    assert decode_event(raw) == decode_document(orjson.loads(raw))
