@@ -336,6 +336,28 @@ def columnar_agrees_with_decode_event(raws: list[bytes], kind: str | None) -> No
 
 
 
+@pytest.mark.parametrize("value, numeric", [
+    (b"1.5", True), (b"true", False), (b"false", False), (b"null", True), (b'"tf"', False),
+])
+@pytest.mark.parametrize("key", [b"tft", b"\\u0074", b"x"])
+def test_one_boolean_among_numbers_makes_a_run_not_numeric(value: bytes, numeric: bool, key: bytes) -> None:
+    """The byte-level shortcut for "no booleans" counts letters t and f: names, ids and
+    escapes full of them must not hide (or invent) a literal."""
+    from driftline.schemas.columnar import FeatureRun, decode_features
+
+    plain = [b'{"model_id":"fit","event_id":"tt%d","ts":1,"features":{"%s":0.5,"f":2}}' % (i, key)
+             for i in range(40)]
+    odd = b'{"model_id":"fit","event_id":"ft","ts":1,"features":{"%s":%s,"f":2}}' % (key, value)
+    raws = plain[:20] + [odd] + plain[20:]
+    items = decode_features(raws)
+    runs = [item for item in items if type(item) is FeatureRun]
+    assert sum(len(r) for r in runs) == len(raws), "all valid: decoded as runs"
+    assert all(r.numeric_only for r in runs) == numeric
+    for run in runs:
+        for row in range(len(run)):
+            assert run.features[row] == decode_event(raws[run.start + row]).features
+
+
 def test_columnar_decoding_agrees_with_decode_event() -> None:
     runs.clear()
     columnar_agrees_with_decode_event()
