@@ -13,12 +13,13 @@ by ``at_index``; stdout is therefore in input order across models too.
 
 ``jobs > 1`` decodes the chunks in worker processes (`stream.replay_decode`) and keeps
 the monitor here; chunks are applied in input order, so the output is the same as with
-one process.
+one process. `Replay.feed_file` lets the workers read a regular file themselves.
 """
 
 from __future__ import annotations
 
 import dataclasses
+import os
 import time
 from collections.abc import Callable, Iterable, Mapping
 from typing import Any
@@ -30,9 +31,12 @@ from driftline.schemas.events import InvalidEvent
 from driftline.stream.monitor import ModelMonitor, MonitorConfig
 from driftline.stream.policy import WindowClosed
 from driftline.stream.reference import ReferenceProfile
-from driftline.stream.replay_decode import DecodedChunk, ParallelDecoder, decode_chunk
+from driftline.stream.replay_decode import DecodedChunk, ParallelDecoder, decode_chunk, line_ranges
 
 __all__ = ["InvalidLine", "ReplaySummary", "Replay", "read_reference", "replay_lines"]
+
+FILE_CHUNK_BYTES = 2 << 20
+"""Bytes per chunk of a file read by `Replay.feed_file` (a few thousand lines)."""
 
 MAX_INVALID_LISTED = 100
 """Invalid lines kept with their reasons in the summary (all are counted)."""
@@ -128,6 +132,40 @@ class Replay:
         full, self._carry = self._carry[:cut], self._carry[cut:]
         for start in range(0, cut, size):
             self._decode(full[start:start + size])
+
+    def feed_file(self, path: str | os.PathLike[str], on_chunk: Callable[[], None] | None = None) -> None:
+        """Process every line of a regular file (``on_chunk`` after each chunk, e.g. progress).
+
+        With ``jobs > 1`` the workers read byte ranges of about ``FILE_CHUNK_BYTES``
+        themselves (`ParallelDecoder.submit_range`); with one process the lines are read
+        here and fed. The output is the same either way.
+        """
+        if self._carry:
+            raise ValueError("feed_file after feed: the lines fed so far must be finished first")
+        if self.jobs == 1:
+            with open(path, "rb") as handle:
+                while chunk := handle.readlines(FILE_CHUNK_BYTES):
+                    self.feed(chunk)
+                    if on_chunk is not None:
+                        on_chunk()
+            return
+        if self._decoder is None:
+            self._decoder = ParallelDecoder(self.jobs)
+        for chunk in self._decoder.drain():  # chunks of earlier `feed` calls come first
+            self._apply(chunk)
+        for offset, length in line_ranges(path, FILE_CHUNK_BYTES):
+            for chunk in self._decoder.submit_range(str(path), offset, length):
+                self._apply_next(chunk)
+                if on_chunk is not None:
+                    on_chunk()
+        for chunk in self._decoder.drain():  # numbered here, so none is left for `finish`
+            self._apply_next(chunk)
+
+    def _apply_next(self, chunk: DecodedChunk) -> None:
+        """A chunk of a file range: its lines follow the lines applied so far."""
+        chunk = chunk.rebased(self._next_line)
+        self._next_line += chunk.lines
+        self._apply(chunk)
 
     def _decode(self, lines: list[bytes]) -> None:
         base = self._next_line

@@ -9,11 +9,18 @@ order, so the monitor sees the same events in the same order as with one process
 A chunk comes back as small picklable pieces (`Packed`): numpy arrays, plain lists,
 and the purely numeric feature columns as one float64 matrix — the same split as the
 version 2 observation batch, so the caller rebuilds each batch without parsing.
+
+From a regular file the workers read the lines themselves (`submit_range`: a byte
+range that ends at a line end): the caller then neither reads nor pickles lines, and
+only the monitor is left in its process. A worker numbers its lines from 0; the caller
+shifts them by the lines of the ranges before (`DecodedChunk.rebased`).
 """
 
 from __future__ import annotations
 
+import io
 import multiprocessing
+import os
 from collections import deque
 from concurrent.futures import Future, ProcessPoolExecutor
 from dataclasses import dataclass
@@ -23,7 +30,7 @@ from driftline.schemas.batch import BatchBuilder, ObservationBatch
 from driftline.schemas.columnar import FeatureRun, decode_features
 from driftline.schemas.events import InvalidEvent
 
-__all__ = ["DecodedChunk", "ParallelDecoder", "decode_chunk"]
+__all__ = ["DecodedChunk", "ParallelDecoder", "decode_chunk", "line_ranges"]
 
 
 @dataclass
@@ -34,6 +41,14 @@ class DecodedChunk:
     lines: int
     batches: list[ObservationBatch]
     invalid: list[tuple[int, InvalidEvent]]
+
+    def rebased(self, base: int) -> DecodedChunk:
+        """The same chunk with its lines numbered from ``base`` instead of ``self.base``."""
+        shift = base - self.base
+        for batch in self.batches:
+            if batch.index is not None:
+                batch.index = batch.index + shift
+        return DecodedChunk(base, self.lines, self.batches, [(line + shift, e) for line, e in self.invalid])
 
 
 def decode_chunk(base: int, lines: list[bytes]) -> DecodedChunk:
@@ -91,6 +106,34 @@ def _work(base: int, lines: list[bytes]) -> tuple[int, int, list[Packed], list[t
     return chunk.base, chunk.lines, [pack(b) for b in chunk.batches], chunk.invalid
 
 
+def line_ranges(path: str | os.PathLike[str], size: int) -> list[tuple[int, int]]:
+    """``(offset, length)`` ranges of about ``size`` bytes covering the file, each ending
+    just after a line end (the last at the end of the file)."""
+    ranges = []
+    with open(path, "rb") as handle:
+        end = os.fstat(handle.fileno()).st_size
+        start = 0
+        while start < end:
+            stop = min(start + size, end)
+            if stop < end:
+                handle.seek(stop - 1)
+                stop = stop - 1 + len(handle.readline())  # through the next line end (or EOF)
+            ranges.append((start, stop - start))
+            start = stop
+    return ranges
+
+
+def read_lines(path: str | os.PathLike[str], offset: int, length: int) -> list[bytes]:
+    """The lines of a byte range, split exactly as ``readlines`` splits the file."""
+    with open(path, "rb") as handle:
+        handle.seek(offset)
+        return io.BytesIO(handle.read(length)).readlines()
+
+
+def _work_range(path: str, offset: int, length: int) -> tuple[int, int, list[Packed], list[tuple[int, InvalidEvent]]]:
+    return _work(0, read_lines(path, offset, length))
+
+
 def _context() -> multiprocessing.context.BaseContext:
     """fork where there is one (workers start at once, modules already imported): replay
     runs no threads of its own; spawn elsewhere."""
@@ -111,7 +154,15 @@ class ParallelDecoder:
 
     def submit(self, base: int, lines: list[bytes]) -> list[DecodedChunk]:
         """Queue a chunk; return the chunks finished meanwhile once the queue is full."""
-        self._pending.append(self._pool.submit(_work, base, lines))
+        return self._queue(self._pool.submit(_work, base, lines))
+
+    def submit_range(self, path: str, offset: int, length: int) -> list[DecodedChunk]:
+        """Like `submit`, for the lines of a byte range the worker reads itself (numbered
+        from 0: see `DecodedChunk.rebased`)."""
+        return self._queue(self._pool.submit(_work_range, path, offset, length))
+
+    def _queue(self, future: Future[Any]) -> list[DecodedChunk]:
+        self._pending.append(future)
         done = []
         while len(self._pending) > 4 * self.jobs:
             done.append(self._take())

@@ -68,11 +68,19 @@ def run(args: argparse.Namespace, stdout: IO[bytes] | None = None, stderr: IO[st
     replay = Replay(config, references, args.batch_size, emit, emit if args.windows else None,
                     getattr(args, "jobs", 1))
     progress = _Progress(err) if err.isatty() else None
-    for chunk in _chunks(args.events):
-        replay.feed(chunk)
+
+    def after_chunk() -> None:
         out.flush()
         if progress:
             progress.show(replay.summary)
+
+    if args.events == "-":
+        for chunk in _chunks(args.events):
+            replay.feed(chunk)
+            after_chunk()
+    else:  # a file: with --jobs, the workers read it themselves
+        _open(args.events).close()  # a clear error before any work
+        replay.feed_file(args.events, on_chunk=after_chunk)
     summary = replay.finish()
     out.flush()
     if progress:

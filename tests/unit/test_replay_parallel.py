@@ -63,3 +63,40 @@ def test_pack_and_unpack_keep_every_column() -> None:
         assert back.only_numbers(name)
         np.testing.assert_array_equal(back.numeric_column(name), batch.numeric_column(name))
     assert not back.only_numbers("c") and back.features["c"] == batch.features["c"]
+
+
+def test_workers_reading_the_file_give_what_one_process_gives(tmp_path, monkeypatch) -> None:
+    """`feed_file` with workers: byte ranges read in the workers, lines renumbered here."""
+    import driftline.stream.replay as replay_module
+    from driftline.stream.replay import Replay
+
+    lines = _lines()
+    path = tmp_path / "events.jsonl"
+    path.write_bytes(b"\n".join(lines) + b"\n")
+    monkeypatch.setattr(replay_module, "FILE_CHUNK_BYTES", 64 * 1024)  # many ranges, many in flight
+    one = replay_lines(lines, batch_size=700)
+    decisions: list = []
+    windows: list = []
+    replay = Replay(batch_size=700, on_decision=decisions.append, on_window=windows.append, jobs=2)
+    chunks: list[int] = []
+    replay.feed_file(path, on_chunk=lambda: chunks.append(replay.summary.lines))
+    summary = replay.finish()
+    assert [d.to_dict() for d in one[0]] == [d.to_dict() for d in decisions] and decisions
+    assert [w.to_dict() for w in one[1]] == [w.to_dict() for w in windows]
+    assert [(i.line, i.rule) for i in summary.invalid_lines] == [(i.line, i.rule) for i in one[2].invalid_lines]
+    assert summary.lines == len(lines) and summary.events == one[2].events
+    assert len(chunks) > 4 and chunks == sorted(chunks), "progress after every range, in order"
+
+
+def test_line_ranges_cover_the_file_and_end_at_line_ends(tmp_path) -> None:
+    from driftline.stream.replay_decode import line_ranges, read_lines
+
+    data = b"".join(b"x" * (i % 37) + b"\n" for i in range(500)) + b"no newline at the end"
+    path = tmp_path / "f"
+    path.write_bytes(data)
+    for size in (1, 10, 100, 4096, len(data) * 2):
+        ranges = line_ranges(path, size)
+        assert sum(length for _, length in ranges) == len(data)
+        assert all(a + la == b for (a, la), (b, _) in zip(ranges, ranges[1:]))
+        assert all(data[o + n - 1:o + n] == b"\n" for o, n in ranges[:-1])
+        assert [line for o, n in ranges for line in read_lines(path, o, n)] == data.splitlines(keepends=True)
