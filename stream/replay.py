@@ -35,8 +35,10 @@ from driftline.stream.replay_decode import DecodedChunk, ParallelDecoder, decode
 
 __all__ = ["InvalidLine", "ReplaySummary", "Replay", "read_reference", "replay_lines"]
 
-FILE_CHUNK_BYTES = 2 << 20
-"""Bytes per chunk of a file read by `Replay.feed_file` (a few thousand lines)."""
+FILE_CHUNK_BYTES = 1 << 20
+"""Bytes read at a time by `Replay.feed_file` in one process."""
+RANGE_BYTES_PER_EVENT = 512
+"""A worker's byte range is ``batch_size`` times this (about a batch of 20-feature lines)."""
 
 MAX_INVALID_LISTED = 100
 """Invalid lines kept with their reasons in the summary (all are counted)."""
@@ -136,13 +138,15 @@ class Replay:
     def feed_file(self, path: str | os.PathLike[str], on_chunk: Callable[[], None] | None = None) -> None:
         """Process every line of a regular file (``on_chunk`` after each chunk, e.g. progress).
 
-        With ``jobs > 1`` the workers read byte ranges of about ``FILE_CHUNK_BYTES``
-        themselves (`ParallelDecoder.submit_range`); with one process the lines are read
-        here and fed. The output is the same either way.
+        With ``jobs > 1`` the workers read byte ranges themselves, about
+        ``batch_size * RANGE_BYTES_PER_EVENT`` bytes each (`ParallelDecoder.submit_range`);
+        with one process, or a file of one range, the lines are read here and fed. The
+        output is the same either way.
         """
         if self._carry:
             raise ValueError("feed_file after feed: the lines fed so far must be finished first")
-        if self.jobs == 1:
+        ranges = line_ranges(path, self.batch_size * RANGE_BYTES_PER_EVENT) if self.jobs > 1 else []
+        if len(ranges) < 2:
             with open(path, "rb") as handle:
                 while chunk := handle.readlines(FILE_CHUNK_BYTES):
                     self.feed(chunk)
@@ -153,7 +157,7 @@ class Replay:
             self._decoder = ParallelDecoder(self.jobs)
         for chunk in self._decoder.drain():  # chunks of earlier `feed` calls come first
             self._apply(chunk)
-        for offset, length in line_ranges(path, FILE_CHUNK_BYTES):
+        for offset, length in ranges:
             for chunk in self._decoder.submit_range(str(path), offset, length):
                 self._apply_next(chunk)
                 if on_chunk is not None:

@@ -73,7 +73,7 @@ def test_workers_reading_the_file_give_what_one_process_gives(tmp_path, monkeypa
     lines = _lines()
     path = tmp_path / "events.jsonl"
     path.write_bytes(b"\n".join(lines) + b"\n")
-    monkeypatch.setattr(replay_module, "FILE_CHUNK_BYTES", 64 * 1024)  # many ranges, many in flight
+    monkeypatch.setattr(replay_module, "RANGE_BYTES_PER_EVENT", 64)  # many ranges, many in flight
     one = replay_lines(lines, batch_size=700)
     decisions: list = []
     windows: list = []
@@ -86,6 +86,20 @@ def test_workers_reading_the_file_give_what_one_process_gives(tmp_path, monkeypa
     assert [(i.line, i.rule) for i in summary.invalid_lines] == [(i.line, i.rule) for i in one[2].invalid_lines]
     assert summary.lines == len(lines) and summary.events == one[2].events
     assert len(chunks) > 4 and chunks == sorted(chunks), "progress after every range, in order"
+    assert replay._decoder is None, "the workers are stopped"
+
+
+def test_a_file_of_one_range_starts_no_workers(tmp_path, monkeypatch) -> None:
+    from driftline.stream import replay as replay_module
+    from driftline.stream.replay import Replay
+
+    path = tmp_path / "short.jsonl"
+    path.write_bytes(b"\n".join(_lines()[:300]) + b"\n")
+    started: list[int] = []
+    monkeypatch.setattr(replay_module, "ParallelDecoder", lambda jobs: started.append(jobs))
+    replay = Replay(jobs=2)
+    replay.feed_file(path)
+    assert replay.finish().lines == 300 and started == []
 
 
 def test_line_ranges_cover_the_file_and_end_at_line_ends(tmp_path) -> None:
