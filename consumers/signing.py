@@ -72,13 +72,17 @@ def _hex32(text: str) -> bytes:
     return raw
 
 
+def _public_raw(key: Ed25519PublicKey) -> bytes:
+    return key.public_bytes(Encoding.Raw, PublicFormat.Raw)
+
+
 def public_hex(key: Ed25519PublicKey) -> str:
-    return key.public_bytes(Encoding.Raw, PublicFormat.Raw).hex()
+    return _public_raw(key).hex()
 
 
 def key_id(key: Ed25519PublicKey) -> str:
     """A short fingerprint of the public key: tells a wrong key apart from tampering."""
-    return hashlib.sha256(b"driftline-key-id|" + key.public_bytes(Encoding.Raw, PublicFormat.Raw)).hexdigest()[:12]
+    return hashlib.sha256(b"driftline-key-id|" + _public_raw(key)).hexdigest()[:12]
 
 
 def public_key_file(private_key_file: str | os.PathLike[str]) -> Path:

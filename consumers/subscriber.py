@@ -5,8 +5,9 @@ For serving processes and edge devices. It follows the compacted model-updates t
 and for each pointer move of its model it
 
 1. verifies the artifact's SHA-256 and Ed25519 signature with the trainer's public key
-   (it cannot sign) — a tampered, unsigned or wrongly-keyed artifact is refused (``on_error`` callback, ``…_updates{outcome=refused}``
-   metric, a warning log) and **never unpickled**; the current model keeps serving;
+   (it cannot sign) — a tampered, unsigned or wrongly-keyed artifact is refused
+   (``on_error`` callback, ``…_updates{outcome=refused}`` metric, a warning log) and
+   **never unpickled**; the current model keeps serving;
 2. loads it and swaps it in with a single reference assignment, so concurrent readers
    (``predict_one``/``current``) see the old or the new model, never a mix;
 3. persists it (pointer JSON + artifact bytes) under ``cache_dir``, so a restarted or

@@ -22,7 +22,7 @@ import dataclasses
 import os
 import time
 from collections.abc import Callable, Iterable, Mapping
-from typing import Any
+from typing import IO, Any
 
 from driftline.schemas.batch import ObservationBatch
 from driftline.schemas.codec import decode_event
@@ -36,7 +36,7 @@ from driftline.stream.replay_decode import DecodedChunk, ParallelDecoder, decode
 __all__ = ["InvalidLine", "ReplaySummary", "Replay", "read_reference", "replay_lines"]
 
 FILE_CHUNK_BYTES = 1 << 20
-"""Bytes read at a time by `Replay.feed_file` in one process."""
+"""Bytes read at a time by `Replay.feed_stream` (and `Replay.feed_file` in one process)."""
 RANGE_BYTES_PER_EVENT = 512
 """A worker's byte range is ``batch_size`` times this (about a batch of 20-feature lines)."""
 
@@ -148,10 +148,7 @@ class Replay:
         ranges = line_ranges(path, self.batch_size * RANGE_BYTES_PER_EVENT) if self.jobs > 1 else []
         if len(ranges) < 2:
             with open(path, "rb") as handle:
-                while chunk := handle.readlines(FILE_CHUNK_BYTES):
-                    self.feed(chunk)
-                    if on_chunk is not None:
-                        on_chunk()
+                self.feed_stream(handle, on_chunk)
             return
         if self._decoder is None:
             self._decoder = ParallelDecoder(self.jobs)
@@ -164,6 +161,14 @@ class Replay:
                     on_chunk()
         for chunk in self._decoder.drain():  # numbered here, so none is left for `finish`
             self._apply_next(chunk)
+
+    def feed_stream(self, handle: IO[bytes], on_chunk: Callable[[], None] | None = None) -> None:
+        """Process every line of an open binary stream (stdin, a pipe), read about
+        ``FILE_CHUNK_BYTES`` at a time (``on_chunk`` after each)."""
+        while chunk := handle.readlines(FILE_CHUNK_BYTES):
+            self.feed(chunk)
+            if on_chunk is not None:
+                on_chunk()
 
     def _apply_next(self, chunk: DecodedChunk) -> None:
         """A chunk of a file range: its lines follow the lines applied so far."""

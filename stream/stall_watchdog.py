@@ -158,11 +158,16 @@ class StallWatchdog:
         return True
 
 
+def _assignment_state(consumer: Any, tp: Any) -> Any:
+    """aiokafka's state of ``tp`` under faust's consumer (internals: raises if they changed)."""
+    inner = consumer._thread._ensure_consumer()
+    return inner._subscription.subscription.assignment.state_value(tp)
+
+
 def _client_position(consumer: Any, tp: Any) -> int | None:
-    """aiokafka's fetch position of ``tp`` (internals: None if they changed)."""
+    """aiokafka's fetch position of ``tp`` (None if the internals changed)."""
     try:
-        inner = consumer._thread._ensure_consumer()
-        position = inner._subscription.subscription.assignment.state_value(tp)._position
+        position = _assignment_state(consumer, tp)._position
     except Exception:  # noqa: BLE001 - no position: the caller keeps re-seeking
         return None
     return int(position) if position is not None else None
@@ -176,8 +181,7 @@ def _diagnostics(consumer: Any, tp: Any) -> dict[str, Any]:
         "faust_buffered": tp in consumer._buffered_partitions,
     }
     try:
-        inner = consumer._thread._ensure_consumer()
-        state = inner._subscription.subscription.assignment.state_value(tp)
+        state = _assignment_state(consumer, tp)
         facts.update(kafka_paused=state.paused, kafka_position=state._position,
                      kafka_status=str(getattr(state, "_status", "")))
     except Exception as exc:  # noqa: BLE001 - diagnostics only

@@ -75,9 +75,7 @@ def run(args: argparse.Namespace, stdout: IO[bytes] | None = None, stderr: IO[st
             progress.show(replay.summary)
 
     if args.events == "-":
-        for chunk in _chunks(args.events):
-            replay.feed(chunk)
-            after_chunk()
+        replay.feed_stream(sys.stdin.buffer, after_chunk)
     else:  # a file: with --jobs, the workers read it themselves
         _open(args.events).close()  # a clear error before any work
         replay.feed_file(args.events, on_chunk=after_chunk)

@@ -125,3 +125,16 @@ def test_bad_config_key_is_reported(tmp_path, capsys):
     (tmp_path / "e.jsonl").write_bytes(b"")
     code, _, err = replay(capsys, tmp_path / "e.jsonl", "--config", tmp_path / "bad.toml")
     assert code == 2 and "policy.consecutive_windowz" in err
+
+
+def test_stdin_gives_what_the_file_gives(files, capsys, monkeypatch):
+    import io
+
+    tmp, _ = files
+    code, from_file, _ = replay(capsys, tmp / "events.jsonl", "--config", tmp / "driftline.toml", "--windows")
+    stdin = io.TextIOWrapper(io.BytesIO((tmp / "events.jsonl").read_bytes()))
+    monkeypatch.setattr(sys, "stdin", stdin)
+    code_stdin, from_stdin, err = replay(capsys, "-", "--config", tmp / "driftline.toml", "--windows")
+    assert code == code_stdin == 0
+    assert from_stdin == from_file and any(d["type"] == "retrain_requested" for d in from_stdin)
+    assert "invalid" in err
