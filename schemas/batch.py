@@ -11,11 +11,11 @@ from __future__ import annotations
 from functools import partial
 from itertools import chain
 from operator import itemgetter
-from typing import Any, Callable, Iterable, Sequence
+from typing import Any, Callable, Iterable
 
 import numpy as np
 
-from .columnar import FeatureRun
+from .feature_run import FeatureRun
 from .numeric_block import lists_from_block, split_numeric
 from .events import Event, FeatureEvent, FeatureValue, PredictionEvent
 
@@ -200,8 +200,8 @@ class BatchBuilder:
     Rows are kept as they come and turned into columns once in `build()`: a feature
     first seen mid-batch is simply None (missing) in earlier feature rows. Feature rows
     go into four plain lists; predictions and labels (rarer) are remembered by row.
-    `add_features` appends many already-validated feature rows at C speed (the
-    columnar path of ingest and replay, see `driftline.schemas.columnar`).
+    `add_run` appends many already-validated feature rows at C speed (the columnar
+    path of ingest and replay, see `driftline.schemas.columnar`).
     """
 
     def __init__(self, model_id: str) -> None:
@@ -212,13 +212,14 @@ class BatchBuilder:
         """Forget all rows (after a batch is built and sent)."""
         self._event_id: list[str] = []
         self._ts: list[float] = []
-        self._features: list[dict[str, FeatureValue] | None] = []
+        self._features: list[dict[str, FeatureValue] | None] = []  # rows not in _runs
         self._index: list[int] = []
         self._other: dict[int, Event] = {}  # row -> prediction or label event
         self._numeric_only = True  # every feature value so far is int, float or None
-        # Pre-transposed column blocks covering all rows so far (see add_features);
-        # None once a row comes without them.
-        self._blocks: list[tuple[tuple[str, ...], list[list[Any]], np.ndarray | None]] | None = []
+        # While every row so far came in runs with the same names and their values as
+        # tuples or a matrix, the runs themselves (see add_run); None once a row comes
+        # otherwise, and from then on every row is a dict in _features.
+        self._runs: list[FeatureRun] | None = []
 
     def __len__(self) -> int:
         return len(self._event_id)
@@ -227,12 +228,20 @@ class BatchBuilder:
         if self._event_id and indexed != bool(self._index):
             raise ValueError("give an index for every row of a batch or for none")
 
+    def _leave_runs(self) -> None:
+        """Rows kept as runs become dicts in _features (a row of another form follows)."""
+        if self._runs is not None:
+            for run in self._runs:
+                self._features.extend(run.features)
+            self._runs = None
+
     def add(self, event: Event, index: int | None = None) -> None:
         """Append one event; `index` (all or none of the rows) is kept as batch.index."""
         if event.model_id != self.model_id:
             raise ValueError(f"event of model {event.model_id!r} added to {self.model_id!r}")
         if (index is None) == bool(self._index) and self._event_id:
             raise ValueError("give an index for every row of a batch or for none")
+        self._leave_runs()
         if index is not None:
             self._index.append(index)
         self._event_id.append(event.event_id)
@@ -243,46 +252,33 @@ class BatchBuilder:
             self._other[len(self._features)] = event
             self._features.append(getattr(event, "features", None))
         self._numeric_only = False
-        self._blocks = None
 
-    def add_features(self, event_id: Sequence[str], ts: Sequence[float],
-                     features: Sequence[dict[str, FeatureValue]],
-                     index: Iterable[int] | None = None, numeric_only: bool = False,
-                     names: tuple[str, ...] | None = None,
-                     values: Sequence[tuple[FeatureValue, ...]] | None = None,
-                     numeric: np.ndarray | None = None) -> None:
-        """Append validated feature rows of this model (columns of equal length).
+    def add_run(self, run: FeatureRun, index: Iterable[int] | None = None) -> None:
+        """Append a run of validated feature rows of this model (`decode_features`).
 
-        `numeric_only` promises every feature value is an int, a float or None (lets
-        `numeric_column` skip its type scan). `names`/`values`/`numeric` may give the
-        same rows as value tuples (every row has exactly `names`, in that order) and
-        converted (`numeric_column` of each name, stacked); `build` then concatenates
-        the matrices and transposes the tuples only when the lists are first read.
+        A run with value tuples or a matrix for fixed `names` is kept as it is: `build`
+        concatenates the matrices and makes the feature lists only when they are first
+        read (`numeric_only` lets `numeric_column` skip its type scan).
         """
-        if len(event_id) != len(ts) or len(ts) != len(features):
-            raise ValueError("feature rows: columns of different lengths")
-        if not event_id:
+        if not len(run):
             return
         self._check_index(index is not None)
-        self._numeric_only = self._numeric_only and numeric_only
+        self._numeric_only = self._numeric_only and run.numeric_only
         if index is not None:
             before = len(self._index)
             self._index.extend(index)
-            if len(self._index) - before != len(event_id):
+            if len(self._index) - before != len(run):
                 raise ValueError("feature rows: index of a different length")
-        if self._blocks is not None:
-            if values is None or names is None or (self._blocks and self._blocks[0][0] != names):
-                self._blocks = None
-            else:
-                self._blocks.append((names, values, numeric if numeric_only else None))
-        self._event_id.extend(event_id)
-        self._ts.extend(ts)
-        self._features.extend(features)
-
-    def add_run(self, run: FeatureRun, index: Iterable[int] | None = None) -> None:
-        """Append a run of `decode_features` (all rows of this model), columns included."""
-        self.add_features(run.event_id, run.ts, run.features, index, run.numeric_only,
-                          run.names, run.rows, run.numeric)
+        runs = self._runs
+        if (runs is not None and run.names is not None
+                and (run.rows is not None or run.numeric is not None)
+                and (not runs or runs[0].names == run.names)):
+            runs.append(run)
+        else:
+            self._leave_runs()
+            self._features.extend(run.features)
+        self._event_id.extend(run.event_id)
+        self._ts.extend(run.ts)
 
     def build(self) -> ObservationBatch:
         """The rows so far as columns (the builder is left unchanged)."""
@@ -307,17 +303,17 @@ class BatchBuilder:
             else:
                 kind[row] = KIND_LABEL
                 label[row] = event.label  # type: ignore[union-attr]
-        absent = rows.count(None)
+        runs = self._runs
+        absent = 0 if runs else rows.count(None)
         has_features = (np.ones(n, dtype=bool) if not absent
-                         else np.array([r is not None for r in rows], dtype=bool))
-        blocks = self._blocks
+                        else np.array([r is not None for r in rows], dtype=bool))
         numeric: np.ndarray | None = None
         names: tuple[str, ...] = ()
         features: dict[str, list[FeatureValue]] | None = None
-        if blocks:  # every row came as value tuples, all with the same names
-            names = blocks[0][0]
-            if all(b[2] is not None for b in blocks):
-                numeric = np.concatenate([b[2] for b in blocks], axis=1)  # type: ignore[misc]
+        if runs:  # every row came in runs with the same names
+            names = runs[0].names  # type: ignore[assignment]
+            if all(r.numeric is not None for r in runs):
+                numeric = np.concatenate([r.numeric for r in runs], axis=1)  # type: ignore[misc]
         else:
             features = _columns(rows, absent)
         batch = ObservationBatch(
@@ -335,18 +331,20 @@ class BatchBuilder:
             index=np.array(self._index, dtype=np.int64) if self._index else None,
         )
         batch._numeric_only = self._numeric_only
-        if blocks:
-            batch.features_later(names, partial(_transpose, names, [b[1] for b in blocks]))
+        if runs:
+            batch.features_later(names, partial(_run_columns, names, list(runs)))
         if numeric is not None:
             numeric.flags.writeable = False
             batch._numeric.update(zip(names, numeric))
         return batch
 
 
-def _transpose(names: tuple[str, ...], blocks: list[Sequence[tuple[FeatureValue, ...]]]
-               ) -> dict[str, list[FeatureValue]]:
-    """Value tuples (blocks of rows, in `names` order) as one list per name."""
-    return dict(zip(names, map(list, zip(*chain.from_iterable(blocks)))))
+def _run_columns(names: tuple[str, ...], runs: list[FeatureRun]) -> dict[str, list[FeatureValue]]:
+    """Runs of rows with exactly `names` as one list per name."""
+    if len(runs) == 1:
+        return runs[0].columns()
+    parts = [run.columns() for run in runs]
+    return {name: list(chain.from_iterable(part[name] for part in parts)) for name in names}
 
 
 def _columns(rows: list[dict[str, FeatureValue] | None], absent: int) -> dict[str, list[FeatureValue]]:

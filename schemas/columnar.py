@@ -20,7 +20,6 @@ Examples:
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from itertools import chain, repeat
 from operator import itemgetter
 from typing import Any, Union
@@ -29,7 +28,9 @@ import numpy as np
 import orjson
 
 from .codec import MAX_MESSAGE_BYTES, MAX_PROPERTIES, TS_MAX, decode_event, is_valid_model_id
-from .events import Event, EventKind, FeatureValue, InvalidEvent
+from .events import Event, EventKind, InvalidEvent
+from .feature_run import FeatureRun
+from .typed_columns import typed_run
 
 __all__ = ["FeatureRun", "decode_features"]
 
@@ -45,72 +46,6 @@ _BRACE, _QUOTE, _BRACKET, _BACKSLASH, _T, _F = (ord(c) for c in '{"[\\tf')
 _FIXED_LETTERS = {c: "model_idevent_idtsfeatures".count(c) for c in "tf"}  # a feature event's names
 _TYPED_LETTERS = {c: "typefeature".count(c) for c in "tf"}  # "type": "feature"
 _loads, _JSONDecodeError = orjson.loads, orjson.JSONDecodeError
-
-
-@dataclass(eq=False)
-class FeatureRun:
-    """Consecutive valid feature events (messages ``start`` .. ``start + len - 1``).
-
-    The columns are what `decode_event` would have put in the events' fields;
-    `numeric_only` is True when every feature value is an int, a float or None.
-    """
-
-    start: int
-    model_id: list[str]
-    event_id: list[str]
-    ts: list[float]
-    features: list[dict[str, FeatureValue]]
-    numeric_only: bool
-    names: tuple[str, ...] | None = None
-    """When every row has exactly these feature names (the usual case): then"""
-    rows: list[tuple[FeatureValue, ...]] | None = None
-    """each row's values in `names` order (`columns` transposes them), and, if
-    `numeric_only`,"""
-    numeric: np.ndarray | None = None
-    """the columns as a float64 matrix (names × rows, NaN for None)."""
-
-    def __len__(self) -> int:
-        return len(self.event_id)
-
-    def by_model(self) -> list[tuple[str, FeatureRun, list[int] | None]]:
-        """``(model_id, rows of that model, their positions in this run)`` per model.
-
-        Positions are None when the run holds one model (the sub-run is the run
-        itself). Sub-runs keep the order of the rows and carry picked columns.
-        """
-        ids = self.model_id
-        if ids.count(ids[0]) == len(ids):
-            return [(ids[0], self, None)]
-        rows: dict[str, list[int]] = {}
-        for row, model_id in enumerate(ids):
-            rows.setdefault(model_id, []).append(row)
-        return [(model_id, self.pick(picked), picked) for model_id, picked in rows.items()]
-
-    def pick(self, rows: list[int]) -> FeatureRun:
-        """The given rows (positions in this run), columns included."""
-        getter = itemgetter(*rows)
-
-        def take(seq: list[Any]) -> list[Any]:
-            return list(getter(seq)) if len(rows) > 1 else [getter(seq)]
-
-        run = FeatureRun(self.start + rows[0], take(self.model_id), take(self.event_id),
-                         take(self.ts), take(self.features), self.numeric_only)
-        if self.rows is not None:
-            run.names, run.rows = self.names, take(self.rows)
-            if self.numeric is not None:
-                run.numeric = self.numeric[:, rows]
-        return run
-
-    def slice(self, start: int, stop: int) -> FeatureRun:
-        """Rows [start, stop) (list slices and a numpy view)."""
-        part = slice(start, stop)
-        run = FeatureRun(self.start + start, self.model_id[part], self.event_id[part],
-                         self.ts[part], self.features[part], self.numeric_only, self.names)
-        if self.rows is not None:
-            run.rows = self.rows[part]
-        if self.numeric is not None:
-            run.numeric = self.numeric[:, part]
-        return run
 
 
 Decoded = Union[FeatureRun, "tuple[int, Event | InvalidEvent]"]
@@ -132,7 +67,7 @@ def decode_features(raws: list[bytes], kind: EventKind | None = None) -> list[De
 
 
 def _decode(raws: list[bytes], start: int, kind: EventKind | None, out: list[Decoded]) -> None:
-    run = _fast_run(raws, start) if raws else None
+    run = (typed_run(raws, start) or _fast_run(raws, start)) if raws else None
     if run is not None:
         out.append(run)
     elif len(raws) <= _SMALLEST_RUN:

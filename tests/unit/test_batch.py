@@ -244,7 +244,8 @@ def test_run_by_model_keeps_each_models_rows_in_order() -> None:
         assert rows.model_id == [model_id] * len(picked)
         assert rows.event_id == [f"e{p}" for p in picked]
         assert rows.ts == [float(p) for p in picked]
-        assert rows.rows == [(p, p / 2) for p in picked]
+        assert rows.features == [{"x": p, "y": p / 2} for p in picked]
+        assert rows.columns() == {"x": [float(p) for p in picked], "y": [p / 2 for p in picked]}
         assert rows.numeric.tolist() == [[float(p) for p in picked], [p / 2 for p in picked]]
     (single,) = decode_features(_feature_raws(["a", "a"]), "feature")
     assert single.by_model() == [("a", single, None)]

@@ -1,0 +1,123 @@
+"""Decode a run of plain numeric feature events straight into a float64 matrix.
+
+The commonest input — every message a feature event of the same purely numeric
+features, as a served model produces them — is the one replay and ingest must decode
+fastest. `orjson.loads` builds two dicts per message that `columnar` then checks
+column by column; here a msgspec decoder typed for exactly that event (the first
+message's feature names, each a number or null; ids and ts with their schema bounds)
+checks every rule while it parses, into small structs, and the values go once into
+a matrix. That is about 1.5 µs a message less than `columnar`'s path.
+
+Like `columnar`, it only ever *accepts*: anything the typed decoder refuses — another
+event type, a string or boolean feature, other names, a broken rule, bad JSON — makes
+`typed_run` return None and the caller takes the general path, which ends in
+`decode_event`, the reference. What it accepts, `decode_event` accepts with the same
+values, except that integers come back as floats (see `FeatureRun`).
+
+Examples:
+    >>> run = typed_run([b'{"model_id":"m","event_id":"a","ts":1,"features":{"x":2,"y":null}}'], 0)
+    >>> run.names, run.numeric.tolist(), run.features
+    (('x', 'y'), [[2.0], [nan]], [{'x': 2.0, 'y': None}])
+    >>> typed_run([b'{"model_id":"m","event_id":"a","ts":1,"features":{"x":"a"}}'], 0) is None
+    True
+"""
+
+from __future__ import annotations
+
+import re
+from itertools import chain
+from operator import attrgetter
+from typing import Annotated, Any, Literal, Optional
+
+import msgspec
+import numpy as np
+import orjson
+
+from .event_rules import MAX_MESSAGE_BYTES, MAX_NAME, TS_MAX, is_valid_model_id
+from .feature_run import FeatureRun
+
+__all__ = ["typed_run"]
+
+MAX_TYPED_NAMES = 1024
+"""Rows with more features take `columnar`'s path (a struct type per set of names)."""
+_DECODERS_KEPT = 64  # distinct sets of feature names with a decoder ready
+
+_EventId = Annotated[str, msgspec.Meta(min_length=1, max_length=MAX_NAME)]
+_Ts = Annotated[float, msgspec.Meta(ge=0, lt=TS_MAX)]
+_FIELDS = attrgetter("model_id", "event_id", "ts")
+_FEATURES = attrgetter("features")
+_UNNAMEABLE = re.compile(r'[\\"\x00-\x1f]')  # msgspec cannot rename a field to these
+
+
+class _Typed:
+    """One set of feature names: its decoder of a JSON array of events, and a getter of
+    a row's values in name order."""
+
+    def __init__(self, names: tuple[str, ...]) -> None:
+        # attributes f0, f1, ... read from the real names (any string can be a name)
+        fields = [f"f{i}" for i in range(len(names))]
+        features = msgspec.defstruct("Features", [(f, Optional[float]) for f in fields],
+                                     rename=dict(zip(fields, names)),
+                                     forbid_unknown_fields=True, gc=False)
+        event = msgspec.defstruct("FeatureEvent", [
+            ("model_id", str), ("event_id", _EventId), ("ts", _Ts), ("features", features),
+            ("type", Literal["feature"], "feature"),
+        ], forbid_unknown_fields=True, gc=False)
+        self.decoder = msgspec.json.Decoder(list[event])  # type: ignore[valid-type]
+        self.values = attrgetter(*fields)
+        self.names = names
+
+
+_typed: dict[tuple[str, ...], _Typed] = {}
+
+
+def typed_run(raws: list[bytes], start: int) -> FeatureRun | None:
+    """The messages as one run (numbered from ``start``), or None if any is not a plain
+    valid feature event with the first message's numeric features."""
+    if set(map(type, raws)) != {bytes} or max(map(len, raws)) > MAX_MESSAGE_BYTES:
+        return None
+    typed = _for_names(_names(raws[0]))
+    if typed is None:
+        return None
+    try:  # one array of all messages: a message holding two events makes the count wrong
+        events = typed.decoder.decode(b"[" + b",".join(raws) + b"]")
+    except msgspec.DecodeError:  # bad JSON, or a rule broken (ValidationError)
+        return None
+    n = len(raws)
+    if len(events) != n:
+        return None
+    model_id, event_id, ts = map(list, zip(*map(_FIELDS, events)))
+    if not all(map(is_valid_model_id, set(model_id))):
+        return None
+    width = len(typed.names)
+    rows = map(typed.values, map(_FEATURES, events))  # a tuple per row, a value if one name
+    values = chain.from_iterable(rows) if width > 1 else rows
+    matrix = np.fromiter(values, np.float64, n * width).reshape(n, width).T  # None -> NaN
+    return FeatureRun(start, model_id, event_id, ts, None, True, typed.names, None, matrix)
+
+
+def _names(raw: bytes) -> tuple[str, ...] | None:
+    """The feature names of a message, if it looks like a feature event with valid names."""
+    try:
+        doc: Any = orjson.loads(raw)
+    except orjson.JSONDecodeError:
+        return None
+    features = doc.get("features") if type(doc) is dict else None
+    if type(features) is not dict or not 0 < len(features) <= MAX_TYPED_NAMES:
+        return None
+    names = tuple(features)
+    if "" in names or max(map(len, names)) > MAX_NAME or _UNNAMEABLE.search("".join(names)):
+        return None
+    return names
+
+
+def _for_names(names: tuple[str, ...] | None) -> _Typed | None:
+    if names is None:
+        return None
+    typed = _typed.get(names)
+    if typed is None:
+        if len(_typed) >= _DECODERS_KEPT:
+            _typed.clear()
+        typed = _typed[names] = _Typed(names)
+    return typed
+
