@@ -244,9 +244,83 @@ def score_feature(ref: Any, win: Any, missing_rate_delta: float = 0.0) -> Featur
 
 
 def score_window(reference: ReferenceProfile, window: WindowProfile) -> dict[str, FeatureScores]:
-    """Scores of every reference feature; the window must be built on ``reference``."""
+    """Scores of every reference feature; the window must be built on ``reference``.
+
+    Numeric features with values on both sides are scored together, a group of features
+    with the same number of bins at a time (`_score_numeric`): the arithmetic of
+    `score_feature` on (features × bins) arrays, so the scores are the same bit for bit
+    and a window of 20 features costs one set of numpy calls instead of twenty.
+    """
     if window.reference.fingerprint != reference.fingerprint:
         raise ValueError("window profile was built on a different reference")
-    return {name: score_feature(ref, window.features[name],
-                                window.missing_rate(name) - reference.missing_rate(name))
-            for name, ref in reference.features.items()}
+    out: dict[str, FeatureScores | None] = {}
+    groups: dict[int, list[str]] = {}
+    for name, ref in reference.features.items():
+        win = window.features[name]
+        if isinstance(ref, NumericReference) and ref.n and win.n:
+            groups.setdefault(len(ref.counts), []).append(name)
+            out[name] = None  # keeps the reference's order
+        else:
+            out[name] = score_feature(ref, win, window.missing_rate(name) - reference.missing_rate(name))
+    for names in groups.values():
+        out.update(zip(names, _score_numeric(reference, window, names)))
+    return out  # type: ignore[return-value]
+
+
+@dataclasses.dataclass(frozen=True)
+class _GroupTerms:
+    """`_RefTerms` of numeric features with the same number of bins, stacked."""
+
+    p: np.ndarray
+    smoothed: np.ndarray
+    cdf: np.ndarray
+    inner: np.ndarray
+    lo: list[float]
+    hi: list[float]
+    scale: list[float]
+
+    @classmethod
+    def of(cls, reference: ReferenceProfile, names: tuple[str, ...]) -> "_GroupTerms":
+        cache = reference.__dict__.setdefault("_score_groups", {})
+        terms = cache.get(names)
+        if terms is None:
+            refs = [reference.features[name] for name in names]
+            each = [_RefTerms.of(ref) for ref in refs]
+            terms = cache[names] = cls(
+                *(np.array([getattr(t, field) for t in each])
+                  for field in ("p", "smoothed", "cdf", "inner")),
+                [r.min if r.min is not None else 0.0 for r in refs],  # type: ignore[union-attr]
+                [r.max if r.max is not None else 0.0 for r in refs],  # type: ignore[union-attr]
+                [r.std if r.std else 1.0 for r in refs])  # type: ignore[union-attr]
+        return terms
+
+
+def _score_numeric(reference: ReferenceProfile, window: WindowProfile,
+                   names: list[str]) -> list[FeatureScores]:
+    """`score_feature` of numeric features with the same number of bins, each with
+    values in the reference and in the window, as whole-array operations."""
+    terms = _GroupTerms.of(reference, tuple(names))
+    wins: list[NumericWindow] = [window.features[name] for name in names]  # type: ignore[misc]
+    counts = np.array([w.counts for w in wins], dtype=np.float64)
+    q = counts / counts.sum(axis=1)[:, None]
+    bins = counts.shape[1]
+    smoothed = (q + PSI_EPS) / (1 + bins * PSI_EPS)
+    psi = np.sum((smoothed - terms.smoothed) * np.log(smoothed / terms.smoothed), axis=1)
+    p = terms.p
+    m = (p + q) / 2
+    with np.errstate(divide="ignore", invalid="ignore"):
+        kp = np.where(p > 0, p * np.log2(p / m), 0.0).sum(axis=1)
+        kq = np.where(q > 0, q * np.log2(q / m), 0.0).sum(axis=1)
+    d = terms.cdf - np.cumsum(q, axis=1)
+    ks = np.abs(d).max(axis=1)
+    lo = [w.tail_mean(0) for w in wins]
+    hi = [w.tail_mean(1) for w in wins]
+    points = np.concatenate([
+        np.array([x if x is not None else y for x, y in zip(lo, terms.lo)])[:, None],
+        terms.inner,
+        np.array([x if x is not None else y for x, y in zip(hi, terms.hi)])[:, None]], axis=1)
+    w1 = np.sum(np.abs(d[:, :-1]) * np.diff(points, axis=1), axis=1)
+    return [FeatureScores(float(psi[f]), float(min(max((kp[f] + kq[f]) / 2, 0.0), 1.0) ** 0.5),
+                          float(ks[f]), float(w1[f]) / terms.scale[f], None,
+                          window.missing_rate(name) - reference.missing_rate(name), wins[f].n)
+            for f, name in enumerate(names)]
