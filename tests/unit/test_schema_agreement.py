@@ -317,11 +317,16 @@ def columnar_agrees_with_decode_event(raws: list[bytes], kind: str | None) -> No
             continue
         run = item
         runs[-1] += 1
+        straight = not run.has_dicts
         for row in range(len(run)):
             event = decode_event(raws[run.start + row], kind)  # type: ignore[arg-type]
             assert not isinstance(event, InvalidEvent), (raws[run.start + row], event)
+            features = event.features
+            if straight:  # decoded straight into the matrix: integers as floats
+                features = {k: float(v) if type(v) is int else v for k, v in features.items()}
             assert (run.model_id[row], run.event_id[row], run.ts[row], run.features[row]) == (
-                event.model_id, event.event_id, event.ts, event.features)
+                event.model_id, event.event_id, event.ts, features)
+            assert list(map(type, run.features[row].values())) == list(map(type, features.values()))
             seen.append(run.start + row)
         values = [v for f in run.features for v in f.values()]
         assert run.numeric_only == all(type(v) in (int, float, type(None)) for v in values)
