@@ -27,6 +27,7 @@ import os
 import threading
 import time
 import uuid
+import weakref
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -62,6 +63,22 @@ class ServedModel:
     load_s: float = 0.0
 
 
+_METRICS: weakref.WeakKeyDictionary[CollectorRegistry, tuple[Counter, Gauge]] = weakref.WeakKeyDictionary()
+
+
+def _metrics(registry: CollectorRegistry) -> tuple[Counter, Gauge]:
+    """The subscriber metrics in ``registry``, made once: a serving process that follows
+    several models gives all its subscribers one registry (one /metrics endpoint)."""
+    metrics = _METRICS.get(registry)
+    if metrics is None:
+        metrics = _METRICS[registry] = (
+            Counter("driftline_subscriber_updates", "Model updates seen, by outcome.",
+                    ["model_id", "outcome"], registry=registry),
+            Gauge("driftline_subscriber_version_info", "1 for the version served.",
+                  ["model_id", "version"], registry=registry))
+    return metrics
+
+
 class ModelSubscriber:
     """Follow one model's serving pointer; ``current`` is always a verified, loaded version."""
 
@@ -80,11 +97,7 @@ class ModelSubscriber:
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
         self._changed = threading.Condition()
-        registry = registry if registry is not None else CollectorRegistry()
-        self._updates = Counter("driftline_subscriber_updates", "Model updates seen, by outcome.",
-                                ["model_id", "outcome"], registry=registry)
-        self._version_gauge = Gauge("driftline_subscriber_version_info", "1 for the version served.",
-                                    ["model_id", "version"], registry=registry)
+        self._updates, self._version_gauge = _metrics(registry if registry is not None else CollectorRegistry())
         self._load_cached()
 
     # -- what serving code calls -------------------------------------------------------

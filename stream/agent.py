@@ -224,12 +224,11 @@ class BatchProcessor:
         assert m is not None
         mid = monitor.model_id
         m.events(mid).inc(n)
-        if out.late_events:
-            m.late(mid).inc(out.late_events)
-        if out.joined:
-            m.join_hits(mid).inc(len(out.joined))
-        if out.expired_joins:
-            m.join_expired(mid).inc(out.expired_joins)
+        # incremented even by 0: a model's series exist from its first batch, so the
+        # dashboard shows 0 rather than "no data" (Prometheus' advice for known labels)
+        m.late(mid).inc(out.late_events)
+        m.join_hits(mid).inc(len(out.joined))
+        m.join_expired(mid).inc(out.expired_joins)
         for d in out.decisions:
             m.decisions(mid, d.rule).inc()
         if out.reference is not None:

@@ -18,6 +18,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from confluent_kafka import OFFSET_END, Consumer, Producer, TopicPartition
+from prometheus_client import CollectorRegistry
 
 from driftline.config import Settings
 from driftline.demo.processes import DriftlineProcess
@@ -26,6 +27,7 @@ from driftline.demo.traffic import MALFORMED, SyntheticTraffic
 from driftline.kafka.admin import KafkaAdmin
 from driftline.kafka.clients import read_committed_config
 from driftline.kafka.topics import TopicNames, create_topics, topic_specs
+from driftline.metrics_server import serve_metrics
 from driftline.schemas.batch_wire import decode_batch
 from driftline.schemas.events import InvalidEvent
 
@@ -37,6 +39,9 @@ class DemoOptions:
     events_per_model: int = 30_000
     timeout_s: float = 240.0
     log_dir: Path = Path(".driftline/demo")
+    metrics_port_base: int = 0
+    """Ingest, stream, trainer and the demo's subscribers serve metrics on this port and
+    the next three (0: each on a free port)."""
 
 
 @dataclass
@@ -63,20 +68,31 @@ def run_demo(settings: Settings, bootstrap: str, options: DemoOptions, say: Call
         f"{sum(v == 'exists' for v in outcome.values())} already there  (broker {bootstrap})")
     reader = _Reader(bootstrap, names)
     reader.say = say
-    common = ["--bootstrap-servers", bootstrap, "--metrics-port", "0"]
+    base = options.metrics_port_base
+    ports = [base + i if base else 0 for i in range(4)]
+
+    def args(port: int) -> list[str]:
+        return ["--bootstrap-servers", bootstrap, "--metrics-port", str(port)]
+
     # The demo retrains as soon as drift is decided; production keeps [trainer] cooldown_s.
-    processes = [DriftlineProcess("ingest", common, options.log_dir, env=run_env),
-                 DriftlineProcess("stream", common, options.log_dir, env=run_env),
-                 DriftlineProcess("trainer", common, options.log_dir, env={**run_env, "DRIFTLINE_TRAINER_COOLDOWN_S": "0"})]
-    for process in processes:
+    processes = [DriftlineProcess("ingest", args(ports[0]), options.log_dir, env=run_env),
+                 DriftlineProcess("stream", args(ports[1]), options.log_dir, env=run_env),
+                 DriftlineProcess("trainer", args(ports[2]), options.log_dir,
+                                  env={**run_env, "DRIFTLINE_TRAINER_COOLDOWN_S": "0"})]
+    for process, port in zip(processes, ports):
         process.start()
-        say(f"started driftline {process.command} (log: {process.log_path})")
+        where = f", metrics http://127.0.0.1:{port}/metrics" if port else ""
+        say(f"started driftline {process.command} (log: {process.log_path}{where})")
+    registry = CollectorRegistry()  # the demo's subscribers, as one serving process would expose them
+    if base:
+        serve_metrics(registry, ports[3])
+        say(f"the demo's subscribers: metrics http://127.0.0.1:{ports[3]}/metrics")
     models = SyntheticTraffic().models
     counts = _Counts()
     subscribers: list[DemoSubscriber] = []
     try:
         register_first_versions(bootstrap, models, options.log_dir, run_env, say)
-        subscribers = [DemoSubscriber(settings, bootstrap, names, m, run_id, say) for m in models]
+        subscribers = [DemoSubscriber(settings, bootstrap, names, m, run_id, say, registry) for m in models]
         for subscriber in subscribers:
             subscriber.start()
             subscriber.wait_for_first(30)

@@ -11,6 +11,7 @@ from pathlib import Path
 from typing import Any
 
 import orjson
+from prometheus_client import CollectorRegistry
 
 from driftline.config import Settings
 from driftline.consumers.signing import load_verify_key
@@ -41,7 +42,7 @@ class DemoSubscriber:
     """A ``ModelSubscriber`` like a serving process would run; reports every swap."""
 
     def __init__(self, settings: Settings, bootstrap: str, names: TopicNames, model_id: str, run_id: str,
-                 say: Callable[[str], None]) -> None:
+                 say: Callable[[str], None], registry: CollectorRegistry | None = None) -> None:
         s = settings.subscriber
         key = load_verify_key(s.verify_key, s.verify_key_file, settings.trainer.signing_key)
         self.say = say
@@ -49,7 +50,8 @@ class DemoSubscriber:
         self.versions: list[str] = []
         self.subscriber = ModelSubscriber(
             model_id, bootstrap, names.model_updates, key, cache_dir=f"{s.cache_dir}/{run_id}",
-            artifact_dir=s.artifact_dir or None, on_update=self._on_update, on_error=self._on_error)
+            artifact_dir=s.artifact_dir or None, on_update=self._on_update, on_error=self._on_error,
+            registry=registry)
 
     def _on_update(self, model_id: str, version: str, _model: Any, event: dict[str, Any]) -> None:
         self.versions.append(version)

@@ -1,0 +1,24 @@
+"""Subscribers of several models in one serving process share one metrics registry."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+from prometheus_client import CollectorRegistry, generate_latest
+
+from driftline.consumers.subscriber import ModelSubscriber
+
+
+def test_subscribers_of_several_models_share_one_registry(tmp_path: Path) -> None:
+    registry = CollectorRegistry()
+    key = Ed25519PrivateKey.generate().public_key()
+    subscribers = [ModelSubscriber(model_id, "127.0.0.1:1", "updates", key, cache_dir=tmp_path,
+                                   registry=registry) for model_id in ("churn", "fraud")]
+    for sub, version in zip(subscribers, ("1.0.0", "2.0.0")):
+        sub._version_gauge.labels(sub.model_id, version).set(1)
+    text = generate_latest(registry).decode()
+    assert 'driftline_subscriber_version_info{model_id="churn",version="1.0.0"} 1.0' in text
+    assert 'driftline_subscriber_version_info{model_id="fraud",version="2.0.0"} 1.0' in text
+    alone = ModelSubscriber("other", "127.0.0.1:1", "updates", key, cache_dir=tmp_path)
+    assert alone._version_gauge is not subscribers[0]._version_gauge  # its own registry
