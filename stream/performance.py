@@ -45,8 +45,6 @@ import math
 import pickle
 from typing import Any, Literal
 
-from river import drift, metrics
-
 from driftline.stream.label_join import JoinedRow
 
 __all__ = ["PerformanceSignal", "PerformanceTracker", "RECENT", "Task", "WARMUP", "infer_task"]
@@ -171,6 +169,11 @@ class PerformanceTracker:
         return max(str(v) for v in seen)
 
     def _new_track(self) -> _VersionTrack:
+        # imported at the first joined row, not with the module: river.drift imports every
+        # detector, KSWIN brings scipy.stats, and a replay without labels never needs them
+        # (about 1.5 s of `driftline replay`'s start)
+        from river import drift, metrics
+
         if self.task == "regression":
             ms = {"mae": metrics.MAE(), "rmse": metrics.RMSE()}
         elif self.task == "binary":

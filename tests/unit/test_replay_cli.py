@@ -138,3 +138,14 @@ def test_stdin_gives_what_the_file_gives(files, capsys, monkeypatch):
     assert code == code_stdin == 0
     assert from_stdin == from_file and any(d["type"] == "retrain_requested" for d in from_stdin)
     assert "invalid" in err
+
+
+def test_replay_starts_without_river_drift_or_scipy() -> None:
+    """river.drift imports KSWIN and with it scipy.stats (~1.5 s): replay imports them
+    only once a prediction meets its label, so a run without labels never pays for them."""
+    import subprocess
+
+    probe = ("import sys, driftline.cli, driftline.stream.replay; "
+             "print(sorted(m for m in ('river.drift', 'scipy.stats') if m in sys.modules))")
+    out = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == "[]", out.stdout + out.stderr
