@@ -8,6 +8,8 @@ over whole columns, with C-level passes (`set(map(type, ...))`, `max(map(len, ..
 that holds anything else than plain feature events) is split in halves until the
 culprits are alone, and those go through `decode_event` — the reference — so results,
 error values included, are exactly those of `decode_event` message by message.
+Each run is first offered to `typed_columns` (msgspec, purely numeric features, no
+dicts at all), the cheapest path for the commonest input.
 
 Examples:
     >>> ok = b'{"model_id":"m","event_id":"a","ts":1,"features":{"x":1.5}}'
@@ -67,7 +69,9 @@ def decode_features(raws: list[bytes], kind: EventKind | None = None) -> list[De
 
 
 def _decode(raws: list[bytes], start: int, kind: EventKind | None, out: list[Decoded]) -> None:
-    run = (typed_run(raws, start) or _fast_run(raws, start)) if raws else None
+    run = typed_run(raws, start) if raws else None
+    if run is None and raws:
+        run = _fast_run(raws, start)
     if run is not None:
         out.append(run)
     elif len(raws) <= _SMALLEST_RUN:
