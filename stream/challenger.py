@@ -30,6 +30,7 @@ from typing import Any
 from river import compose, linear_model, metrics, multiclass, preprocessing
 
 from driftline.stream.label_join import JoinedRow
+from driftline.stream.state_pickle import loads_state
 
 __all__ = ["OnlineChallenger", "challenger_pipeline", "numeric_features"]
 
@@ -155,7 +156,7 @@ class OnlineChallenger:
 
     @classmethod
     def from_state(cls, state: bytes) -> OnlineChallenger:
-        d = pickle.loads(state)  # noqa: S301 - our own changelog only
+        d = loads_state(state)  # River objects: classes on an allow-list only
         if d.get("v") != _STATE_VERSION:
             raise ValueError(f"unknown OnlineChallenger state version {d.get('v')!r}")
         ch = cls(None)

@@ -33,8 +33,9 @@ strings/mixed → multiclass. Declare the task when you know it. The binary posi
 is ``True``, ``1``, or for strings ``pos_label`` (default: the class that sorts last).
 
 **State** is ``bytes`` (a pickle of plain data and River objects — River objects pickle
-and carry their full state). Only load it from driftline's own changelog: unpickling
-untrusted bytes executes code. It is tied to the installed River version.
+and carry their full state). It loads through `stream.state_pickle`'s allow-list of
+classes, so a forged changelog record is refused rather than run. It is tied to the
+installed River version.
 """
 
 from __future__ import annotations
@@ -46,6 +47,7 @@ import pickle
 from typing import Any, Literal
 
 from driftline.stream.label_join import JoinedRow
+from driftline.stream.state_pickle import loads_state
 
 __all__ = ["PerformanceSignal", "PerformanceTracker", "RECENT", "Task", "WARMUP", "infer_task"]
 
@@ -274,7 +276,7 @@ class PerformanceTracker:
 
     @classmethod
     def from_state(cls, state: bytes) -> "PerformanceTracker":
-        d = pickle.loads(state)  # noqa: S301 - our own changelog only
+        d = loads_state(state)  # River objects: classes on an allow-list only
         if d.get("v") != _STATE_VERSION:
             raise ValueError(f"unknown PerformanceTracker state version {d.get('v')!r}")
         t = cls(d["task"], pos_label=d["pos"], delta=d["delta"], infer_rows=d["infer_rows"])

@@ -18,6 +18,8 @@ from typing import Any
 
 from river import drift
 
+from driftline.stream.state_pickle import loads_state
+
 __all__ = ["ScoreShift", "ScoreDrift"]
 
 
@@ -74,7 +76,7 @@ class ScoreDrift:
 
     @classmethod
     def from_state(cls, state: bytes) -> ScoreDrift:
-        d = pickle.loads(state)  # noqa: S301 - our own changelog only
+        d = loads_state(state)  # River objects: classes on an allow-list only
         sd = cls(d["delta"])
         sd.detectors, sd.counts = d["detectors"], d["counts"]
         return sd
