@@ -9,11 +9,16 @@ kernel. In ``driftline replay --jobs 2`` that was 30-40 thousand page faults and
 a fifth of the CPU time per 300,000 events (``bench/replay_throughput.py``). Raising
 both thresholds keeps that memory in the process for the next batch; a process holds
 at most `TRIM_THRESHOLD` of freed memory beyond what it uses.
+
+``DRIFTLINE_MALLOC_TUNING=off`` leaves glibc's defaults alone (a tight memory limit),
+and a threshold set with glibc's own ``MALLOC_MMAP_THRESHOLD_`` or
+``MALLOC_TRIM_THRESHOLD_`` environment variable is kept as set.
 """
 
 from __future__ import annotations
 
 import ctypes
+import os
 import sys
 
 __all__ = ["MMAP_THRESHOLD", "TRIM_THRESHOLD", "keep_freed_memory"]
@@ -26,8 +31,9 @@ TRIM_THRESHOLD = 128 << 20
 
 
 def keep_freed_memory() -> bool:
-    """Raise glibc's mmap and trim thresholds; False where the C library is not glibc."""
-    if not sys.platform.startswith("linux"):
+    """Raise glibc's mmap and trim thresholds; False where nothing was changed (not
+    glibc, or turned off)."""
+    if not sys.platform.startswith("linux") or os.environ.get("DRIFTLINE_MALLOC_TUNING") == "off":
         return False
     try:
         libc = ctypes.CDLL(None)
@@ -37,5 +43,7 @@ def keep_freed_memory() -> bool:
         return False
     mallopt.argtypes = (ctypes.c_int, ctypes.c_int)
     mallopt.restype = ctypes.c_int
-    return (mallopt(_M_MMAP_THRESHOLD, MMAP_THRESHOLD) == 1
-            and mallopt(_M_TRIM_THRESHOLD, TRIM_THRESHOLD) == 1)
+    wanted = [(param, value) for param, value, env in (
+        (_M_MMAP_THRESHOLD, MMAP_THRESHOLD, "MALLOC_MMAP_THRESHOLD_"),
+        (_M_TRIM_THRESHOLD, TRIM_THRESHOLD, "MALLOC_TRIM_THRESHOLD_")) if env not in os.environ]
+    return bool(wanted) and all([mallopt(param, value) == 1 for param, value in wanted])

@@ -56,3 +56,14 @@ def test_freed_batch_memory_is_reused_instead_of_faulted_in_again() -> None:
                                        capture_output=True, text=True).stdout)
               for mode in ("default", "tuned")}
     assert faults["tuned"] * 3 < faults["default"], faults
+
+
+def test_malloc_tuning_can_be_turned_off_and_keeps_glibcs_own_settings(monkeypatch) -> None:
+    from driftline.malloc_tuning import keep_freed_memory
+
+    monkeypatch.setenv("DRIFTLINE_MALLOC_TUNING", "off")
+    assert keep_freed_memory() is False
+    monkeypatch.delenv("DRIFTLINE_MALLOC_TUNING")
+    monkeypatch.setenv("MALLOC_MMAP_THRESHOLD_", "131072")
+    monkeypatch.setenv("MALLOC_TRIM_THRESHOLD_", "131072")
+    assert keep_freed_memory() is False  # both set by the user: nothing of ours applies
