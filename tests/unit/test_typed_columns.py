@@ -40,9 +40,14 @@ odd_numbers = st.one_of(
                      "18446744073709551615", "18446744073709551616", "-9223372036854775809",
                      ".5", "01", "-0", "0e0", "1E+2", "1e-400"]),
 )
+text_literals = st.one_of(
+    st.text(st.characters(blacklist_categories=("Cs",)), max_size=8).map(
+        lambda t: orjson.dumps(t).decode()),
+    st.sampled_from(['"' + "a" * 1024 + '"', '"' + "a" * 1025 + '"', '"\\u00e9"', '"\\ud800"',
+                     '"tab\there"', '"\\\\"']))
 number_literals = mostly(st.one_of(st.floats(allow_nan=False, allow_infinity=False).map(repr),
                                    st.integers(-1000, 1000).map(str), st.just("null")),
-                         odd_numbers)
+                         st.one_of(odd_numbers, text_literals))
 spaces = mostly(st.just(""), st.sampled_from([" ", "\t", "\n ", "\r\n", "\x0c", "\x0b"]))
 names = st.sampled_from(["x", "y", "a b", "é", "\\u0078", 'q\\"', "t", ""])
 
@@ -88,7 +93,9 @@ def typed_run_accepts_only_what_decode_event_accepts(raws: list[bytes]) -> None:
     accepted.append(run is not None)
     if run is None:
         return
-    assert run.start == 7 and len(run) == len(raws) and run.numeric_only and run.rows is None
+    assert run.start == 7 and len(run) == len(raws)
+    text = not run.numeric_only  # the first message had a string: value tuples
+    assert (run.rows is not None and run.numeric is None) if text else (run.rows is None)
     for row, raw in enumerate(raws):
         event = decode_event(raw)
         assert not isinstance(event, InvalidEvent), (raw, event)
@@ -97,6 +104,12 @@ def typed_run_accepts_only_what_decode_event_accepts(raws: list[bytes]) -> None:
         assert set(event.features) == set(run.names), raw
         for column, name in enumerate(run.names):
             expected = event.features[name]
+            if text:
+                got = run.rows[row][column]
+                if type(expected) is int:  # integers come as floats
+                    expected = float(expected)
+                assert got == expected and type(got) is type(expected), (raw, name)
+                continue
             got = run.numeric[column, row]
             assert (math.isnan(got) if expected is None else got == float(expected)), (raw, name)
             assert type(got) is np.float64
@@ -106,6 +119,16 @@ def test_typed_run_accepts_only_what_decode_event_accepts() -> None:
     accepted.clear()
     typed_run_accepts_only_what_decode_event_accepts()
     assert sum(accepted) >= len(accepted) // 20, "the typed decoder was rarely exercised"
+
+
+@SETTINGS
+@given(raws=st.lists(message(["x", "c"]), min_size=1, max_size=4),
+       first=st.sampled_from(['"plan"', '"' + "p" * 1024 + '"', "1.5", "null", "true"]))
+def test_runs_with_strings_accept_only_what_decode_event_accepts(raws: list[bytes], first: str) -> None:
+    """The first message decides the decoder: with a string among its values, every value
+    may be a number, a string of at most 1,024 characters or null (never a boolean)."""
+    lead = b'{"model_id":"m","event_id":"e","ts":1,"features":{"x":2,"c":%s}}' % first.encode()
+    typed_run_accepts_only_what_decode_event_accepts.hypothesis.inner_test(raws=[lead, *raws])
 
 
 def plain(i: int, features: str = '{"x":1.5,"y":null}', model_id: str = "m") -> bytes:
@@ -126,7 +149,9 @@ def test_a_plain_numeric_run_is_decoded_straight_into_a_matrix() -> None:
 
 def test_anything_else_is_refused_for_the_general_path() -> None:
     refused = {
-        "a string feature": [plain(0), plain(1, '{"x":"a","y":1}')],
+        "a string after numbers": [plain(0), plain(1, '{"x":"a","y":1}')],
+        "a string too long": [plain(0, '{"x":"a","y":"%s"}' % ("s" * 1025))],
+        "a boolean among strings": [plain(0, '{"x":"a","y":1}'), plain(1, '{"x":"a","y":false}')],
         "a boolean feature": [plain(0), plain(1, '{"x":true,"y":1}')],
         "another name": [plain(0), plain(1, '{"x":1,"z":1}')],
         "a name missing": [plain(0), plain(1, '{"x":1}')],
@@ -153,7 +178,10 @@ def test_decode_features_takes_the_typed_path_for_numbers_and_columnar_for_categ
     (mixed,) = decode_features([plain(i, '{"x":1,"y":"a"}') for i in range(20)])
     assert type(numeric) is FeatureRun and numeric.numeric is not None and not numeric.has_dicts
     assert type(mixed) is FeatureRun and not mixed.numeric_only and mixed.rows is not None
+    assert not mixed.has_dicts and mixed.rows[0] == (1.0, "a")  # the typed path, with text
     assert [f["y"] for f in mixed.features] == ["a"] * 20
+    (booleans,) = decode_features([plain(i, '{"x":1,"y":true}') for i in range(20)])
+    assert booleans.has_dicts and booleans.rows == [(1, True)] * 20  # columnar's path
 
 
 def test_many_sets_of_names_keep_a_bounded_cache_of_decoders() -> None:
