@@ -4,12 +4,12 @@ The commonest input — every message a feature event with the same features, as
 served model produces them — is the one replay and ingest must decode fastest.
 `orjson.loads` builds two dicts per message that `columnar` then checks column by
 column; here a msgspec decoder typed for exactly that event (the first message's
-feature names, each a number or null — or, when the first message has a string value,
-each a number, a string of at most 1,024 characters or null; ids and ts with their
-schema bounds) checks every rule while it parses, into small structs. Purely numeric
-values then go once into a float64 matrix (about 1.5 µs a message less than
-`columnar`'s path); with strings, the run holds value tuples, as `columnar` gives
-them (about a third of `columnar`'s time on 18 numbers and 2 strings).
+feature names, each a number or null — or, when the first message has a string or
+boolean value, each a number, a string of at most 1,024 characters, a boolean or null;
+ids and ts with their schema bounds) checks every rule while it parses, into small
+structs. Purely numeric values then go once into a float64 matrix (about 1.5 µs a
+message less than `columnar`'s path); otherwise the run holds value tuples, as
+`columnar` gives them (about half of `columnar`'s time on 18 numbers and 2 strings).
 
 Like `columnar`, it only ever *accepts*: anything the typed decoder refuses — another
 event type, a string or boolean feature, other names, a broken rule, bad JSON — makes
@@ -24,7 +24,7 @@ Examples:
     >>> text = typed_run([b'{"model_id":"m","event_id":"a","ts":1,"features":{"x":"a","y":3}}'], 0)
     >>> text.numeric_only, text.rows
     (False, [('a', 3.0)])
-    >>> typed_run([b'{"model_id":"m","event_id":"a","ts":1,"features":{"x":true}}'], 0) is None
+    >>> typed_run([b'{"model_id":"m","event_id":"a","ts":1,"features":{"x":[1]}}'], 0) is None
     True
 """
 
@@ -53,21 +53,22 @@ _Ts = Annotated[float, msgspec.Meta(ge=0, lt=TS_MAX)]
 _FIELDS = attrgetter("model_id", "event_id", "ts")
 _FEATURES = attrgetter("features")
 _UNNAMEABLE = re.compile(r'[\\"\x00-\x1f]')  # msgspec cannot rename a field to these
-_VALUE_TYPES = frozenset({float, int, str, type(None)})
+_VALUE_TYPES = frozenset({float, int, str, bool, type(None)})
+_CATEGORY_TYPES = frozenset({str, bool})
 
 
 _Number = Optional[float]
-_NumberOrText = Optional[Union[float, Annotated[str, msgspec.Meta(max_length=MAX_STRING)]]]
+_Scalar = Optional[Union[bool, float, Annotated[str, msgspec.Meta(max_length=MAX_STRING)]]]
 
 
 class _Typed:
-    """One set of feature names (numbers only, or numbers and strings): its decoder of a
-    JSON array of events, and a getter of a row's values in name order."""
+    """One set of feature names (numbers only, or any scalars): its decoder of a JSON
+    array of events, and a getter of a row's values in name order."""
 
     def __init__(self, names: tuple[str, ...], text: bool) -> None:
         # attributes f0, f1, ... read from the real names (any string can be a name)
         fields = [f"f{i}" for i in range(len(names))]
-        value = _NumberOrText if text else _Number
+        value = _Scalar if text else _Number
         features = msgspec.defstruct("Features", [(f, value) for f in fields],
                                      rename=dict(zip(fields, names)),
                                      forbid_unknown_fields=True, gc=False)
@@ -104,7 +105,7 @@ def typed_run(raws: list[bytes], start: int) -> FeatureRun | None:
         return None
     width = len(typed.names)
     rows = map(typed.values, map(_FEATURES, events))  # a tuple per row, a value if one name
-    if typed.text:  # value tuples, as columnar gives for runs with strings
+    if typed.text:  # value tuples, as columnar gives for runs with strings or booleans
         rows = list(rows) if width > 1 else [(v,) for v in rows]
         return FeatureRun(start, model_id, event_id, ts, None, False, typed.names, rows)
     values = chain.from_iterable(rows) if width > 1 else rows
@@ -113,8 +114,8 @@ def typed_run(raws: list[bytes], start: int) -> FeatureRun | None:
 
 
 def _shape(raw: bytes) -> tuple[tuple[str, ...], bool] | None:
-    """The feature names of a message and whether a value is a string, if it looks like
-    a feature event with valid names and only numbers, strings and nulls as values."""
+    """The feature names of a message and whether a value is a string or a boolean, if
+    it looks like a feature event with valid names and only scalars as values."""
     try:
         doc: Any = orjson.loads(raw)
     except orjson.JSONDecodeError:
@@ -127,8 +128,8 @@ def _shape(raw: bytes) -> tuple[tuple[str, ...], bool] | None:
         return None
     kinds = set(map(type, features.values()))
     if not kinds <= _VALUE_TYPES:
-        return None  # booleans (categories) and nested values: columnar's path
-    return names, str in kinds
+        return None  # nested values (invalid): columnar's path finds the culprit
+    return names, bool(kinds & _CATEGORY_TYPES)
 
 
 def _for_shape(shape: tuple[tuple[str, ...], bool] | None) -> _Typed | None:

@@ -125,8 +125,8 @@ def test_typed_run_accepts_only_what_decode_event_accepts() -> None:
 @given(raws=st.lists(message(["x", "c"]), min_size=1, max_size=4),
        first=st.sampled_from(['"plan"', '"' + "p" * 1024 + '"', "1.5", "null", "true"]))
 def test_runs_with_strings_accept_only_what_decode_event_accepts(raws: list[bytes], first: str) -> None:
-    """The first message decides the decoder: with a string among its values, every value
-    may be a number, a string of at most 1,024 characters or null (never a boolean)."""
+    """The first message decides the decoder: with a string or a boolean among its values,
+    every value may be a number, a string of at most 1,024 characters, a boolean or null."""
     lead = b'{"model_id":"m","event_id":"e","ts":1,"features":{"x":2,"c":%s}}' % first.encode()
     typed_run_accepts_only_what_decode_event_accepts.hypothesis.inner_test(raws=[lead, *raws])
 
@@ -151,8 +151,8 @@ def test_anything_else_is_refused_for_the_general_path() -> None:
     refused = {
         "a string after numbers": [plain(0), plain(1, '{"x":"a","y":1}')],
         "a string too long": [plain(0, '{"x":"a","y":"%s"}' % ("s" * 1025))],
-        "a boolean among strings": [plain(0, '{"x":"a","y":1}'), plain(1, '{"x":"a","y":false}')],
-        "a boolean feature": [plain(0), plain(1, '{"x":true,"y":1}')],
+        "a nested value among strings": [plain(0, '{"x":"a","y":1}'), plain(1, '{"x":"a","y":[1]}')],
+        "a boolean after numbers": [plain(0), plain(1, '{"x":true,"y":1}')],
         "another name": [plain(0), plain(1, '{"x":1,"z":1}')],
         "a name missing": [plain(0), plain(1, '{"x":1}')],
         "two events on one line": [plain(0), plain(1) + b"," + plain(2)],
@@ -181,7 +181,7 @@ def test_decode_features_takes_the_typed_path_for_numbers_and_columnar_for_categ
     assert not mixed.has_dicts and mixed.rows[0] == (1.0, "a")  # the typed path, with text
     assert [f["y"] for f in mixed.features] == ["a"] * 20
     (booleans,) = decode_features([plain(i, '{"x":1,"y":true}') for i in range(20)])
-    assert booleans.has_dicts and booleans.rows == [(1, True)] * 20  # columnar's path
+    assert not booleans.has_dicts and booleans.rows == [(1.0, True)] * 20
 
 
 def test_many_sets_of_names_keep_a_bounded_cache_of_decoders() -> None:
