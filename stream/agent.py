@@ -124,6 +124,7 @@ class BatchProcessor:
         self.serving = serving
         self.metrics = metrics
         self.source_topic = source_topic
+        self._models_seen: set[str] = set()  # models whose metric children exist (at 0)
 
     def process(self, key: bytes | None, value: bytes | None, partition: int, offset: int,
                 headers: Any = None) -> BatchResult:
@@ -224,11 +225,15 @@ class BatchProcessor:
         assert m is not None
         mid = monitor.model_id
         m.events(mid).inc(n)
-        # incremented even by 0: a model's series exist from its first batch, so the
-        # dashboard shows 0 rather than "no data" (Prometheus' advice for known labels)
-        m.late(mid).inc(out.late_events)
-        m.join_hits(mid).inc(len(out.joined))
-        m.join_expired(mid).inc(out.expired_joins)
+        if mid not in self._models_seen:  # its series from 0, not from their first event
+            self._models_seen.add(mid)
+            m.start_model(mid, f"performance:{monitor.tracker.detector}")
+        if out.late_events:
+            m.late(mid).inc(out.late_events)
+        if out.joined:
+            m.join_hits(mid).inc(len(out.joined))
+        if out.expired_joins:
+            m.join_expired(mid).inc(out.expired_joins)
         for d in out.decisions:
             m.decisions(mid, d.rule).inc()
         if out.reference is not None:

@@ -170,6 +170,11 @@ class PerformanceTracker:
             return 1
         return max(str(v) for v in seen)
 
+    @property
+    def detector(self) -> str:
+        """The detector's name in signals (and in the ``performance:…`` decision rule)."""
+        return f"adwin(delta={self.delta:g})"
+
     def _new_track(self) -> _VersionTrack:
         # imported at the first joined row, not with the module: river.drift imports every
         # detector, KSWIN brings scipy.stats, and a replay without labels never needs them
@@ -210,7 +215,7 @@ class PerformanceTracker:
         dropped = w0 + 1 - w1
         before = (s0 + err - s1) / dropped if dropped else float(det.estimation)
         name = "abs_error_clipped" if self.task == "regression" else "error_rate"
-        return PerformanceSignal(version, f"adwin(delta={self.delta:g})", name, t.n - 1,
+        return PerformanceSignal(version, self.detector, name, t.n - 1,
                                  r.ts, r.event_id, float(before), float(det.estimation),
                                  sum(t.recent) / len(t.recent), self._snapshot(t))
 

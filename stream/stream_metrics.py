@@ -17,6 +17,8 @@ __all__ = ["StreamMetrics"]
 
 _LATENCY_BUCKETS = (0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5)
 _SCORED_METRICS = ("psi", "js_distance", "ks", "wasserstein", "missing_rate_delta")
+WINDOW_STATUSES = ("scored", "too_small", "reference", "unscored")
+"""``WindowClosed.status`` values (``stream.policy``)."""
 
 
 class _Family:
@@ -79,6 +81,22 @@ class StreamMetrics:
                               "waiting, none delivered for stall_after_s) and re-sought.", registry=r)
         self.stale_records = Counter("driftline_stream_stale_records", "Source records fetched before a seek and "
                                      "delivered after it: dropped, re-fetched in order.", registry=r)
+
+    def start_model(self, model_id: str, performance_rule: str) -> None:
+        """Every per-model counter child at 0, once per model and process.
+
+        A counter child first exported at 1 hides that first increment from
+        ``increase()`` and ``rate()`` (Prometheus has no earlier sample): the dashboard's
+        "retrain requests" panel showed 0 after a model's first retrain request.
+        """
+        for counter in (self.late, self.join_hits, self.join_expired, self.window_events):
+            counter(model_id).inc(0)
+        for rule in ("drift", performance_rule):
+            self.decisions(model_id, rule).inc(0)
+        for status in WINDOW_STATUSES:
+            self.windows(model_id, status).inc(0)
+        for source in ("published", "first_windows"):
+            self.references(model_id, source).inc(0)
 
     def count_windows(self, model_id: str, windows: list[Any], thresholds: Mapping[str, Mapping[str, float]]) -> None:
         """Window counts and, for scored windows, score and threshold gauges."""

@@ -80,6 +80,21 @@ def api(port: int, path: str, **params: Any) -> Any:
     return body["data"]
 
 
+MUST_RISE = ("Valid events ingested /s", "Rejected to the DLQ /s", "Events applied by the stream /s",
+             "Retrain requests (1 h)", "Windows closed by status /min", "Label join /s",
+             "Serving now (trainer)", "Subscribers serving", "Trainings by outcome (1 h)",
+             "Gate verdicts (1 h)")
+"""Panels that a demo run must move above 0 (it ingests, rejects, windows, decides,
+joins labels, retrains through the gate and swaps the subscriber)."""
+
+
+def peak(result: list[dict[str, Any]]) -> float:
+    """The largest real number in a range query's result (-inf if none)."""
+    values = [float(value) for series in result for _, value in series["values"]
+              if value not in ("NaN", "+Inf", "-Inf")]
+    return max(values, default=float("-inf"))
+
+
 def has_data(result: list[dict[str, Any]]) -> bool:
     """At least one series with a real number (histogram_quantile of nothing gives NaN)."""
     return any(value not in ("NaN", "+Inf", "-Inf") for series in result for _, value in series["values"])
@@ -119,9 +134,15 @@ def test_a_real_prometheus_has_data_for_every_dashboard_panel(kafka_bootstrap: s
         scraped = {series["metric"]["instance"] for series in up["result"]
                    if any(value == "1" for _, value in series["values"])}
         assert scraped == {f"127.0.0.1:{base + i}" for i in range(len(ENDPOINTS))}, up
-        empty = [f"{title}: {query}" for title, query in panel_queries()
-                 if not has_data(api(prometheus_port, "query_range", query=query, **span)["result"])]
+        results = [(title, query, api(prometheus_port, "query_range", query=query, **span)["result"])
+                   for title, query in panel_queries()]
+        empty = [f"{title}: {query}" for title, query, result in results if not has_data(result)]
         assert not empty, "panels without data in a live run:\n" + "\n".join(empty)
+        peaks: dict[str, float] = {}
+        for title, _, result in results:
+            peaks[title] = max(peaks.get(title, float("-inf")), peak(result))
+        flat = [title for title in MUST_RISE if not peaks[title] > 0]
+        assert not flat, f"panels that stayed at 0 through a demo run: {flat}"
     finally:
         prometheus.terminate()
         prometheus.wait(15)

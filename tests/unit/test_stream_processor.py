@@ -125,3 +125,28 @@ def test_a_published_version_sets_the_reference(drift_lines: bytes) -> None:
     state = proc.store.load("synthetic", {})
     assert state.monitor.model_version == "2.0.0" and state.monitor.reference == reference
     assert orjson.loads(table[state_key("synthetic")].partition(b"\n")[2])["monitor"]["model_version"] == "2.0.0"
+
+
+def test_a_models_counters_are_exported_at_0_from_its_first_batch() -> None:
+    """A counter first exported at 1 hides its first increment from ``increase()``: the
+    dashboard showed no retrain request after a model's first one. So every per-model
+    counter exists, at 0, once the model's first batch is applied."""
+    import re
+
+    from prometheus_client import CollectorRegistry, generate_latest
+
+    from driftline.stream.stream_metrics import StreamMetrics
+
+    registry = CollectorRegistry()
+    table: dict = {}
+    proc = BatchProcessor(table, ModelStateStore(table, CONFIG), ServingVersions(),
+                          metrics=StreamMetrics(registry))
+    _run(proc, _messages(to_jsonl(stationary_events(50, rate=10.0, model_id="fresh")))[:1])
+    text = generate_latest(registry).decode()
+    assert re.search(r'driftline_stream_decisions_total\{model_id="fresh",rule="performance:adwin\(delta=[^"]+\)"\} 0\.0',
+                     text), "the performance rule, as the policy names it"
+    for series in ('driftline_stream_decisions_total{model_id="fresh",rule="drift"} 0.0',
+                   'driftline_stream_windows_closed_total{model_id="fresh",status="scored"} 0.0',
+                   'driftline_stream_late_events_total{model_id="fresh"} 0.0',
+                   'driftline_stream_label_join_expired_total{model_id="fresh"} 0.0'):
+        assert series in text, series
