@@ -182,6 +182,7 @@ class Trainer:
         now = time.perf_counter()
         if outcome is not None:
             model_id = getattr(event, "model_id", "")
+            self.metrics.start_model(model_id)
             self.metrics.trainings.labels(model_id, outcome.outcome).inc()
             if outcome.version is not None:
                 v = outcome.version

@@ -13,6 +13,7 @@ from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 
 __all__ = ["TrainerMetrics"]
 
+_OUTCOMES = ("published", "pending", "rejected", "failed")
 _DURATION_BUCKETS = (0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0, 120.0, 300.0, 900.0)
 
 
@@ -40,6 +41,19 @@ class TrainerMetrics:
         self.transactions_aborted = Counter("driftline_trainer_transactions_aborted",
                                             "Transactions aborted (their request is re-read).", registry=registry)
         self._serving: dict[str, str] = {}
+        self._models: set[str] = set()
+
+    def start_model(self, model_id: str) -> None:
+        """A model's training and gate counters at 0, once: a child first exported at 1
+        hides that first increment from ``increase()`` (the dashboard's 1 h panels).
+        ``skipped_<reason>`` outcomes are open-ended and start at their first count."""
+        if model_id in self._models:
+            return
+        self._models.add(model_id)
+        for outcome in _OUTCOMES:
+            self.trainings.labels(model_id, outcome).inc(0)
+        for verdict in ("passed", "failed"):
+            self.gate_verdicts.labels(model_id, verdict).inc(0)
 
     def observe_stages(self, durations: Mapping[str, float]) -> None:
         for stage, seconds in durations.items():
@@ -55,6 +69,7 @@ class TrainerMetrics:
     def set_serving(self, serving: Iterable[tuple[str, str]]) -> None:
         """Point each model's info gauge at its serving version (old label set removed)."""
         for model_id, version in serving:
+            self.start_model(model_id)
             old = self._serving.get(model_id)
             if old == version:
                 continue
