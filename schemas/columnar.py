@@ -29,15 +29,15 @@ from typing import Any, Union
 import numpy as np
 import orjson
 
-from .codec import MAX_MESSAGE_BYTES, MAX_PROPERTIES, TS_MAX, decode_event, is_valid_model_id
+from .codec import decode_event
+from .event_rules import (MAX_MESSAGE_BYTES, MAX_NAME, MAX_PROPERTIES, MAX_STRING, TS_MAX,
+                          is_valid_model_id)
 from .events import Event, EventKind, InvalidEvent
 from .feature_run import FeatureRun
 from .typed_columns import typed_run
 
 __all__ = ["FeatureRun", "decode_features"]
 
-_MAX_NAME = 256
-_MAX_STRING = 1024
 _SMALLEST_RUN = 16  # below this a failing run is decoded message by message
 _PIECE = 256  # messages per run: every pass over a run's objects stays in cache
 _HEAD = itemgetter("model_id", "event_id", "ts", "features")
@@ -141,7 +141,7 @@ def _fast_run(raws: list[bytes], start: int) -> FeatureRun | None:
     if not all(map(is_valid_model_id, ids)):
         return None
     if (set(map(type, event_id)) != {str} or "" in event_id
-            or max(map(len, event_id)) > _MAX_NAME):
+            or max(map(len, event_id)) > MAX_NAME):
         return None
     ts_types = set(map(type, ts))
     if not ts_types <= _TS_TYPES:
@@ -168,7 +168,7 @@ def _fast_run(raws: list[bytes], start: int) -> FeatureRun | None:
             pass
     if rows is None:
         names = tuple(dict.fromkeys(chain.from_iterable(features)))
-    if "" in names or (names and max(map(len, names)) > _MAX_NAME):
+    if "" in names or (names and max(map(len, names)) > MAX_NAME):
         return None
     if len(names) > MAX_PROPERTIES and max(widths) > MAX_PROPERTIES:
         return None
@@ -181,9 +181,9 @@ def _fast_run(raws: list[bytes], start: int) -> FeatureRun | None:
         numeric_only = True
     else:
         values = set(map(type, chain.from_iterable(map(dict.values, features))))
-        if str in values and longest > _MAX_STRING and max(
+        if str in values and longest > MAX_STRING and max(
                 (len(v) for f in features for v in f.values() if type(v) is str), default=0
-        ) > _MAX_STRING:
+        ) > MAX_STRING:
             return None
         numeric_only = values <= _NUMERIC
     run = FeatureRun(start, model_id, event_id, ts, features, numeric_only)

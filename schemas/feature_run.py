@@ -15,6 +15,7 @@ from typing import Any
 import numpy as np
 
 from .events import FeatureValue
+from .numeric_block import lists_from_block
 
 __all__ = ["FeatureRun"]
 
@@ -79,13 +80,7 @@ class FeatureRun:
             return dict(zip(names, map(list, zip(*self.rows)))) if self.rows else {n: [] for n in names}
         if self.numeric is None:
             return {name: [f.get(name) for f in self.features] for name in names}
-        out: dict[str, list[FeatureValue]] = {}
-        for name, row in zip(names, self.numeric):
-            values = row.tolist()
-            if np.isnan(row).any():
-                values = [None if v != v else v for v in values]
-            out[name] = values
-        return out
+        return lists_from_block(list(names), self.numeric)()
 
     def by_model(self) -> list[tuple[str, FeatureRun, list[int] | None]]:
         """``(model_id, rows of that model, their positions in this run)`` per model.

@@ -124,7 +124,6 @@ class BatchProcessor:
         self.serving = serving
         self.metrics = metrics
         self.source_topic = source_topic
-        self._models_seen: set[str] = set()  # models whose metric children exist (at 0)
 
     def process(self, key: bytes | None, value: bytes | None, partition: int, offset: int,
                 headers: Any = None) -> BatchResult:
@@ -225,9 +224,7 @@ class BatchProcessor:
         assert m is not None
         mid = monitor.model_id
         m.events(mid).inc(n)
-        if mid not in self._models_seen:  # its series from 0, not from their first event
-            self._models_seen.add(mid)
-            m.start_model(mid, f"performance:{monitor.tracker.detector}")
+        m.start_model(mid, f"performance:{monitor.tracker.detector}")  # series from 0
         if out.late_events:
             m.late(mid).inc(out.late_events)
         if out.joined:

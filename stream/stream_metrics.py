@@ -81,6 +81,7 @@ class StreamMetrics:
                               "waiting, none delivered for stall_after_s) and re-sought.", registry=r)
         self.stale_records = Counter("driftline_stream_stale_records", "Source records fetched before a seek and "
                                      "delivered after it: dropped, re-fetched in order.", registry=r)
+        self._models: set[str] = set()  # models whose counters exist (start_model)
 
     def start_model(self, model_id: str, performance_rule: str) -> None:
         """Every per-model counter child at 0, once per model and process.
@@ -89,6 +90,9 @@ class StreamMetrics:
         ``increase()`` and ``rate()`` (Prometheus has no earlier sample): the dashboard's
         "retrain requests" panel showed 0 after a model's first retrain request.
         """
+        if model_id in self._models:
+            return
+        self._models.add(model_id)
         for counter in (self.late, self.join_hits, self.join_expired, self.window_events):
             counter(model_id).inc(0)
         for rule in ("drift", performance_rule):
