@@ -22,8 +22,8 @@ import dataclasses
 import hashlib
 import json
 import operator
-from collections.abc import Mapping
-from typing import TYPE_CHECKING, Any, ClassVar, Union
+from collections.abc import Callable, Mapping
+from typing import TYPE_CHECKING, Any, ClassVar, TypeVar, Union
 
 import numpy as np
 
@@ -78,6 +78,8 @@ def _numeric_values(col: list) -> tuple[np.ndarray, int] | None:
     x = np.array(col, dtype=np.float64)
     return x[np.isfinite(x)], len(col) - col.count(None)
 
+
+_T = TypeVar("_T")
 
 @dataclasses.dataclass(frozen=True, eq=False)
 class NumericReference:
@@ -193,6 +195,16 @@ class ReferenceProfile:
     n_rows: int
     numeric_bins: int = 10
     top_k: int = 50
+
+    def derived(self, kind: str, names: tuple[str, ...], build: Callable[[], _T]) -> _T:
+        """What ``build()`` derives from this profile for the features ``names``, made
+        once per (kind, names): a profile never changes, and window updates and scores
+        ask for the same stacked arrays every batch."""
+        cache = self.__dict__.setdefault("_derived", {})
+        value = cache.get((kind, names))
+        if value is None:
+            value = cache[(kind, names)] = build()
+        return value
 
     def missing_rate(self, name: str) -> float:
         f = self.features[name]

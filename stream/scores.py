@@ -281,18 +281,18 @@ class _GroupTerms:
 
     @classmethod
     def of(cls, reference: ReferenceProfile, names: tuple[str, ...]) -> "_GroupTerms":
-        cache = reference.__dict__.setdefault("_score_groups", {})
-        terms = cache.get(names)
-        if terms is None:
-            refs = [reference.features[name] for name in names]
-            each = [_RefTerms.of(ref) for ref in refs]
-            terms = cache[names] = cls(
-                *(np.array([getattr(t, field) for t in each])
-                  for field in ("p", "smoothed", "cdf", "inner")),
-                [r.min if r.min is not None else 0.0 for r in refs],  # type: ignore[union-attr]
-                [r.max if r.max is not None else 0.0 for r in refs],  # type: ignore[union-attr]
-                [r.std if r.std else 1.0 for r in refs])  # type: ignore[union-attr]
-        return terms
+        return reference.derived("score_terms", names, lambda: cls._build(reference, names))
+
+    @classmethod
+    def _build(cls, reference: ReferenceProfile, names: tuple[str, ...]) -> "_GroupTerms":
+        refs = [reference.features[name] for name in names]
+        each = [_RefTerms.of(ref) for ref in refs]
+        return cls(
+            *(np.array([getattr(t, field) for t in each])
+              for field in ("p", "smoothed", "cdf", "inner")),
+            [r.min if r.min is not None else 0.0 for r in refs],  # type: ignore[union-attr]
+            [r.max if r.max is not None else 0.0 for r in refs],  # type: ignore[union-attr]
+            [r.std if r.std else 1.0 for r in refs])  # type: ignore[union-attr]
 
 
 def _score_numeric(reference: ReferenceProfile, window: WindowProfile,

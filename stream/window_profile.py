@@ -179,19 +179,19 @@ class _Layout:
 
     @classmethod
     def of(cls, reference: ReferenceProfile, names: tuple[str, ...]) -> "_Layout":
-        cache = reference.__dict__.setdefault("_layouts", {})
-        layout = cache.get(names)
-        if layout is None:
-            refs = [reference.features[k] for k in names]
-            width = max(len(r.edges) for r in refs)
-            edges = np.full((len(refs), width), np.inf)
-            for f, r in enumerate(refs):
-                edges[f, :len(r.edges)] = r.edges
-            sizes = np.array([r.n_bins for r in refs], np.intp)
-            zero = np.array([np.searchsorted(r.edges, 0.0, "right") for r in refs], np.intp)
-            offsets = np.concatenate([[0], np.cumsum(sizes)]).astype(np.intp)
-            layout = cache[names] = cls(refs, edges, offsets, zero, sizes - 1)  # type: ignore[arg-type]
-        return layout
+        return reference.derived("window_layout", names, lambda: cls._build(reference, names))
+
+    @classmethod
+    def _build(cls, reference: ReferenceProfile, names: tuple[str, ...]) -> "_Layout":
+        refs = [reference.features[k] for k in names]
+        width = max(len(r.edges) for r in refs)
+        edges = np.full((len(refs), width), np.inf)
+        for f, r in enumerate(refs):
+            edges[f, :len(r.edges)] = r.edges
+        sizes = np.array([r.n_bins for r in refs], np.intp)
+        zero = np.array([np.searchsorted(r.edges, 0.0, "right") for r in refs], np.intp)
+        offsets = np.concatenate([[0], np.cumsum(sizes)]).astype(np.intp)
+        return cls(refs, edges, offsets, zero, sizes - 1)  # type: ignore[arg-type]
 
     def bins(self, x: np.ndarray) -> np.ndarray:
         """``searchsorted(edges, row, "right")`` for every row of ``x`` (features × values).
