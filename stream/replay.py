@@ -11,9 +11,10 @@ Output order: lines are decoded in chunks of ``batch_size`` into one batch per m
 a chunk's batches cover one range of input lines, and their decisions are emitted sorted
 by ``at_index``; stdout is therefore in input order across models too.
 
-``jobs > 1`` decodes the chunks in worker processes (`stream.replay_decode`) and keeps
-the monitor here; chunks are applied in input order, so the output is the same as with
-one process. `Replay.feed_file` lets the workers read a regular file themselves.
+``jobs > 1`` decodes the chunks in ``jobs - 1`` worker processes, and here when they
+have enough to do (`stream.replay_decode`); the monitor stays here, and chunks are
+applied in input order, so the output is the same as with one process.
+`Replay.feed_file` lets the workers read a regular file themselves.
 """
 
 from __future__ import annotations
@@ -111,7 +112,8 @@ class Replay:
         self.on_decision = on_decision
         self.on_window = on_window
         self.jobs = max(1, int(jobs))
-        """Processes decoding lines; above 1, `ParallelDecoder` workers (the monitor stays here)."""
+        """Processes decoding lines, this one included; above 1, ``jobs - 1`` `ParallelDecoder`
+        workers (the monitor stays here)."""
         self.monitors: dict[str, ModelMonitor] = {}
         self.summary = ReplaySummary()
         self._carry: list[bytes] = []  # lines not yet in a full chunk

@@ -1,19 +1,21 @@
-"""Decode replay lines into per-model batches, in worker processes.
+"""Decode replay lines into per-model batches, in worker processes and in this one.
 
-On a file of 20-feature events, decoding (orjson, validation, columns) is about two
+On a file of 20-feature events, decoding (parsing, validation, columns) is about two
 thirds of a replay's CPU time and the monitor one third; both are Python, so one
-process uses one core. `ParallelDecoder` moves the decoding into worker processes and
-keeps the monitor in the caller: chunks of lines go out in order and come back in
-order, so the monitor sees the same events in the same order as with one process.
+process uses one core. `ParallelDecoder` moves most of the decoding into worker
+processes (`stream.decode_worker`) and keeps the monitor in the caller, which decodes
+a chunk itself whenever the workers have enough queued: chunks go out in order and
+come back in order, so the monitor sees the same events in the same order as with one
+process.
 
 A chunk comes back as small picklable pieces (`Packed`): numpy arrays, plain lists,
 and the purely numeric feature columns as one float64 matrix — the same split as the
 version 2 observation batch, so the caller rebuilds each batch without parsing.
 
 From a regular file the workers read the lines themselves (`submit_range`: a byte
-range that ends at a line end): the caller then neither reads nor pickles lines, and
-only the monitor is left in its process. A worker numbers its lines from 0; the caller
-shifts them by the lines of the ranges before (`DecodedChunk.rebased`).
+range that ends at a line end): the caller then neither reads nor pickles lines. A
+worker numbers its lines from 0; the caller shifts them by the lines of the ranges
+before (`DecodedChunk.rebased`).
 """
 
 from __future__ import annotations
@@ -21,16 +23,21 @@ from __future__ import annotations
 import io
 import multiprocessing
 import os
+import pickle
+import weakref
 from collections import deque
-from concurrent.futures import Future, ProcessPoolExecutor
 from dataclasses import dataclass
 from typing import Any
 
 from driftline.schemas.batch import BatchBuilder, ObservationBatch
 from driftline.schemas.columnar import FeatureRun, decode_features
 from driftline.schemas.events import InvalidEvent
+from driftline.stream.decode_worker import WorkerProcess, scratch_directory, stop_workers
 
 __all__ = ["DecodedChunk", "ParallelDecoder", "decode_chunk", "line_ranges"]
+
+QUEUED_PER_WORKER = 3
+"""Chunks waiting per worker before the caller's process decodes the next one itself."""
 
 
 @dataclass
@@ -101,11 +108,6 @@ def unpack(parts: Packed) -> ObservationBatch:
     return batch
 
 
-def _work(base: int, lines: list[bytes]) -> tuple[int, int, list[Packed], list[tuple[int, InvalidEvent]]]:
-    chunk = decode_chunk(base, lines)
-    return chunk.base, chunk.lines, [pack(b) for b in chunk.batches], chunk.invalid
-
-
 def line_ranges(path: str | os.PathLike[str], size: int) -> list[tuple[int, int]]:
     """``(offset, length)`` ranges of about ``size`` bytes covering the file, each ending
     just after a line end (the last at the end of the file)."""
@@ -130,10 +132,6 @@ def read_lines(path: str | os.PathLike[str], offset: int, length: int) -> list[b
         return io.BytesIO(handle.read(length)).readlines()
 
 
-def _work_range(path: str, offset: int, length: int) -> tuple[int, int, list[Packed], list[tuple[int, InvalidEvent]]]:
-    return _work(0, read_lines(path, offset, length))
-
-
 def _context() -> multiprocessing.context.BaseContext:
     """fork where there is one (workers start at once, modules already imported): replay
     runs no threads of its own; spawn elsewhere."""
@@ -142,41 +140,110 @@ def _context() -> multiprocessing.context.BaseContext:
 
 
 class ParallelDecoder:
-    """Decode chunks in `jobs` worker processes; results come back in submission order.
+    """Decode chunks in ``jobs - 1`` worker processes and in this one; results come back
+    in submission order.
 
-    At most ``4 * jobs`` chunks are in flight, so memory stays bounded on any file.
+    This process also runs the monitor, so it decodes a chunk itself only when every
+    worker already has `QUEUED_PER_WORKER` chunks to do: then the workers are the
+    bottleneck, and this process would otherwise wait for them. On two cores, one worker
+    plus this process beats two workers and a monitor that waits: three busy processes
+    on two cores pay in context switches and cold caches.
+
+    At most ``4 * jobs`` chunks are in flight (decoded here or not), so memory stays
+    bounded on any file.
     """
 
     def __init__(self, jobs: int) -> None:
-        self.jobs = jobs
-        self._pool = ProcessPoolExecutor(jobs, mp_context=_context())
-        self._pending: deque[Future[Any]] = deque()
+        self.jobs = max(2, jobs)
+        self._directory = scratch_directory()
+        context = _context()
+        self._workers = [WorkerProcess(_run_task, self._directory, context, f"driftline-decode-{i}")
+                         for i in range(self.jobs - 1)]
+        self._stop = weakref.finalize(self, stop_workers, self._workers, self._directory)
+        self._slots: deque[tuple[WorkerProcess, int] | DecodedChunk] = deque()
+        self._received: dict[int, DecodedChunk] = {}
+        self._next_task = 0
+        self.decoded_here = 0
+        """Chunks this process decoded itself (how the work was shared; for benchmarks)."""
 
     def submit(self, base: int, lines: list[bytes]) -> list[DecodedChunk]:
-        """Queue a chunk; return the chunks finished meanwhile once the queue is full."""
-        return self._queue(self._pool.submit(_work, base, lines))
+        """Queue a chunk; return the chunks finished meanwhile, in order."""
+        worker = self._free_worker()
+        if worker is None:
+            return self._keep(decode_chunk(base, lines))
+        path = os.path.join(self._directory, f"lines-{self._next_task}")
+        with open(path, "wb") as handle:  # not through the pipe: a full pipe would block us
+            pickle.dump(lines, handle, protocol=pickle.HIGHEST_PROTOCOL)
+        return self._send(worker, ("lines", path, 0, 0, base))
 
     def submit_range(self, path: str, offset: int, length: int) -> list[DecodedChunk]:
-        """Like `submit`, for the lines of a byte range the worker reads itself (numbered
-        from 0: see `DecodedChunk.rebased`)."""
-        return self._queue(self._pool.submit(_work_range, path, offset, length))
-
-    def _queue(self, future: Future[Any]) -> list[DecodedChunk]:
-        self._pending.append(future)
-        done = []
-        while len(self._pending) > 4 * self.jobs:
-            done.append(self._take())
-        return done
+        """Like `submit`, for the lines of a byte range read by whoever decodes it
+        (numbered from 0: see `DecodedChunk.rebased`)."""
+        worker = self._free_worker()
+        if worker is None:
+            return self._keep(decode_chunk(0, read_lines(path, offset, length)))
+        return self._send(worker, ("range", path, offset, length, 0))
 
     def drain(self) -> list[DecodedChunk]:
         """Every chunk still in flight, in order."""
-        return [self._take() for _ in range(len(self._pending))]
+        return [self._take() for _ in range(len(self._slots))]
 
     def close(self) -> None:
-        """Stop the workers (chunks still queued after an error are dropped)."""
-        self._pool.shutdown(cancel_futures=True)
+        """Stop the workers and remove their files (chunks not taken are dropped)."""
+        self._stop()
+
+    def _free_worker(self) -> WorkerProcess | None:
+        """The worker with the fewest chunks to do, unless all have enough."""
+        self._collect()
+        worker = min(self._workers, key=lambda w: w.outstanding)
+        return worker if worker.outstanding < QUEUED_PER_WORKER else None
+
+    def _send(self, worker: WorkerProcess, task: tuple[Any, ...]) -> list[DecodedChunk]:
+        task_id = self._next_task
+        self._next_task += 1
+        worker.send(task_id, task)
+        return self._keep((worker, task_id))
+
+    def _keep(self, slot: tuple[WorkerProcess, int] | DecodedChunk) -> list[DecodedChunk]:
+        if type(slot) is DecodedChunk:
+            self.decoded_here += 1
+        self._slots.append(slot)
+        done = []
+        while self._slots and (len(self._slots) > 4 * self.jobs or self._ready(self._slots[0])):
+            done.append(self._take())
+        return done
+
+    def _ready(self, slot: tuple[WorkerProcess, int] | DecodedChunk) -> bool:
+        return type(slot) is DecodedChunk or slot[1] in self._received
 
     def _take(self) -> DecodedChunk:
-        base, lines, packed, invalid = self._pending.popleft().result()
-        return DecodedChunk(base, lines, [unpack(p) for p in packed], invalid)
+        slot = self._slots.popleft()
+        if type(slot) is DecodedChunk:
+            return slot
+        worker, task_id = slot
+        while task_id not in self._received:  # a worker's results arrive in send order
+            self._receive(worker)
+        return self._received.pop(task_id)
 
+    def _collect(self) -> None:
+        """Receive every result already waiting (they are small to take: files)."""
+        for worker in self._workers:
+            while worker.ready():
+                self._receive(worker)
+
+    def _receive(self, worker: WorkerProcess) -> None:
+        task_id, (base, lines, packed, invalid) = worker.receive()
+        self._received[task_id] = DecodedChunk(base, lines, [unpack(p) for p in packed], invalid)
+
+
+def _run_task(task: tuple[Any, ...]) -> tuple[int, int, list[Packed], list[tuple[int, InvalidEvent]]]:
+    """A worker's task: the lines of a byte range, or a list of lines left in a file."""
+    kind, path, offset, length, base = task
+    if kind == "lines":
+        with open(path, "rb") as handle:
+            lines = pickle.load(handle)
+        os.unlink(path)
+    else:
+        lines = read_lines(path, offset, length)
+    chunk = decode_chunk(base, lines)
+    return chunk.base, chunk.lines, [pack(b) for b in chunk.batches], chunk.invalid

@@ -45,8 +45,8 @@ def register(subparsers: Any) -> None:
     parser.add_argument("--windows", action="store_true", help="also print every closed window's scores")
     parser.add_argument("--batch-size", type=int, default=4096, help="events per micro-batch (results do not depend on it)")
     parser.add_argument("--jobs", type=int, default=min(4, os.cpu_count() or 1),
-                        help="processes decoding lines (default: cores, at most 4; 1 = none); "
-                        "results do not depend on it")
+                        help="processes decoding lines, this one included (default: cores, at most 4; "
+                        "1 = no worker processes); results do not depend on it")
     parser.set_defaults(func=run)
 
 
