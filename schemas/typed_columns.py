@@ -32,7 +32,6 @@ from __future__ import annotations
 
 import re
 from itertools import chain
-from operator import attrgetter
 from typing import Annotated, Any, Literal, Optional, Union
 
 import msgspec
@@ -50,8 +49,7 @@ _DECODERS_KEPT = 64  # distinct sets of feature names with a decoder ready
 
 _EventId = Annotated[str, msgspec.Meta(min_length=1, max_length=MAX_NAME)]
 _Ts = Annotated[float, msgspec.Meta(ge=0, lt=TS_MAX)]
-_FIELDS = attrgetter("model_id", "event_id", "ts")
-_FEATURES = attrgetter("features")
+_ASTUPLE = msgspec.structs.astuple  # a struct's fields in order, read in C (attrgetter: twice the time)
 _UNNAMEABLE = re.compile(r'[\\"\x00-\x1f]')  # msgspec cannot rename a field to these
 _VALUE_TYPES = frozenset({float, int, str, bool, type(None)})
 _CATEGORY_TYPES = frozenset({str, bool})
@@ -63,7 +61,7 @@ _Scalar = Optional[Union[bool, float, Annotated[str, msgspec.Meta(max_length=MAX
 
 class _Typed:
     """One set of feature names (numbers only, or any scalars): its decoder of a JSON
-    array of events, and a getter of a row's values in name order."""
+    array of events (whose fields, and whose features' fields, are in name order)."""
 
     def __init__(self, names: tuple[str, ...], text: bool) -> None:
         # attributes f0, f1, ... read from the real names (any string can be a name)
@@ -77,7 +75,6 @@ class _Typed:
             ("type", Literal["feature"], "feature"),
         ], forbid_unknown_fields=True, gc=False)
         self.decoder = msgspec.json.Decoder(list[event])  # type: ignore[valid-type]
-        self.values = attrgetter(*fields)
         self.names = names
         self.text = text
 
@@ -100,16 +97,14 @@ def typed_run(raws: list[bytes], start: int) -> FeatureRun | None:
     n = len(raws)
     if len(events) != n:
         return None
-    model_id, event_id, ts = map(list, zip(*map(_FIELDS, events)))
+    model_id, event_id, ts, features, _ = map(list, zip(*map(_ASTUPLE, events)))
     if not all(map(is_valid_model_id, set(model_id))):
         return None
-    width = len(typed.names)
-    rows = map(typed.values, map(_FEATURES, events))  # a tuple per row, a value if one name
+    rows = map(_ASTUPLE, features)  # a tuple of values per row, in name order
     if typed.text:  # value tuples, as columnar gives for runs with strings or booleans
-        rows = list(rows) if width > 1 else [(v,) for v in rows]
-        return FeatureRun(start, model_id, event_id, ts, None, False, typed.names, rows)
-    values = chain.from_iterable(rows) if width > 1 else rows
-    matrix = np.fromiter(values, np.float64, n * width).reshape(n, width).T  # None -> NaN
+        return FeatureRun(start, model_id, event_id, ts, None, False, typed.names, list(rows))
+    width = len(typed.names)
+    matrix = np.fromiter(chain.from_iterable(rows), np.float64, n * width).reshape(n, width).T  # None -> NaN
     return FeatureRun(start, model_id, event_id, ts, None, True, typed.names, None, matrix)
 
 
