@@ -25,7 +25,10 @@ from typing import Any
 __all__ = ["WorkerFailed", "WorkerProcess", "scratch_directory", "stop_workers"]
 
 SHARED_MEMORY_ROOT = "/dev/shm"
-"""Where result files go when it is writable (tmpfs: the files never reach a disk)."""
+"""Where result files go when it is writable and roomy (tmpfs: the files never reach a disk)."""
+SHARED_MEMORY_MIN_FREE = 256 << 20
+"""Below this much free space (a container's /dev/shm is often 64 MiB) the system's
+temporary directory is used instead: a full tmpfs would fail the replay."""
 
 
 class WorkerFailed(RuntimeError):
@@ -34,7 +37,12 @@ class WorkerFailed(RuntimeError):
 
 def scratch_directory() -> str:
     """A new private directory for task and result files (remove it with `stop_workers`)."""
-    root = SHARED_MEMORY_ROOT if os.access(SHARED_MEMORY_ROOT, os.W_OK) else None
+    try:
+        usage = os.statvfs(SHARED_MEMORY_ROOT)
+        roomy = usage.f_bavail * usage.f_frsize >= SHARED_MEMORY_MIN_FREE
+    except OSError:
+        roomy = False
+    root = SHARED_MEMORY_ROOT if roomy and os.access(SHARED_MEMORY_ROOT, os.W_OK) else None
     return tempfile.mkdtemp(prefix="driftline-workers-", dir=root)
 
 
@@ -46,7 +54,9 @@ class WorkerProcess:
 
     def __init__(self, handler: Callable[[Any], Any], directory: str, context: BaseContext, name: str) -> None:
         here, there = context.Pipe()
-        self.process = context.Process(target=_serve, args=(handler, there, directory), name=name, daemon=True)
+        inherited = here if context.get_start_method() == "fork" else None  # the child closes its copy
+        self.process = context.Process(target=_serve, args=(handler, there, directory, inherited),
+                                       name=name, daemon=True)
         self.process.start()
         there.close()
         self._conn: Connection = here
@@ -106,8 +116,15 @@ def stop_workers(workers: Sequence[WorkerProcess], directory: str) -> None:
     shutil.rmtree(directory, ignore_errors=True)
 
 
-def _serve(handler: Callable[[Any], Any], conn: Connection, directory: str) -> None:
-    """The worker's loop: run tasks until ``None`` arrives or the caller goes away."""
+def _serve(handler: Callable[[Any], Any], conn: Connection, directory: str,
+           callers_end: Connection | None) -> None:
+    """The worker's loop: run tasks until ``None`` arrives or the caller goes away.
+
+    A forked worker holds a copy of the caller's end of its pipe; it closes it, or the
+    pipe would never report the caller gone (a killed caller would leave it waiting).
+    """
+    if callers_end is not None:
+        callers_end.close()
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C is the caller's to handle
     while True:
         try:

@@ -106,3 +106,55 @@ def test_lines_submitted_go_through_a_file_and_the_directory_is_removed_at_close
     assert [(c.base, c.lines, len(c.batches[0])) for c in got] == [(100, 50, 50)]
     assert list(got[0].batches[0].index) == list(range(100, 150))
     assert not os.path.exists(directory)
+
+
+def test_workers_exit_when_their_caller_is_killed(tmp_path) -> None:
+    """kill -9 of the replaying process leaves no worker waiting for tasks forever."""
+    import subprocess
+    import time
+
+    script = tmp_path / "caller.py"
+    script.write_text(
+        "import sys, time\n"
+        "from driftline.stream.replay_decode import ParallelDecoder\n"
+        "decoder = ParallelDecoder(3)\n"
+        "print(' '.join(str(w.process.pid) for w in decoder._workers), flush=True)\n"
+        "time.sleep(60)\n")
+    caller = subprocess.Popen([sys.executable, str(script)], stdout=subprocess.PIPE, text=True)
+    pids = [int(p) for p in caller.stdout.readline().split()]
+    assert len(pids) == 2
+    caller.kill()
+    caller.wait()
+    deadline = time.monotonic() + 10
+    alive = pids
+    while alive and time.monotonic() < deadline:
+        time.sleep(0.05)
+        alive = [p for p in pids if _running(p)]
+    assert not alive, f"workers {alive} outlived their caller"
+
+
+def _running(pid: int) -> bool:
+    try:
+        with open(f"/proc/{pid}/stat") as handle:
+            return handle.read().split(")")[-1].split()[0] != "Z"  # a zombie has exited
+    except FileNotFoundError:
+        return False
+
+
+def test_scratch_files_go_to_tmpfs_only_when_it_has_room(tmp_path, monkeypatch) -> None:
+    import tempfile
+
+    from driftline.stream import decode_worker
+
+    monkeypatch.setattr(decode_worker, "SHARED_MEMORY_ROOT", str(tmp_path))
+    roomy = scratch_directory()
+    monkeypatch.setattr(decode_worker, "SHARED_MEMORY_MIN_FREE", 1 << 62)
+    small = scratch_directory()
+    monkeypatch.setattr(decode_worker, "SHARED_MEMORY_ROOT", str(tmp_path / "missing"))
+    missing = scratch_directory()
+    try:
+        assert Path(roomy).parent == tmp_path
+        assert Path(small).parent == Path(missing).parent == Path(tempfile.gettempdir())
+    finally:
+        for directory in (roomy, small, missing):
+            os.rmdir(directory)
