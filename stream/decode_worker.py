@@ -36,7 +36,11 @@ class WorkerFailed(RuntimeError):
 
 
 def scratch_directory() -> str:
-    """A new private directory for task and result files (remove it with `stop_workers`)."""
+    """A new directory for task and result files (remove it with `stop_workers`).
+
+    Private (mode 0700, from ``mkdtemp``): results are unpickled, so only this user may
+    put files there.
+    """
     try:
         usage = os.statvfs(SHARED_MEMORY_ROOT)
         roomy = usage.f_bavail * usage.f_frsize >= SHARED_MEMORY_MIN_FREE

@@ -226,7 +226,7 @@ class ParallelDecoder:
         return self._received.pop(task_id)
 
     def _collect(self) -> None:
-        """Receive every result already waiting (they are small to take: files)."""
+        """Receive every result already finished, so `_free_worker` counts only work left."""
         for worker in self._workers:
             while worker.ready():
                 self._receive(worker)

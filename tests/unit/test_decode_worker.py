@@ -154,6 +154,7 @@ def test_scratch_files_go_to_tmpfs_only_when_it_has_room(tmp_path, monkeypatch) 
     missing = scratch_directory()
     try:
         assert Path(roomy).parent == tmp_path
+        assert all(os.stat(d).st_mode & 0o777 == 0o700 for d in (roomy, small)), "results are unpickled"
         assert Path(small).parent == Path(missing).parent == Path(tempfile.gettempdir())
     finally:
         for directory in (roomy, small, missing):
