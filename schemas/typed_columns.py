@@ -10,9 +10,12 @@ ids and ts with their schema bounds) checks every rule while it parses, into sma
 structs. Purely numeric values then go once into a float64 matrix (about 1.5 µs a
 message less than `columnar`'s path); otherwise the run holds value tuples, as
 `columnar` gives them (about half of `columnar`'s time on 18 numbers and 2 strings).
+When the first message has only numbers and nulls but a later one a string or a
+boolean (a categorical feature that was null at first), the run is decoded again, once,
+with the decoder of any scalar.
 
 Like `columnar`, it only ever *accepts*: anything the typed decoder refuses — another
-event type, a string or boolean feature, other names, a broken rule, bad JSON — makes
+event type, a nested feature value, other names, a broken rule, bad JSON — makes
 `typed_run` return None and the caller takes the general path, which ends in
 `decode_event`, the reference. What it accepts, `decode_event` accepts with the same
 values, except that integers come back as floats (see `FeatureRun`).
@@ -53,6 +56,8 @@ _ASTUPLE = msgspec.structs.astuple  # a struct's fields in order, read in C (att
 _UNNAMEABLE = re.compile(r'[\\"\x00-\x1f]')  # msgspec cannot rename a field to these
 _VALUE_TYPES = frozenset({float, int, str, bool, type(None)})
 _CATEGORY_TYPES = frozenset({str, bool})
+_TEXT_AMONG_NUMBERS = re.compile(r"Expected `float \| null`, got `(str|bool)` - at `\$\[\d+\]\.features\.")
+"""msgspec's error when a numbers-only decoder meets a string or boolean feature value."""
 
 
 _Number = Optional[float]
@@ -84,18 +89,20 @@ _typed: dict[tuple[tuple[str, ...], bool], _Typed] = {}
 
 def typed_run(raws: list[bytes], start: int) -> FeatureRun | None:
     """The messages as one run (numbered from ``start``), or None if any is not a plain
-    valid feature event with the first message's feature names and kinds of values."""
+    valid feature event with the first message's feature names."""
     if set(map(type, raws)) != {bytes} or max(map(len, raws)) > MAX_MESSAGE_BYTES:
         return None
     typed = _for_shape(_shape(raws[0]))
     if typed is None:
         return None
-    try:  # one array of all messages: a message holding two events makes the count wrong
-        events = typed.decoder.decode(b"[" + b",".join(raws) + b"]")
-    except msgspec.DecodeError:  # bad JSON, or a rule broken (ValidationError)
-        return None
+    joined = b"[" + b",".join(raws) + b"]"  # one array: a message holding two events makes the count wrong
+    events = _decode(typed, joined)
+    if (type(events) is msgspec.ValidationError and not typed.text
+            and _TEXT_AMONG_NUMBERS.match(str(events))):
+        typed = _for_shape((typed.names, True))  # numbers at first, then a string or boolean
+        events = _decode(typed, joined)
     n = len(raws)
-    if len(events) != n:
+    if type(events) is not list or len(events) != n:
         return None
     model_id, event_id, ts, features, _ = map(list, zip(*map(_ASTUPLE, events)))
     if not all(map(is_valid_model_id, set(model_id))):
@@ -106,6 +113,14 @@ def typed_run(raws: list[bytes], start: int) -> FeatureRun | None:
     width = len(typed.names)
     matrix = np.fromiter(chain.from_iterable(rows), np.float64, n * width).reshape(n, width).T  # None -> NaN
     return FeatureRun(start, model_id, event_id, ts, None, True, typed.names, None, matrix)
+
+
+def _decode(typed: _Typed, joined: bytes) -> list[Any] | msgspec.DecodeError:
+    """The events, or why not: bad JSON (DecodeError), a rule broken (ValidationError)."""
+    try:
+        return typed.decoder.decode(joined)
+    except msgspec.DecodeError as error:
+        return error
 
 
 def _shape(raw: bytes) -> tuple[tuple[str, ...], bool] | None:

@@ -149,10 +149,12 @@ def test_a_plain_numeric_run_is_decoded_straight_into_a_matrix() -> None:
 
 def test_anything_else_is_refused_for_the_general_path() -> None:
     refused = {
-        "a string after numbers": [plain(0), plain(1, '{"x":"a","y":1}')],
+        "a nested value after numbers": [plain(0), plain(1, '{"x":[1],"y":1}')],
+        "a string after numbers, then a nested value": [plain(0), plain(1, '{"x":"a","y":1}'),
+                                                        plain(2, '{"x":{},"y":1}')],
         "a string too long": [plain(0, '{"x":"a","y":"%s"}' % ("s" * 1025))],
         "a nested value among strings": [plain(0, '{"x":"a","y":1}'), plain(1, '{"x":"a","y":[1]}')],
-        "a boolean after numbers": [plain(0), plain(1, '{"x":true,"y":1}')],
+        "a string too long after numbers": [plain(0), plain(1, '{"x":1,"y":"%s"}' % ("s" * 1025))],
         "another name": [plain(0), plain(1, '{"x":1,"z":1}')],
         "a name missing": [plain(0), plain(1, '{"x":1}')],
         "two events on one line": [plain(0), plain(1) + b"," + plain(2)],
@@ -171,6 +173,24 @@ def test_anything_else_is_refused_for_the_general_path() -> None:
     }
     for why, raws in refused.items():
         assert typed_run(raws, 0) is None, why  # type: ignore[arg-type]
+
+
+def test_a_string_or_boolean_after_numbers_decodes_the_run_again_with_text(monkeypatch) -> None:
+    """A categorical feature null in the first message: the numbers-only decoder meets a
+    string later, and the run is decoded again, once, with the decoder of any scalar."""
+    from driftline.schemas import typed_columns
+
+    decoders: list[bool] = []  # text or not, per decode
+    real = typed_columns._decode
+    monkeypatch.setattr(typed_columns, "_decode", lambda typed, joined: decoders.append(typed.text) or real(typed, joined))
+    raws = [plain(0), plain(1, '{"x":"a","y":1}'), plain(2, '{"x":true,"y":null}'), plain(3, '{"x":2,"y":3}')]
+    run = typed_run(raws, 0)
+    assert run is not None and not run.numeric_only and run.names == ("x", "y")
+    assert run.rows == [(1.5, None), ("a", 1.0), (True, None), (2.0, 3.0)]
+    assert run.features == [decode_event(r).features for r in raws]
+    assert decoders == [False, True]
+    decoders.clear()
+    assert typed_run([plain(0), plain(1, '{"x":[1],"y":1}')], 0) is None and decoders == [False]
 
 
 def test_decode_features_takes_the_typed_path_for_numbers_and_columnar_for_categories() -> None:
