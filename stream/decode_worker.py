@@ -126,24 +126,28 @@ def _serve(handler: Callable[[Any], Any], conn: Connection, directory: str,
 
     A forked worker holds a copy of the caller's end of its pipe; it closes it, or the
     pipe would never report the caller gone (a killed caller would leave it waiting).
+    A caller gone without stopping its workers (killed) cannot remove their scratch
+    directory, and on tmpfs its files would hold memory until a reboot: the worker that
+    finds the caller gone removes it.
     """
     if callers_end is not None:
         callers_end.close()
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C is the caller's to handle
-    while True:
-        try:
-            message = conn.recv()
-        except (EOFError, OSError):
-            return
-        if message is None:
-            return
-        task_id, task = message
-        try:
-            value = handler(task)
-            path = os.path.join(directory, f"result-{os.getpid()}-{task_id}")
-            with open(path, "wb") as handle:
-                pickle.dump(value, handle, protocol=pickle.HIGHEST_PROTOCOL)
-        except Exception:  # noqa: BLE001 - every failure goes back to the caller, which raises it
-            conn.send((task_id, None, traceback.format_exc()))
-        else:
-            conn.send((task_id, path, None))
+    try:
+        while (message := conn.recv()) is not None:
+            conn.send(_run(handler, message, directory))
+    except (EOFError, OSError):  # the caller is gone
+        shutil.rmtree(directory, ignore_errors=True)
+
+
+def _run(handler: Callable[[Any], Any], message: tuple[int, Any], directory: str) -> tuple[int, str | None, str | None]:
+    """One task: ``(task_id, result file, None)``, or ``(task_id, None, traceback)``."""
+    task_id, task = message
+    try:
+        value = handler(task)
+        path = os.path.join(directory, f"result-{os.getpid()}-{task_id}")
+        with open(path, "wb") as handle:
+            pickle.dump(value, handle, protocol=pickle.HIGHEST_PROTOCOL)
+    except Exception:  # noqa: BLE001 - every failure goes back to the caller, which raises it
+        return task_id, None, traceback.format_exc()
+    return task_id, path, None

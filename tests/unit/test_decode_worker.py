@@ -108,8 +108,9 @@ def test_lines_submitted_go_through_a_file_and_the_directory_is_removed_at_close
     assert not os.path.exists(directory)
 
 
-def test_workers_exit_when_their_caller_is_killed(tmp_path) -> None:
-    """kill -9 of the replaying process leaves no worker waiting for tasks forever."""
+def test_workers_exit_and_remove_the_scratch_directory_when_their_caller_is_killed(tmp_path) -> None:
+    """kill -9 of the replaying process leaves no worker waiting for tasks forever, and
+    no scratch files holding memory on tmpfs."""
     import subprocess
     import time
 
@@ -118,11 +119,12 @@ def test_workers_exit_when_their_caller_is_killed(tmp_path) -> None:
         "import sys, time\n"
         "from driftline.stream.replay_decode import ParallelDecoder\n"
         "decoder = ParallelDecoder(3)\n"
-        "print(' '.join(str(w.process.pid) for w in decoder._workers), flush=True)\n"
+        "print(decoder._directory, *(w.process.pid for w in decoder._workers), flush=True)\n"
         "time.sleep(60)\n")
     caller = subprocess.Popen([sys.executable, str(script)], stdout=subprocess.PIPE, text=True)
-    pids = [int(p) for p in caller.stdout.readline().split()]
-    assert len(pids) == 2
+    directory, *pids = caller.stdout.readline().split()
+    pids = [int(p) for p in pids]
+    assert len(pids) == 2 and os.path.isdir(directory)
     caller.kill()
     caller.wait()
     deadline = time.monotonic() + 10
@@ -131,6 +133,7 @@ def test_workers_exit_when_their_caller_is_killed(tmp_path) -> None:
         time.sleep(0.05)
         alive = [p for p in pids if _running(p)]
     assert not alive, f"workers {alive} outlived their caller"
+    assert not os.path.exists(directory)
 
 
 def _running(pid: int) -> bool:
