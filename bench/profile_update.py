@@ -9,8 +9,9 @@ numeric column and ``collections.Counter`` per categorical column, i.e. the binn
 alone without missing/type checks, exact moments or tails — and the ratio. Then shows
 the profile's size stays flat as events grow (pickled ``to_dict()`` and tracemalloc).
 
-Batches come from ``driftline.schemas.batch.BatchBuilder`` when it exists; its
-``numeric_column`` conversion is timed separately ("column prep") because the
+Batches are real ``ObservationBatch``es (`tests/column_batches.batch_of_columns`),
+each read once before timing: a batch converts a numeric column to an array once and
+keeps it, and that conversion is timed separately ("column prep") because the
 profile's cost is the subject here.
 """
 
@@ -19,30 +20,28 @@ from __future__ import annotations
 import argparse
 import gc
 import pickle
+import sys
 import time
 import tracemalloc
 from collections import Counter
+from pathlib import Path
 
 import numpy as np
 
-from driftline.stream.profile import ReferenceProfile
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))
+
+from column_batches import batch_of_columns  # noqa: E402
+
+from driftline.schemas.batch import ObservationBatch  # noqa: E402
+from driftline.stream.profile import ReferenceProfile  # noqa: E402
 
 
-class ColumnBatch:
-    """Pre-converted columns (ObservationBatch's attributes, numeric columns cached)."""
-
-    def __init__(self, cols: dict[str, list], n: int) -> None:
-        self.features = cols
-        self.has_features = np.ones(n, bool)
-        self._n = n
-        self._num = {k: np.array([np.nan if v is None or isinstance(v, str) else v
-                                  for v in c], float) for k, c in cols.items()}
-
-    def __len__(self) -> int:
-        return self._n
-
-    def numeric_column(self, name: str) -> np.ndarray:
-        return self._num[name]
+def column_batch(cols: dict[str, list]) -> ObservationBatch:
+    """A real batch of these columns, its numeric columns already converted (cached)."""
+    batch = batch_of_columns(cols)
+    for name in cols:
+        batch.numeric_column(name)
+    return batch
 
 
 def make_columns(rng: np.random.Generator, n: int, n_num: int, n_cat: int,
@@ -64,8 +63,7 @@ def bench(n_rows: int, n_num: int, n_cat: int, n_batches: int) -> None:
     rng = np.random.default_rng(0)
     ref_cols = make_columns(rng, 20_000, n_num, n_cat)
     ref = ReferenceProfile.from_columns(ref_cols, 20_000, numeric_bins=10, top_k=50)
-    batches = [ColumnBatch(make_columns(rng, n_rows, n_num, n_cat, 0.1), n_rows)
-               for _ in range(20)]
+    batches = [column_batch(make_columns(rng, n_rows, n_num, n_cat, 0.1)) for _ in range(20)]
     values = n_rows * (n_num + n_cat) * n_batches
 
     w = ref.new_window()
@@ -128,7 +126,7 @@ def memory(n_rows: int) -> None:
     rng = np.random.default_rng(2)
     ref_cols = make_columns(rng, 20_000, 15, 5)
     ref = ReferenceProfile.from_columns(ref_cols, 20_000)
-    batches = [ColumnBatch(make_columns(rng, n_rows, 15, 5, 0.1), n_rows) for _ in range(10)]
+    batches = [column_batch(make_columns(rng, n_rows, 15, 5, 0.1)) for _ in range(10)]
     print("profile size as events grow (20 features):")
     gc.collect()
     tracemalloc.start()
