@@ -6,7 +6,7 @@ real one: read the rows by offsets, train, validate candidate *and* champion on 
 rows, gate, version (patch), sign, publish transactionally, and a running subscriber
 verifies, loads and swaps. Prints the breakdown; writes bench/out/retrain_to_load.json.
 
-    .venv/bin/python bench/retrain_to_load.py [--bootstrap-servers HOST:PORT] [--rows 50000]
+    .venv/bin/python bench/retrain_to_load.py [--bootstrap-servers HOST:PORT] [--rows 50000] [--out FILE]
 """
 
 from __future__ import annotations
@@ -26,6 +26,8 @@ import orjson
 from confluent_kafka import Producer
 from prometheus_client import CollectorRegistry
 
+from driftline import logs
+from driftline.consumers.signing import Ed25519PrivateKey
 from driftline.consumers.subscriber import ModelSubscriber
 from driftline.consumers.trainer import Trainer
 from driftline.consumers.trainer_config import GovernanceSettings, TrainerSettings
@@ -38,7 +40,8 @@ from driftline.kafka.local_broker import LocalBroker
 from driftline.schemas.control import RetrainRequested
 
 OUT = Path(__file__).parent / "out"
-KEY = os.urandom(32)
+KEY = Ed25519PrivateKey.generate()
+"""The trainer signs with the private key; the subscriber verifies with the public one."""
 
 
 def produce_rows(bootstrap: str, topic: str, model_id: str, n: int, n_features: int, seed: int) -> None:
@@ -76,7 +79,9 @@ def main() -> int:
     parser.add_argument("--bootstrap-servers")
     parser.add_argument("--rows", type=int, default=50_000)
     parser.add_argument("--features", type=int, default=20)
+    parser.add_argument("--out", type=Path, default=OUT / "retrain_to_load.json", help="the JSON report")
     args = parser.parse_args()
+    logs.configure("warning")  # a failed training says why (structured lines on stderr)
     broker = None
     bootstrap = args.bootstrap_servers or os.environ.get("KAFKA_BOOTSTRAP_SERVERS", "")
     if not bootstrap:  # a throw-away local broker, stopped at the end (never a lingering one)
@@ -88,7 +93,7 @@ def main() -> int:
     admin = KafkaAdmin(bootstrap)
     create_topics(admin, topic_specs(names, event_partitions=6))
     try:
-        return run(bootstrap, names, args.rows, args.features)
+        return run(bootstrap, names, args.rows, args.features, args.out)
     finally:
         admin.delete_topics(list(names.all()), timeout=30.0)
         if broker is not None:
@@ -101,7 +106,7 @@ def _free_port() -> int:
         return int(s.getsockname()[1])
 
 
-def run(bootstrap: str, names: TopicNames, n_rows: int, n_features: int) -> int:
+def run(bootstrap: str, names: TopicNames, n_rows: int, n_features: int, out: Path) -> int:
     model_id = "bench"
     produce_rows(bootstrap, names.labeled, model_id, n_rows, n_features, seed=1)
     tmp = Path(tempfile.mkdtemp(prefix="driftline-bench-"))
@@ -111,7 +116,8 @@ def run(bootstrap: str, names: TopicNames, n_rows: int, n_features: int) -> int:
     trainer = Trainer(bootstrap, names, settings, ctx, TrainerMetrics(CollectorRegistry()))
     stop = threading.Event()
     threading.Thread(target=trainer.run, args=(stop,), daemon=True).start()
-    sub = ModelSubscriber(model_id, bootstrap, names.model_updates, KEY, cache_dir=tmp / "cache").start()
+    sub = ModelSubscriber(model_id, bootstrap, names.model_updates, KEY.public_key(),
+                          cache_dir=tmp / "cache").start()
     try:
         request(bootstrap, names.control, model_id, 0.0)
         if not sub.wait_for("1.0.0", 120):
@@ -124,7 +130,7 @@ def run(bootstrap: str, names: TopicNames, n_rows: int, n_features: int) -> int:
         total = time.perf_counter() - sent  # wait_for returns as the swap happens
         version = trainer.state.version(model_id, "1.0.1")
         report(total, version.durations, sub.current.load_s, n_rows, n_features, version.metrics,
-               version.champion_metrics)
+               version.champion_metrics, out)
         return 0 if total <= 10.0 else 1
     finally:
         sub.stop()
@@ -132,7 +138,7 @@ def run(bootstrap: str, names: TopicNames, n_rows: int, n_features: int) -> int:
 
 
 def report(total: float, durations: dict[str, float], load_s: float, n_rows: int, n_features: int,
-           metrics: dict[str, float], champion: dict[str, float] | None) -> None:
+           metrics: dict[str, float], champion: dict[str, float] | None, out: Path) -> None:
     inside = sum(durations.values()) + load_s
     breakdown = {**durations, "load": round(load_s, 4),
                  "publish_and_delivery": round(total - inside, 4), "total": round(total, 4)}
@@ -141,8 +147,8 @@ def report(total: float, durations: dict[str, float], load_s: float, n_rows: int
         print(f"  {stage:<22}{seconds:8.3f} s")
     print(f"  target <= 10 s: {'met' if total <= 10.0 else 'MISSED'}")
     print(f"  candidate {metrics}\n  champion  {champion}")
-    OUT.mkdir(exist_ok=True)
-    (OUT / "retrain_to_load.json").write_bytes(orjson.dumps({
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.write_bytes(orjson.dumps({
         "rows": n_rows, "features": n_features, "seconds": breakdown, "metrics": metrics,
         "champion_metrics": champion, "cpus": os.cpu_count(), "python": sys.version.split()[0]},
         option=orjson.OPT_INDENT_2))
