@@ -63,12 +63,14 @@ def main() -> None:
     parser.add_argument("--rate", type=int, default=10_000)
     parser.add_argument("--seconds", type=float, default=30.0)
     parser.add_argument("--models", type=int, default=6)
+    parser.add_argument("--out-dir", type=Path, default=ROOT / "bench" / "out",
+                        help="the JSON report, logs and state directories")
     args = parser.parse_args()
     bootstrap = bootstrap_from(load_settings())
     names = TopicNames(prefix=f"lat-{uuid.uuid4().hex[:8]}.")
     admin = KafkaAdmin(bootstrap)
     create_topics(admin, topic_specs(names))
-    out_dir = ROOT / "bench" / "out"
+    out_dir = args.out_dir
     out_dir.mkdir(parents=True, exist_ok=True)
     env = dict(os.environ, DRIFTLINE_TOPICS_PREFIX=names.prefix, DRIFTLINE_INGEST_GROUP_ID=f"ing-{names.prefix}",
                DRIFTLINE_INGEST_TRANSACTIONAL_ID=f"ing-{names.prefix}", DRIFTLINE_INGEST_BATCH_MAX_MS="100",

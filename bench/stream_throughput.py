@@ -120,13 +120,15 @@ def main() -> None:
     parser.add_argument("--workers", type=int, default=1)
     parser.add_argument("--models", type=int, default=6)
     parser.add_argument("--store", default="memory", choices=["memory", "rocksdb"])
+    parser.add_argument("--out-dir", type=Path, default=ROOT / "bench" / "out",
+                        help="the JSON report, logs and state directories")
     args = parser.parse_args()
     settings = load_settings()
     bootstrap = bootstrap_from(settings)
     names = TopicNames(prefix=f"bench-{uuid.uuid4().hex[:8]}.")
     admin = KafkaAdmin(bootstrap)
     create_topics(admin, topic_specs(names))
-    out_dir = ROOT / "bench" / "out"
+    out_dir = args.out_dir
     out_dir.mkdir(parents=True, exist_ok=True)
     t = time.perf_counter()
     produce(bootstrap, names.features, ((f"m{i % args.models}".encode(), feature_event(f"m{i % args.models}", i))
