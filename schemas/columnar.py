@@ -8,8 +8,8 @@ over whole columns, with C-level passes (`set(map(type, ...))`, `max(map(len, ..
 that holds anything else than plain feature events) is split in halves until the
 culprits are alone, and those go through `decode_event` — the reference — so results,
 error values included, are exactly those of `decode_event` message by message.
-Each run is first offered to `typed_columns` (msgspec, purely numeric features, no
-dicts at all), the cheapest path for the commonest input.
+Each run is first offered to `typed_columns` (msgspec typed for the run's feature
+names, no dicts at all), the cheapest path for the commonest input.
 
 Examples:
     >>> ok = b'{"model_id":"m","event_id":"a","ts":1,"features":{"x":1.5}}'

@@ -81,6 +81,7 @@ def _numeric_values(col: list) -> tuple[np.ndarray, int] | None:
 
 _T = TypeVar("_T")
 
+
 @dataclasses.dataclass(frozen=True, eq=False)
 class NumericReference:
     """Quantile bins of a numeric feature plus its moments (see module docstring)."""

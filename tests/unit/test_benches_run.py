@@ -8,22 +8,11 @@ arguments, and what it says about correctness (not speed) is checked.
 
 from __future__ import annotations
 
-import subprocess
-import sys
-from pathlib import Path
-
-ROOT = Path(__file__).resolve().parents[2]
-
-
-def _run(script: str, *args: str) -> str:
-    done = subprocess.run([sys.executable, str(ROOT / "bench" / script), *args], cwd=ROOT,
-                          capture_output=True, text=True, timeout=600)
-    assert done.returncode == 0, done.stderr[-3000:]
-    return done.stdout
+from ..bench_runs import bench_output
 
 
 def test_profile_update_bench_runs_and_the_profile_stays_small() -> None:
-    out = _run("profile_update.py", "--rows", "1000", "--features", "8", "--batches", "5")
+    out = bench_output("profile_update.py", "--rows", "1000", "--features", "8", "--batches", "5")
     assert out.count("WindowProfile.update") == 2 and "real ObservationBatch" in out
     sizes = [int(line.split("to_dict")[1].split("B")[0].replace(",", ""))
              for line in out.splitlines() if "pickled to_dict" in line]
@@ -31,12 +20,12 @@ def test_profile_update_bench_runs_and_the_profile_stays_small() -> None:
 
 
 def test_codec_bench_runs() -> None:
-    out = _run("codec_vs_orjson.py", "--events", "2000", "--rounds", "1")
+    out = bench_output("codec_vs_orjson.py", "--events", "2000", "--rounds", "1")
     assert "ratio decode_event / orjson.loads" in out
 
 
 def test_replay_bench_runs_and_jobs_give_the_same_decisions() -> None:
-    out = _run("replay_throughput.py", "--events", "60000", "--runs", "1")  # a drift at 70 %
+    out = bench_output("replay_throughput.py", "--events", "60000", "--runs", "1")  # a drift at 70 %
     assert "replay FILE --jobs" in out
     line = next(line for line in out.splitlines() if line.startswith("decisions:"))
     assert int(line.split()[1]) >= 1 and line.endswith("--jobs gives the same: True"), out

@@ -11,10 +11,8 @@ from pathlib import Path
 
 import pytest
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-
-from driftline.stream import replay_decode  # noqa: E402
-from driftline.stream.decode_worker import WorkerFailed, WorkerProcess, scratch_directory, stop_workers  # noqa: E402
+from driftline.stream import replay_decode
+from driftline.stream.decode_worker import WorkerFailed, WorkerProcess, scratch_directory, stop_workers
 
 
 def square_or_fail(task: int) -> int:
