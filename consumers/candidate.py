@@ -8,9 +8,16 @@ and the champion alike, on the same rows.
 
 A **spec** describes a candidate so versioning can compare it with the champion's:
 ``{"task", "model", "params", "features"}``. ``model`` is ``"river"`` (the pipeline for the
-task) or ``"plugin:module:function"``; a plug-in is called as ``fn(rows, spec)`` and must
-return an object with ``predict_one`` (and ``predict_proba_one`` for classifiers) that
-pickles.
+task), ``"auto"`` (converged scikit-learn learners, window and learner chosen by validation
+on the newest post-drift rows — ``consumers.window_choice``) or ``"plugin:module:function"``;
+a plug-in is called as ``fn(rows, spec)`` and must return an object with ``predict_one``
+(and ``predict_proba_one`` for classifiers) that pickles.
+
+``evaluate`` scores a whole batch at once when the model says its ``predict_many`` /
+``predict_proba_many`` take lists of feature dicts (``predicts_dict_rows = True``, as
+``BatchModel`` does; River's take DataFrames), else row by row — same metrics either way.
+``baseline_metrics`` is the constant predictor on the same rows, for the gate's
+"better than a constant" check.
 
 Examples
 --------
@@ -32,10 +39,14 @@ from collections import Counter
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
+import numpy as np
 from river import base, linear_model, optim, preprocessing
 
 from driftline.stream.label_join import JoinedRow
 from driftline.stream.performance import infer_task
+
+from driftline.consumers.batch_learners import LEARNERS
+from driftline.consumers.batch_learners import target as _target
 
 __all__ = [
     "FeatureVector",
@@ -44,7 +55,9 @@ __all__ = [
     "load_plugin",
     "train_candidate",
     "train_river",
+    "train_auto",
     "evaluate",
+    "baseline_metrics",
 ]
 
 Row = Mapping[str, Any]
@@ -121,12 +134,6 @@ def _river_pipeline(task: str, features: Sequence[str], params: Mapping[str, Any
     return FeatureVector(features) | preprocessing.StandardScaler() | head
 
 
-def _target(task: str, label: Any) -> Any:
-    if task == "binary":
-        return label is True or label == 1 or label == "1" or label == "true"
-    return float(label) if task == "regression" else label
-
-
 def train_river(rows: Sequence[Row], spec: Mapping[str, Any]) -> Any:
     """The built-in candidate: River pipeline for ``spec["task"]``, ``params["epochs"]`` passes."""
     task = spec["task"]
@@ -137,68 +144,161 @@ def train_river(rows: Sequence[Row], spec: Mapping[str, Any]) -> Any:
     return model
 
 
-def train_candidate(rows: Sequence[Row], spec: Mapping[str, Any]) -> Any:
-    """Train ``spec``'s model on ``rows`` (River, or the plug-in named in ``spec["model"]``)."""
+def train_auto(rows: Sequence[Row], spec: Mapping[str, Any], *, drift_start: float | None = None,
+               extra: Mapping[str, Any] | None = None) -> Any:
+    """The ``auto`` candidate: ``window_choice.choose_candidate`` over ``rows``, its ``Selection``.
+
+    ``params``: ``learners`` (default by task: logistic/ridge + hist_gbdt), ``validation_fraction``
+    (0.2), ``min_validation_rows`` (200), ``max_rows`` (all rows), plus learner params. The drift
+    start is an argument, not a param: it changes every retrain and would make every spec new.
+    """
+    from driftline.consumers.window_choice import choose_candidate
+
+    task, params = spec["task"], dict(spec.get("params", {}))
+    return choose_candidate(rows, task=task, features=spec["features"], drift_start=drift_start,
+                            validation_fraction=float(params.get("validation_fraction", 0.2)),
+                            min_validation_rows=int(params.get("min_validation_rows", 200)),
+                            learners=list(params.get("learners", LEARNERS[task])),
+                            max_rows=int(params.get("max_rows", len(rows))), params=params, extra=extra)
+
+
+def train_candidate(rows: Sequence[Row], spec: Mapping[str, Any], *, drift_start: float | None = None) -> Any:
+    """Train ``spec``'s model on ``rows`` (River, ``auto``, or the plug-in named in ``spec["model"]``)."""
     kind = spec["model"]
     if kind == "river":
         return train_river(rows, spec)
+    if kind == "auto":
+        return train_auto(rows, spec, drift_start=drift_start).model
     if kind.startswith("plugin:"):
         model = load_plugin(kind[len("plugin:"):])(list(rows), dict(spec))
         if not callable(getattr(model, "predict_one", None)):
             raise TypeError(f"plug-in {kind} returned {type(model).__name__} without predict_one")
         return model
-    raise ValueError(f"unknown model kind {kind!r}: 'river' or 'plugin:module:function'")
+    raise ValueError(f"unknown model kind {kind!r}: 'river', 'auto' or 'plugin:module:function'")
 
 
-def _binary_metrics(model: Any, rows: Sequence[Row]) -> dict[str, float]:
-    proba = getattr(model, "predict_proba_one", None)
-    tp = fp = fn = correct = 0
-    loss, scored = 0.0, 0
-    for row in rows:
-        y = _target("binary", row["label"])
-        if proba is not None:
-            p = float(proba(row["features"]).get(True, 0.0))
-            pred = p >= 0.5
-            q = min(max(p if y else 1.0 - p, 1e-15), 1.0)
-            loss, scored = loss - math.log(q), scored + 1
-        else:
-            pred = _target("binary", model.predict_one(row["features"]))
-        correct += pred == y
-        tp, fp, fn = tp + (pred and y), fp + (pred and not y), fn + (not pred and y)
-    metrics = {"accuracy": correct / len(rows), "f1": 2 * tp / (2 * tp + fp + fn) if tp else 0.0}
-    if scored:
-        metrics["log_loss"] = loss / scored
+def _batch(model: Any, name: str) -> Callable[[list[dict]], Any] | None:
+    """``model.<name>`` when it takes lists of feature dicts (``predicts_dict_rows``), else None."""
+    return getattr(model, name, None) if getattr(model, "predicts_dict_rows", False) else None
+
+
+def _binary_outputs(model: Any, rows: Sequence[Row]) -> tuple[np.ndarray, np.ndarray | None]:
+    """(predicted labels, P(True) or None without probabilities)."""
+    xs = [row["features"] for row in rows]
+    if (many := _batch(model, "predict_proba_many")) is not None:
+        p = np.asarray(many(xs), dtype=float)
+        return p >= 0.5, p
+    if (many := _batch(model, "predict_many")) is not None:
+        return np.array([_target("binary", v) for v in many(xs)], dtype=bool), None
+    if (proba := getattr(model, "predict_proba_one", None)) is not None:
+        p = np.array([float(proba(x).get(True, 0.0)) for x in xs], dtype=float)
+        return p >= 0.5, p
+    return np.array([_target("binary", model.predict_one(x)) for x in xs], dtype=bool), None
+
+
+def _binary_metrics(y: np.ndarray, pred: np.ndarray, p: np.ndarray | None) -> dict[str, float]:
+    tp, fp, fn = int(np.sum(pred & y)), int(np.sum(pred & ~y)), int(np.sum(~pred & y))
+    metrics = {"accuracy": float(np.mean(pred == y)), "f1": 2 * tp / (2 * tp + fp + fn) if tp else 0.0}
+    if p is not None:
+        metrics["log_loss"] = _log_loss(np.where(y, p, 1.0 - p))
     return metrics
 
 
-def _multiclass_metrics(model: Any, rows: Sequence[Row]) -> dict[str, float]:
-    pairs = [(row["label"], model.predict_one(row["features"])) for row in rows]
-    classes = {y for y, _ in pairs}
+def _log_loss(p_true: np.ndarray) -> float:
+    """Mean -log of the probability given to the true label, clipped to [1e-15, 1]."""
+    return float(-np.mean(np.log(np.clip(p_true, 1e-15, 1.0))))
+
+
+def _multiclass_outputs(model: Any, rows: Sequence[Row]) -> tuple[list[Any], np.ndarray | None]:
+    """(predicted labels, probability of each row's true label or None without probabilities)."""
+    xs, labels = [row["features"] for row in rows], [row["label"] for row in rows]
+    if _batch(model, "predict_many") is not None:
+        preds = list(np.asarray(model.predict_many(xs), dtype=object).tolist())
+        classes = getattr(model, "classes", None)
+        if (many := _batch(model, "predict_proba_many")) is None or classes is None:
+            return preds, None
+        proba, column = np.asarray(many(xs), dtype=float), {c: i for i, c in enumerate(classes)}
+        return preds, np.array([proba[i, column[y]] if y in column else 0.0 for i, y in enumerate(labels)])
+    preds = [model.predict_one(x) for x in xs]
+    if (proba_one := getattr(model, "predict_proba_one", None)) is None:
+        return preds, None
+    return preds, np.array([float(proba_one(x).get(y, 0.0)) for x, y in zip(xs, labels, strict=True)], dtype=float)
+
+
+def _multiclass_metrics(labels: Sequence[Any], preds: Sequence[Any], p_true: np.ndarray | None) -> dict[str, float]:
+    pairs = list(zip(labels, preds, strict=True))
     f1s = []
-    for c in classes:
+    for c in set(labels):
         tp = sum(1 for y, p in pairs if y == c and p == c)
         fp = sum(1 for y, p in pairs if y != c and p == c)
         fn = sum(1 for y, p in pairs if y == c and p != c)
         f1s.append(2 * tp / (2 * tp + fp + fn) if tp else 0.0)
-    return {"accuracy": sum(y == p for y, p in pairs) / len(pairs), "macro_f1": sum(f1s) / len(f1s)}
+    metrics = {"accuracy": sum(y == p for y, p in pairs) / len(pairs), "macro_f1": sum(f1s) / len(f1s)}
+    if p_true is not None:
+        metrics["log_loss"] = _log_loss(p_true)
+    return metrics
 
 
-def _regression_metrics(model: Any, rows: Sequence[Row]) -> dict[str, float]:
-    errors = [float(model.predict_one(row["features"])) - float(row["label"]) for row in rows]
-    labels = [float(row["label"]) for row in rows]
-    mean = sum(labels) / len(labels)
-    total = sum((y - mean) ** 2 for y in labels)
-    sse = sum(e * e for e in errors)
-    return {"mae": sum(abs(e) for e in errors) / len(errors), "rmse": math.sqrt(sse / len(errors)),
+def _regression_outputs(model: Any, rows: Sequence[Row]) -> np.ndarray:
+    xs = [row["features"] for row in rows]
+    if (many := _batch(model, "predict_many")) is not None:
+        return np.asarray(many(xs), dtype=float)
+    return np.array([float(model.predict_one(x)) for x in xs], dtype=float)
+
+
+def _regression_metrics(labels: np.ndarray, preds: np.ndarray) -> dict[str, float]:
+    errors = preds - labels
+    total = float(np.sum((labels - labels.mean()) ** 2))
+    sse = float(np.sum(errors * errors))
+    return {"mae": float(np.mean(np.abs(errors))), "rmse": math.sqrt(sse / len(errors)),
             "r2": 1.0 - sse / total if total else 0.0}
 
 
+def _finish(metrics: dict[str, float], n: int) -> dict[str, float]:
+    metrics["n"] = float(n)
+    return {k: round(v, 6) for k, v in metrics.items()}
+
+
 def evaluate(model: Any, rows: Sequence[Row], task: str) -> dict[str, float]:
-    """Metrics of ``model`` on ``rows``: binary accuracy/f1/log_loss, multiclass accuracy/macro_f1,
-    regression mae/rmse/r2; plus ``n``."""
+    """Metrics of ``model`` on ``rows``: binary accuracy/f1/log_loss, multiclass accuracy/macro_f1/log_loss,
+    regression mae/rmse/r2; plus ``n``. ``log_loss`` only for models with probabilities."""
     if not rows:
         return {"n": 0.0}
-    by_task = {"binary": _binary_metrics, "multiclass": _multiclass_metrics, "regression": _regression_metrics}
-    metrics = by_task[task](model, rows)
-    metrics["n"] = float(len(rows))
-    return {k: round(v, 6) for k, v in metrics.items()}
+    if task == "binary":
+        y = np.array([_target(task, row["label"]) for row in rows], dtype=bool)
+        metrics = _binary_metrics(y, *_binary_outputs(model, rows))
+    elif task == "multiclass":
+        metrics = _multiclass_metrics([row["label"] for row in rows], *_multiclass_outputs(model, rows))
+    elif task == "regression":
+        labels = np.array([float(row["label"]) for row in rows], dtype=float)
+        metrics = _regression_metrics(labels, _regression_outputs(model, rows))
+    else:
+        raise ValueError(f"unknown task {task!r}")
+    return _finish(metrics, len(rows))
+
+
+def baseline_metrics(rows: Sequence[Row], task: str) -> dict[str, float]:
+    """The best constant predictor's metrics on ``rows`` (same keys as ``evaluate``).
+
+    Classifiers: the rows' own class frequencies as probabilities, the majority class as
+    label; regression: their median. A candidate that cannot beat this learned nothing that
+    holds on these rows — e.g. the old concept after a concept change.
+    """
+    if not rows:
+        return {"n": 0.0}
+    if task == "binary":
+        y = np.array([_target(task, row["label"]) for row in rows], dtype=bool)
+        p = np.full(len(y), float(y.mean()))
+        metrics = _binary_metrics(y, p >= 0.5, p)
+    elif task == "multiclass":
+        labels = [row["label"] for row in rows]
+        counts = Counter(labels)
+        majority = counts.most_common(1)[0][0]
+        p_true = np.array([counts[y] / len(labels) for y in labels], dtype=float)
+        metrics = _multiclass_metrics(labels, [majority] * len(labels), p_true)
+    elif task == "regression":
+        values = np.array([float(row["label"]) for row in rows], dtype=float)
+        metrics = _regression_metrics(values, np.full(len(values), float(np.median(values))))
+    else:
+        raise ValueError(f"unknown task {task!r}")
+    return _finish(metrics, len(rows))

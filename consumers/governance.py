@@ -1,4 +1,4 @@
-"""Human commands on the registry: approve, reject, promote, roll back (pure).
+"""Human commands on the registry: approve, reject, promote, roll back, pause, resume (pure).
 
 Each function takes the current ``RegistryState`` and a ``ModelCommand`` and returns the
 records to write — or a ``CommandRefused`` audit record saying why not. Every pointer
@@ -10,6 +10,8 @@ from __future__ import annotations
 from driftline.schemas.registry import (
     CommandRefused,
     ModelCommand,
+    ModelPaused,
+    ModelResumed,
     ModelVersionApproved,
     ModelVersionRejected,
     registry_key,
@@ -81,8 +83,24 @@ def _rollback(state: RegistryState, cmd: ModelCommand) -> list[Output]:
     return promotion(record, state, cmd.actor, cmd.reason, cmd.id, rollback=True)
 
 
+def _pause(state: RegistryState, cmd: ModelCommand) -> list[Output]:
+    if cmd.model_id not in state.models():
+        return refuse(cmd, f"no model {cmd.model_id!r} in the registry")
+    if cmd.model_id in state.paused:
+        return refuse(cmd, f"{cmd.model_id} is already paused")
+    event = ModelPaused(cmd.model_id, cmd.actor, cmd.reason, cmd.id)
+    return [Output("audit", cmd.model_id, event.to_dict())]
+
+
+def _resume(state: RegistryState, cmd: ModelCommand) -> list[Output]:
+    if cmd.model_id not in state.paused:
+        return refuse(cmd, f"{cmd.model_id} is not paused")
+    event = ModelResumed(cmd.model_id, cmd.actor, cmd.reason, cmd.id)
+    return [Output("audit", cmd.model_id, event.to_dict())]
+
+
 _HANDLERS = {"approve_version": _approve, "reject_version": _reject, "promote_version": _promote,
-             "rollback_model": _rollback}
+             "rollback_model": _rollback, "pause_model": _pause, "resume_model": _resume}
 
 
 def apply_command(state: RegistryState, cmd: ModelCommand) -> list[Output]:

@@ -24,8 +24,16 @@ from confluent_kafka import Consumer, KafkaError, KafkaException, TopicPartition
 from driftline.errors import KafkaOperationFailed
 from driftline.kafka.clients import read_committed_config
 from driftline.kafka.topics import TopicNames
-from driftline.schemas.registry import ModelVersion, ModelVersionCreated
+from driftline.schemas.registry import (
+    ModelPaused,
+    ModelResumed,
+    ModelVersion,
+    ModelVersionCreated,
+    RetrainDeferred,
+    TrainingSkipped,
+)
 
+from driftline.consumers.retrain_queue import PendingRetrain
 from driftline.consumers.versioning import parse
 
 __all__ = ["Output", "RegistryState", "watermarks", "read_topic", "load_state"]
@@ -54,6 +62,10 @@ class RegistryState:
     audit: dict[str, list[dict[str, Any]]] = field(default_factory=lambda: defaultdict(list))
     handled: set[str] = field(default_factory=set)
     last_created_at: dict[str, float] = field(default_factory=dict)
+    pending_retrains: dict[str, PendingRetrain] = field(default_factory=dict)
+    """model_id → its one pending retrain request (``consumers.retrain_queue``)."""
+    paused: set[str] = field(default_factory=set)
+    """Models whose automatic retraining a person paused."""
 
     def apply(self, kind: str, key: str | None, value: dict[str, Any] | None) -> None:
         """Fold one record of ``kind``; ``value=None`` is a tombstone."""
@@ -71,13 +83,30 @@ class RegistryState:
     def _apply_audit(self, value: dict[str, Any]) -> None:
         model_id = value.get("model_id", "")
         self.audit[model_id].append(value)
+        kind = value.get("type")
         for id_key in ("request_id", "command_id"):
             if value.get(id_key):
                 self.handled.add(value[id_key])
-        if value.get("type") == ModelVersionCreated.type:
+        trigger = value.get("trigger")
+        if isinstance(trigger, dict):
+            self.handled.update(str(i) for i in trigger.get("request_ids") or ())
+        if kind == ModelVersionCreated.type:
             self.last_created_at[model_id] = max(self.last_created_at.get(model_id, 0.0), float(value["at"]))
-        if value.get("type") in _MOVES:
+        if kind in _MOVES:
             self.moves[model_id].append(value)
+        if kind == RetrainDeferred.type:
+            deferred = RetrainDeferred.from_dict(value)
+            pending = self.pending_retrains.get(model_id)
+            self.pending_retrains[model_id] = (PendingRetrain.from_deferred(deferred) if pending is None
+                                               else pending.merge(deferred))
+        elif kind in (ModelVersionCreated.type, TrainingSkipped.type):
+            pending = self.pending_retrains.get(model_id)
+            if pending is not None and value.get("request_id") == pending.pending_id:
+                del self.pending_retrains[model_id]
+        elif kind == ModelPaused.type:
+            self.paused.add(model_id)
+        elif kind == ModelResumed.type:
+            self.paused.discard(model_id)
 
     def apply_outputs(self, outputs: Iterable[Output]) -> None:
         for out in outputs:

@@ -12,6 +12,11 @@ consumed offset in one Kafka transaction. Consequences:
   audit log, and the state is rebuilt from the topics at start (``load_state``), *after*
   ``init_transactions``, so the read is final.
 
+A retrain request that cannot train yet (cooldown, too few rows since the drift began,
+model paused) becomes the model's pending request (``consumers.retrain_queue``), written
+to the audit log; the trainer re-checks pending requests every ``recheck_s`` and trains
+them in a transaction of their own once nothing blocks them.
+
 Run one instance (same ``transactional_id``): one writer means one ordered history.
 """
 
@@ -29,12 +34,13 @@ from driftline.errors import KafkaOperationFailed
 from driftline.kafka.clients import transactional_consumer_config, transactional_producer_config
 from driftline.kafka.topics import TopicNames
 from driftline.logs import log
-from driftline.schemas.control import RetrainRequested, is_event_time
-from driftline.schemas.registry import ModelCommand, OffsetRange, decode
+from driftline.schemas.control import RetrainRequested, VersionChecked
+from driftline.schemas.registry import ModelCommand, OffsetRange, VersionUnderperforming, decode
 
 from driftline.consumers.governance import apply_command, refuse
 from driftline.consumers.registry_state import Output, RegistryState, load_state
-from driftline.consumers.trainer_config import TrainerSettings, for_model
+from driftline.consumers.retrain_queue import URGENT_RULES, PendingRetrain, blocked_by, drift_start_of
+from driftline.consumers.trainer_config import ModelTrainingConfig, TrainerSettings, for_model
 from driftline.consumers.trainer_metrics import TrainerMetrics
 from driftline.consumers.training_run import TrainingContext, TrainingOutcome, skipped, topic_of, train_version
 from driftline.consumers.training_set import LabeledReader, build_training_set, training_set_from_ranges
@@ -59,27 +65,30 @@ class Trainer:
             bootstrap, settings.group_id, **{"max.poll.interval.ms": 1_800_000}))
         self._producer = Producer(transactional_producer_config(bootstrap, settings.transactional_id))
         self._reader = LabeledReader(bootstrap, names.labeled)
-        self._training: dict[str, tuple[float, float]] = {}
+        self._next_check = 0.0
+        self._waiting: dict[str, str] = {}
 
     def run(self, stop: threading.Event) -> None:
-        """Handle control records until ``stop`` is set."""
+        """Handle control records (and pending requests) until ``stop`` is set."""
         self._producer.init_transactions(60)
         self.state = load_state(self.bootstrap, self.names)
         self._refresh_gauges()
         self._consumer.subscribe([self.names.control])
         log(logger, logging.INFO, "trainer started", control=self.names.control, models=len(self.state.models()),
-            handled_ids=len(self.state.handled), transactional_id=self.settings.transactional_id)
+            handled_ids=len(self.state.handled), pending=sorted(self.state.pending_retrains),
+            transactional_id=self.settings.transactional_id)
         try:
             while not stop.is_set():
                 msg = self._consumer.poll(0.5)
-                if msg is None:
-                    continue
-                err = msg.error()
-                if err is not None:
-                    if err.code() != KafkaError._PARTITION_EOF:
+                if msg is not None:
+                    err = msg.error()
+                    if err is None:
+                        self._handle(msg)
+                    elif err.code() != KafkaError._PARTITION_EOF:
                         log(logger, logging.WARNING, "consume error", code=err.name(), detail=err.str())
-                    continue
-                self._handle(msg)
+                if time.monotonic() >= self._next_check:
+                    self._check_pending()
+                    self._next_check = time.monotonic() + self.settings.recheck_s
         finally:
             self._consumer.close()
             self._reader.close()
@@ -92,7 +101,9 @@ class Trainer:
         outputs: list[Output] = []
         outcome: TrainingOutcome | None = None
         if isinstance(event, RetrainRequested):
-            outcome = self._on_retrain(event, msg)
+            outcome = self._on_retrain(event)
+        elif isinstance(event, VersionChecked):
+            outputs = self._on_check(event)
         elif isinstance(event, ModelCommand) and event.type == "register_model":
             outcome = self._on_register(event)
         elif isinstance(event, ModelCommand):
@@ -113,22 +124,91 @@ class Trainer:
                 offset=msg.offset(), error=str(exc))
             return None
 
-    def _on_retrain(self, req: RetrainRequested, msg: Message) -> TrainingOutcome:
+    # -- retrain requests ------------------------------------------------------------------
+    def _on_retrain(self, req: RetrainRequested) -> TrainingOutcome:
         model_id = req.model_id
         if req.id in self.state.handled:
             return skipped(model_id, req.id, "duplicate", "request id already handled")
-        busy = self._training.get(model_id)
-        produced_ms = msg.timestamp()[1]
-        if busy is not None and busy[0] * 1000 <= produced_ms <= busy[1] * 1000:
-            return skipped(model_id, req.id, "already_training", "requested while this model was training")
+        serving = self.state.serving_version(model_id)
+        if req.model_version and serving and req.model_version != serving:
+            return skipped(model_id, req.id, "stale", f"asked about {req.model_version}; {serving} serves now")
+        if model_id in self.state.paused:
+            return skipped(model_id, req.id, "paused", "automatic retraining is paused: "
+                                                       f"driftline models resume {model_id}")
         cfg = for_model(self.settings, model_id)
-        since = time.time() - self.state.last_created_at.get(model_id, 0.0)
-        if since < cfg.cooldown_s:
-            return skipped(model_id, req.id, "cooldown", f"last version {since:.0f} s ago < cooldown {cfg.cooldown_s} s")
-        min_ts = _drift_start(req)
-        policy = cfg.policy if min_ts is not None else "last_n"
-        return self._train(model_id, req.id, lambda: build_training_set(
-            self._reader, model_id, max_rows=cfg.max_rows, policy=policy, min_ts=min_ts))
+        existing = self.state.pending_retrains.get(model_id)
+        first = self._underperforming(req)
+        if existing is not None and existing.rule == "follow_up":
+            # a new drift supersedes the refinement of the last one: train from *its* start
+            first += skipped(model_id, existing.pending_id, "superseded", f"by request {req.id} ({req.rule})").outputs
+            existing = None
+        pending = (existing.with_request(req) if existing is not None
+                   else PendingRetrain.from_request(req, time.time()))
+        reason = self._blocked(pending, cfg)
+        if reason is not None:
+            deferral = pending.deferral(req.id, reason, req.rule in URGENT_RULES, req.rule, drift_start_of(req),
+                                        evidence=dict(req.evidence or {}))
+            self._waiting[model_id] = reason
+            log(logger, logging.INFO, "retrain deferred", model_id=model_id, request_id=req.id,
+                pending_id=pending.pending_id, reason=reason)
+            return TrainingOutcome("deferred", [*first, Output("audit", model_id, deferral.to_dict())])
+        outcome = self._train_pending(pending, cfg)
+        return TrainingOutcome(outcome.outcome, [*first, *outcome.outputs], outcome.version)
+
+    def _underperforming(self, req: RetrainRequested) -> list[Output]:
+        """The audit record of a request that says the serving version falls short (with its evidence)."""
+        if req.rule not in ("underperforming", "challenger"):
+            return []
+        evidence = {k: v for k, v in (req.evidence or {}).items() if k != "challenger"}
+        event = VersionUnderperforming(req.model_id, req.model_version, req.id, req.rule,
+                                       dict(evidence.get("live") or {}), dict(evidence.get("gate") or {}), evidence)
+        return [Output("audit", req.model_id, event.to_dict())]
+
+    def _on_check(self, check: VersionChecked) -> list[Output]:
+        if check.id in self.state.handled:
+            return []
+        return [Output("audit", check.model_id, {**check.to_dict(), "request_id": check.id,
+                                                 "at": time.time()})]
+
+    def _blocked(self, pending: PendingRetrain, cfg: ModelTrainingConfig) -> str | None:
+        rows: int | None = None
+        need = max(cfg.min_rows_after_drift, pending.min_rows)
+        if pending.drift_start is not None and need > 0:
+            try:
+                rows = len(build_training_set(self._reader, pending.model_id, max_rows=need, policy="since_drift",
+                                              min_ts=pending.drift_start).rows)
+            except KafkaOperationFailed as exc:
+                return f"could not read {self.names.labeled}: {exc}"
+        return blocked_by(pending, now=time.time(), last_created_at=self.state.last_created_at.get(pending.model_id),
+                          cooldown_s=cfg.cooldown_s, paused=pending.model_id in self.state.paused,
+                          rows_after_drift=rows, min_rows_after_drift=cfg.min_rows_after_drift)
+
+    def _check_pending(self) -> None:
+        """Train every pending request that nothing blocks any more (each in its own transaction)."""
+        for model_id, pending in list(self.state.pending_retrains.items()):
+            cfg = for_model(self.settings, model_id)
+            reason = self._blocked(pending, cfg)
+            if reason is not None:
+                if self._waiting.get(model_id) != reason:
+                    self._waiting[model_id] = reason
+                    log(logger, logging.INFO, "retrain pending", model_id=model_id, pending_id=pending.pending_id,
+                        reason=reason)
+                continue
+            self._waiting.pop(model_id, None)
+            started = time.perf_counter()
+            outcome = self._train_pending(pending, cfg)
+            publish_started = time.perf_counter()
+            if self._commit(outcome.outputs, None):
+                self.state.apply_outputs(outcome.outputs)
+                self._after_commit(pending, outcome, outcome.outputs, started, publish_started)
+
+    def _train_pending(self, pending: PendingRetrain, cfg: ModelTrainingConfig) -> TrainingOutcome:
+        model_id = pending.model_id
+        use_since = cfg.model != "auto" and cfg.policy == "since_drift" and pending.drift_start is not None
+        policy = "since_drift" if use_since else "last_n"
+        return self._train(model_id, pending.pending_id, lambda: build_training_set(
+            self._reader, model_id, max_rows=cfg.max_rows, policy=policy, min_ts=pending.drift_start),
+            pending=pending)
 
     def _on_register(self, cmd: ModelCommand) -> TrainingOutcome:
         if cmd.id in self.state.handled:
@@ -141,30 +221,42 @@ class Trainer:
         return self._train(cmd.model_id, cmd.id, lambda: training_set_from_ranges(
             self._reader, cmd.model_id, ranges), task=cmd.task)
 
-    def _train(self, model_id: str, request_id: str, read: Any, task: str | None = None) -> TrainingOutcome:
-        begun = time.time()
+    def _train(self, model_id: str, request_id: str, read: Any, task: str | None = None,
+               pending: PendingRetrain | None = None) -> TrainingOutcome:
         try:
             read_started = time.perf_counter()
             training_set = read()
             read_s = time.perf_counter() - read_started
+        except KafkaOperationFailed as exc:
+            # a read that timed out (broker away): the request stays pending, tried again later
+            log(logger, logging.WARNING, "training read failed; request kept pending", model_id=model_id,
+                request_id=request_id, error=str(exc))
+            if pending is None:
+                raise
+            deferral = pending.deferral(request_id, f"could not read {self.names.labeled}: {exc}"[:500])
+            return TrainingOutcome("deferred", [Output("audit", model_id, deferral.to_dict())])
+        try:
             cfg = for_model(self.settings, model_id)
-            return train_version(training_set, cfg, self.context, self.state, request_id, read_s, task=task)
+            return train_version(training_set, cfg, self.context, self.state, request_id, read_s, task=task,
+                                 pending=pending)
         except Exception as exc:  # noqa: BLE001 - a bad plug-in or data must not kill the registry
             log(logger, logging.ERROR, "training failed", model_id=model_id, request_id=request_id, error=repr(exc))
             outcome = skipped(model_id, request_id, "training_failed", repr(exc)[:2000])
             return TrainingOutcome("failed", outcome.outputs)
-        finally:
-            self._training[model_id] = (begun, time.time())
 
-    def _commit(self, outputs: list[Output], msg: Message) -> bool:
-        """Write ``outputs`` and the consumed offset atomically; on an abortable error rewind."""
+    # -- writing -------------------------------------------------------------------------
+    def _commit(self, outputs: list[Output], msg: Message | None) -> bool:
+        """Write ``outputs`` and the consumed offset (if any) atomically; on an abortable error rewind."""
+        if msg is None and not outputs:
+            return True
         try:
             self._producer.begin_transaction()
             for out in outputs:
                 self._producer.produce(topic_of(self.names, out.kind), key=out.key.encode(),
                                        value=orjson.dumps(out.value))
-            offsets = [TopicPartition(msg.topic(), msg.partition(), msg.offset() + 1)]
-            self._producer.send_offsets_to_transaction(offsets, self._consumer.consumer_group_metadata(), 60)
+            if msg is not None:
+                offsets = [TopicPartition(msg.topic(), msg.partition(), msg.offset() + 1)]
+                self._producer.send_offsets_to_transaction(offsets, self._consumer.consumer_group_metadata(), 60)
             self._producer.commit_transaction(60)
             return True
         except KafkaException as exc:
@@ -174,7 +266,8 @@ class Trainer:
             log(logger, logging.WARNING, "transaction aborted; the request will be handled again", code=error.name())
             self._producer.abort_transaction(60)
             self.metrics.transactions_aborted.inc()
-            self._consumer.seek(TopicPartition(msg.topic(), msg.partition(), msg.offset()))
+            if msg is not None:
+                self._consumer.seek(TopicPartition(msg.topic(), msg.partition(), msg.offset()))
             return False
 
     def _after_commit(self, event: Any, outcome: TrainingOutcome | None, outputs: list[Output],
@@ -200,13 +293,3 @@ class Trainer:
         self.metrics.set_serving((m, p["version"]) for m, p in self.state.serving.items())
         self.metrics.approvals_pending.set(len(self.state.pending()))
 
-
-def _drift_start(req: RetrainRequested) -> float | None:
-    """When the drift began, in event time: evidence ``drift_started_ts``, else a time window's start.
-
-    Count windows bound event numbers, not times: then there is no start time to use.
-    """
-    evidence = req.evidence or {}
-    if isinstance(evidence.get("drift_started_ts"), (int, float)):
-        return float(evidence["drift_started_ts"])
-    return req.window_start if is_event_time(req.window_start) else None

@@ -1,5 +1,12 @@
 """One training: rows → candidate → gate → version → signed artifact → the records to write.
 
+Candidate and champion are judged on the same validation rows: the newest rows after the
+drift start (``consumers.window_choice``). With ``model = "auto"`` several training
+windows × learners compete on them, and so does the stream's online challenger when the
+request carried its state; the winner goes through the gate. A published retrain that
+saw few post-drift rows schedules a follow-up (``follow_up_factor``), which publishes only
+if it beats the serving version on its own validation rows.
+
 No Kafka writes here: ``train_version`` returns the ``Output`` records, and the trainer
 writes them in one transaction together with the request's consumed offset. So a crash
 anywhere in here publishes nothing, and the re-read request trains again.
@@ -19,6 +26,7 @@ from driftline.schemas.registry import (
     ModelVersionCreated,
     ModelVersionPromoted,
     ModelVersionRejected,
+    RetrainDeferred,
     TrainingSkipped,
     registry_key,
 )
@@ -26,12 +34,16 @@ from driftline.stream.reference import ReferenceProfile
 
 from driftline.consumers.artifacts import load_model, pack_model
 from driftline.consumers.signing import Ed25519PrivateKey
-from driftline.consumers.candidate import candidate_spec, evaluate, time_split, train_candidate
+from driftline.consumers.batch_learners import LEARNERS
+from driftline.consumers.candidate import baseline_metrics, candidate_spec, evaluate, train_candidate
+from driftline.consumers.challenger_model import challenger_from_export
 from driftline.consumers.registry_state import Output, RegistryState
+from driftline.consumers.retrain_queue import PendingRetrain
 from driftline.consumers.trainer_config import GovernanceSettings, ModelTrainingConfig
 from driftline.consumers.training_set import TrainingSet
-from driftline.consumers.validation_gate import GateThresholds, evaluate_gate
+from driftline.consumers.validation_gate import LOWER_IS_BETTER, GateThresholds, evaluate_gate
 from driftline.consumers.versioning import bump_kind, next_version
+from driftline.consumers.window_choice import Selection, choose_candidate, validation_split
 
 __all__ = ["TrainingContext", "TrainingOutcome", "train_version", "skipped", "promotion"]
 
@@ -87,39 +99,154 @@ def promotion(record: ModelVersion, state: RegistryState, actor: str, reason: st
 
 
 def train_version(training_set: TrainingSet, cfg: ModelTrainingConfig, ctx: TrainingContext, state: RegistryState,
-                  request_id: str, read_s: float, task: str | None = None) -> TrainingOutcome:
-    """Train, judge and package a candidate for ``training_set``; the outputs say what happened."""
+                  request_id: str, read_s: float, task: str | None = None,
+                  pending: PendingRetrain | None = None) -> TrainingOutcome:
+    """Train, judge and package a candidate for ``training_set``; the outputs say what happened.
+
+    ``pending`` is the retrain request being served (``None`` for ``models register``):
+    its drift start places the validation rows, its evidence may carry the online
+    challenger, and its trigger is kept on the version.
+    """
     rows, lineage = training_set.rows, training_set.lineage
     model_id = lineage.model_id
     if len(rows) < cfg.min_rows:
         return skipped(model_id, request_id, "not_enough_rows", f"{len(rows)} rows < min_rows {cfg.min_rows}")
     champion = state.champion(model_id)
-    train_rows, valid_rows = time_split(rows, cfg.validation_fraction)
+    drift_start = pending.drift_start if pending is not None else None
     started = time.perf_counter()
     task = task or cfg.task or (champion.spec["task"] if champion else None)
-    spec = candidate_spec(train_rows, task=task, model=cfg.model, params=cfg.params)
-    model = train_candidate(train_rows, spec)
+    spec = candidate_spec(rows, task=task, model=cfg.model, params=cfg.params)
+    selection = _select(rows, spec, cfg, drift_start, _challenger(pending, model_id))
+    model, metrics, valid_rows = selection.model, selection.metrics, selection.validation_rows
     trained = time.perf_counter()
-    metrics = evaluate(model, valid_rows, spec["task"])
     champion_metrics = evaluate(ctx.champion_model(champion), valid_rows, spec["task"]) if champion else None
-    gate = evaluate_gate(metrics, champion_metrics, GateThresholds(cfg.gate_floors, cfg.gate_non_regression))
+    baseline = baseline_metrics(valid_rows, spec["task"])
+    gate = evaluate_gate(metrics, champion_metrics, GateThresholds(cfg.gate_floors, cfg.gate_non_regression,
+                                                                   beat_baseline=cfg.gate_beat_baseline),
+                         baseline=baseline)
     validated = time.perf_counter()
+    follow_up = pending is not None and pending.rule == "follow_up"
+    if follow_up and champion_metrics and not _improves(metrics, champion_metrics):
+        return _no_improvement(model_id, request_id, pending, metrics, champion_metrics, selection, cfg, rows)
     bump = bump_kind(spec, champion.spec if champion else None)
     version = next_version(champion.version if champion else None, bump, state.taken(model_id))
     status = "rejected" if not gate.passed else (
         "approved" if ctx.governance.auto_deploys(model_id, bump) else "pending_approval")
     artifact = pack_model(model, model_id, version, ctx.key, inline_limit=ctx.inline_limit,
                           artifact_dir=ctx.artifact_dir)
-    profile = ReferenceProfile.from_rows([r["features"] for r in rows], numeric_bins=ctx.reference_bins,
-                                         top_k=ctx.reference_top_k)
+    profile = ReferenceProfile.from_rows([r["features"] for r in _window_rows(rows, selection, drift_start)],
+                                         numeric_bins=ctx.reference_bins, top_k=ctx.reference_top_k)
     durations = {"read": round(read_s, 4), "train": round(trained - started, 4),
                  "validate": round(validated - trained, 4), "package": round(time.perf_counter() - validated, 4)}
+    trigger = pending.trigger() if pending is not None else {"request_ids": [request_id], "rule": "register"}
+    chosen = {**selection.to_dict(), "baseline": baseline}
     record = ModelVersion(model_id, version, status, bump, champion.version if champion else None, request_id,
                           spec, metrics, champion_metrics, gate.to_dict(), lineage, artifact, profile.to_dict(),
-                          status_reason=gate.reason, durations=durations)
+                          status_reason=gate.reason, durations=durations, trigger=trigger, selection=chosen)
     log(logger, logging.INFO, "candidate judged", model_id=model_id, version=version, status=status, bump=bump,
-        gate=gate.reason, rows=len(rows), **{f"{k}_s": v for k, v in durations.items()})
-    return TrainingOutcome(_outcome(status), _version_outputs(record, state, gate.reason), record)
+        gate=gate.reason, rows=len(rows), window=selection.window, learner=selection.learner,
+        validation_rows=len(valid_rows), **{f"{k}_s": v for k, v in durations.items()})
+    outputs = _version_outputs(record, state, gate.reason)
+    if status == "approved" and pending is not None:
+        outputs += _follow_up(model_id, request_id, pending.drift_start, _post_drift(rows, pending.drift_start), cfg,
+                              version)
+    return TrainingOutcome(_outcome(status), outputs, record)
+
+
+def _challenger(pending: PendingRetrain | None, model_id: str) -> dict[str, Any]:
+    """The online challenger carried by the request, as a ready-made candidate (none if absent or bad)."""
+    doc = (pending.evidence if pending is not None else {}).get("challenger")
+    if not isinstance(doc, dict):
+        return {}
+    try:
+        return {"online_challenger": challenger_from_export(doc)}
+    except (ValueError, TypeError, KeyError) as exc:
+        log(logger, logging.WARNING, "online challenger state refused", model_id=model_id, error=str(exc)[:300])
+        return {}
+
+
+def _select(rows: list[dict[str, Any]], spec: dict[str, Any], cfg: ModelTrainingConfig, drift_start: float | None,
+            extra: dict[str, Any]) -> Selection:
+    """``auto``: windows × learners by validation; ``river``/plug-ins: one model on the configured policy."""
+    task = spec["task"]
+    if cfg.model == "auto":
+        learners = list(spec["params"].get("learners") or LEARNERS[task])
+        return choose_candidate(rows, task=task, features=spec["features"], drift_start=drift_start,
+                                validation_fraction=cfg.validation_fraction,
+                                min_validation_rows=cfg.min_validation_rows, learners=learners,
+                                max_rows=cfg.max_rows, params=spec["params"], extra=extra)
+    older, valid, used = validation_split(rows, drift_start=drift_start, validation_fraction=cfg.validation_fraction,
+                                          min_validation_rows=cfg.min_validation_rows)
+    model = train_candidate(older, spec)
+    metrics = evaluate(model, valid, task)
+    validation = _span(valid, used)
+    trial = {"window": cfg.policy, "learner": cfg.model, "n_train": len(older), "metrics": metrics}
+    return Selection(model, cfg.policy, cfg.model, metrics, [trial], validation, valid)
+
+
+def _span(rows: list[dict[str, Any]], drift_start: float | None) -> dict[str, Any]:
+    return {"n": len(rows), "ts_from": float(rows[0]["ts"]) if rows else None,
+            "ts_to": float(rows[-1]["ts"]) if rows else None,
+            "event_id_from": rows[0].get("event_id") if rows else None,
+            "event_id_to": rows[-1].get("event_id") if rows else None, "drift_start": drift_start}
+
+
+def _window_rows(rows: list[dict[str, Any]], selection: Selection, drift_start: float | None) -> list[dict[str, Any]]:
+    """The rows the reference profile describes: the present (since the drift) when the winner trained on it."""
+    if selection.window == "since_drift" and drift_start is not None:
+        recent = [r for r in rows if float(r["ts"]) >= drift_start]
+        if recent:
+            return recent
+    return rows
+
+
+def _primary(metrics: dict[str, float]) -> str | None:
+    for name in ("log_loss", "mae", "accuracy"):
+        if name in metrics:
+            return name
+    return None
+
+
+def _improves(metrics: dict[str, float], champion: dict[str, float]) -> bool:
+    """True when ``metrics`` beat ``champion``'s on the primary score (log-loss, MAE, else accuracy)."""
+    name = _primary(metrics)
+    if name is None or name not in champion:
+        return True
+    return metrics[name] < champion[name] if name in LOWER_IS_BETTER else metrics[name] > champion[name]
+
+
+def _post_drift(rows: list[dict[str, Any]], drift_start: float | None) -> int:
+    return 0 if drift_start is None else sum(1 for r in rows if float(r["ts"]) >= drift_start)
+
+
+def _follow_up(model_id: str, request_id: str, drift_start: float | None, n_post: int,
+               cfg: ModelTrainingConfig, after: str) -> list[Output]:
+    """A pending follow-up once ``follow_up_factor`` times ``n_post`` rows exist after the drift start.
+
+    None when follow-ups are off, there is no drift start, or it would need more than ``max_rows``.
+    """
+    want = int(n_post * cfg.follow_up_factor)
+    if cfg.follow_up_factor <= 0 or drift_start is None or n_post < 1 or want > cfg.max_rows:
+        return []
+    follow_id = f"{request_id.split(':follow-up:')[0]}:follow-up:{want}"
+    deferred = RetrainDeferred(model_id, follow_id, follow_id,
+                               f"follow-up of {after}: retrain once {want} rows exist after the drift start",
+                               drift_start, True, "follow_up", want, {"after_version": after})
+    return [Output("audit", model_id, deferred.to_dict())]
+
+
+def _no_improvement(model_id: str, request_id: str, pending: PendingRetrain, metrics: dict[str, float],
+                    champion: dict[str, float], selection: Selection, cfg: ModelTrainingConfig,
+                    rows: list[dict[str, Any]]) -> TrainingOutcome:
+    """A follow-up that does not beat the serving version: recorded, no version; the next follow-up scheduled."""
+    name = _primary(metrics) or "?"
+    detail = (f"follow-up candidate {name} {metrics.get(name)} does not beat the serving version's "
+              f"{champion.get(name)} on {selection.validation.get('n')} post-drift rows")
+    event = TrainingSkipped(model_id, request_id, "no_improvement", detail)
+    serving = str(pending.evidence.get("after_version", "the serving version"))
+    return TrainingOutcome("skipped_no_improvement", [
+        Output("audit", model_id, event.to_dict()),
+        *_follow_up(model_id, request_id, pending.drift_start, _post_drift(rows, pending.drift_start), cfg, serving)])
 
 
 def _outcome(status: str) -> str:
@@ -129,7 +256,8 @@ def _outcome(status: str) -> str:
 def _version_outputs(record: ModelVersion, state: RegistryState, gate_reason: str) -> list[Output]:
     created = ModelVersionCreated(record.model_id, record.version, record.status, record.bump,
                                   record.parent_version, record.request_id, record.metrics,
-                                  record.champion_metrics, record.gate, record.lineage.to_dict())
+                                  record.champion_metrics, record.gate, record.lineage.to_dict(),
+                                  trigger=record.trigger, selection=record.selection)
     outputs = [Output("registry", registry_key(record.model_id, record.version), record.to_dict()),
                Output("audit", record.model_id, created.to_dict())]
     if record.status == "rejected":

@@ -7,6 +7,14 @@ at most 0.01 worse; ``{"rel": 0.05}`` = at most 5 % worse). With no champion onl
 floors apply. The gate **fails closed**: if no configured check applies to the
 candidate's metrics, it rejects (TFX #5148: a gate without thresholds must not pass).
 
+A third kind, **baseline**, needs the constant predictor's metrics on the same rows
+(``candidate.baseline_metrics``): after a concept change the champion serves at chance,
+so not regressing against it would pass a candidate that also serves at chance (one that
+learned the old rule). The candidate must be strictly better than the constant: log-loss
+below the class prior's when it has one, else accuracy above the majority share; MAE
+below the median's for regression. When the constant is already perfect on the rows (one
+class only, all labels equal) there is nothing to beat and the check does not apply.
+
 Examples
 --------
 >>> t = GateThresholds(floors={"accuracy": 0.6}, non_regression={"accuracy": {"abs": 0.02}})
@@ -16,6 +24,8 @@ True
 'accuracy regressed: 0.7 vs champion 0.8 (allowed worse by 0.02)'
 >>> evaluate_gate({"accuracy": 0.9}, None, GateThresholds()).reason
 'no thresholds apply (fails closed): configure [trainer] gate_floors / gate_non_regression'
+>>> evaluate_gate({"accuracy": 0.62, "log_loss": 0.9}, None, t, baseline={"accuracy": 0.5, "log_loss": 0.69}).reason
+'log_loss 0.9 not better than the constant predictor 0.69 on the same rows'
 """
 
 from __future__ import annotations
@@ -37,6 +47,8 @@ class GateThresholds:
 
     floors: Mapping[str, float] = field(default_factory=dict)
     non_regression: Mapping[str, Mapping[str, float]] = field(default_factory=dict)
+    beat_baseline: bool = True
+    """Require beating the constant predictor when ``evaluate_gate`` is given its metrics."""
 
 
 @dataclass(frozen=True)
@@ -44,11 +56,13 @@ class GateCheck:
     """One check's inputs and outcome, recorded on the version and in the audit log."""
 
     metric: str
-    kind: str  # "floor" | "non_regression"
+    kind: str  # "floor" | "non_regression" | "baseline"
     value: float
     bound: float
     passed: bool
     champion: float | None = None
+    baseline: float | None = None
+    """The constant predictor's value of ``metric`` (baseline checks; ``bound`` is the same)."""
 
 
 @dataclass(frozen=True)
@@ -93,7 +107,22 @@ def _regression_checks(metrics: Mapping[str, float], champion: Mapping[str, floa
     return checks
 
 
+def _baseline_check(metrics: Mapping[str, float], baseline: Mapping[str, float]) -> list[GateCheck]:
+    """Strictly better than the constant predictor on the first of log_loss, accuracy, mae both have."""
+    for metric, perfect in (("log_loss", 0.0), ("accuracy", 1.0), ("mae", 0.0)):
+        if metric in metrics and metric in baseline:
+            value, bound = float(metrics[metric]), float(baseline[metric])
+            if math.isnan(bound) or abs(bound - perfect) < 1e-9:
+                return []  # nothing to beat (one class / constant labels): the other checks decide
+            better = value < bound if metric in LOWER_IS_BETTER else value > bound
+            return [GateCheck(metric, "baseline", value, bound, better and not math.isnan(value), baseline=bound)]
+    return []
+
+
 def _describe(check: GateCheck, tolerances: Mapping[str, Mapping[str, float]]) -> str:
+    if check.kind == "baseline":
+        return (f"{check.metric} {check.value:.4g} not better than the constant predictor {check.bound:.4g} "
+                "on the same rows")
     if check.kind == "floor":
         op = "<=" if check.metric in LOWER_IS_BETTER else ">="
         return f"{check.metric} {check.value:.4g} fails floor {op} {check.bound:.4g}"
@@ -103,11 +132,13 @@ def _describe(check: GateCheck, tolerances: Mapping[str, Mapping[str, float]]) -
 
 
 def evaluate_gate(metrics: Mapping[str, float], champion: Mapping[str, float] | None,
-                  thresholds: GateThresholds) -> GateResult:
-    """Judge a candidate's ``metrics`` (and the champion's on the same rows, if any)."""
+                  thresholds: GateThresholds, baseline: Mapping[str, float] | None = None) -> GateResult:
+    """Judge a candidate's ``metrics`` (and the champion's and the constant predictor's on the same rows)."""
     checks = _floor_checks(metrics, thresholds.floors)
     if champion:
         checks += _regression_checks(metrics, champion, thresholds.non_regression)
+    if baseline and thresholds.beat_baseline:
+        checks += _baseline_check(metrics, baseline)
     if not checks:
         return GateResult(False, "no thresholds apply (fails closed): configure [trainer] gate_floors / "
                                  "gate_non_regression", ())

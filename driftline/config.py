@@ -22,7 +22,7 @@ from pathlib import Path
 from typing import Any
 
 from driftline.errors import ConfigError
-from driftline.stream.monitor_config import PolicySettings, ReferenceSettings, WindowSettings
+from driftline.stream.monitor_config import PolicySettings, QualitySettings, ReferenceSettings, WindowSettings
 from driftline.stream.stream_settings import StreamSettings
 from driftline.consumers.trainer_config import GovernanceSettings, SubscriberSettings, TrainerSettings
 
@@ -102,6 +102,7 @@ SECTIONS: dict[str, type] = {
     "windows": WindowSettings,
     "policy": PolicySettings,
     "reference": ReferenceSettings,
+    "quality": QualitySettings,
     "stream": StreamSettings,
     "trainer": TrainerSettings,
     "governance": GovernanceSettings,

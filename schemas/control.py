@@ -11,7 +11,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any, ClassVar
 
-__all__ = ["RetrainRequested", "decision_id", "is_event_time"]
+__all__ = ["RetrainRequested", "VersionChecked", "decision_id", "is_event_time"]
 
 _EPOCH_FLOOR = 1e8
 
@@ -112,3 +112,49 @@ class RetrainRequested:
             model_version=data.get("model_version"),
             id=data.get("id", ""),
         )
+
+
+@dataclass(frozen=True)
+class VersionChecked:
+    """The stream's post-deployment check of a serving version: live figures beside its gate figures.
+
+    Sent once per version when ``rows`` joined rows of it have been seen (``verdict`` is
+    ``ok`` or ``short``), and again whenever the verdict changes; ``id`` is
+    ``model:version:check:<n>`` so a re-sent check is recorded once. The trainer copies it
+    to ``driftline.audit``, where ``driftline models show`` reads the live figures.
+
+    Examples
+    --------
+    >>> c = VersionChecked("churn", "1.0.1", "ok", {"accuracy": 0.99, "n": 500.0}, {"accuracy": 0.98}, 0.05, 0)
+    >>> c.id, VersionChecked.from_dict(c.to_dict()) == c
+    ('churn:1.0.1:check:0', True)
+    """
+
+    model_id: str
+    version: str
+    verdict: str
+    live: dict[str, float]
+    gate: dict[str, float]
+    tolerance: float
+    seq: int
+    evidence: dict[str, Any] = field(default_factory=dict)
+    id: str = field(default="")
+
+    type: ClassVar[str] = "version_checked"
+
+    def __post_init__(self) -> None:
+        if not self.id:
+            object.__setattr__(self, "id", f"{self.model_id}:{self.version}:check:{self.seq}")
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"type": self.type, "id": self.id, "model_id": self.model_id, "version": self.version,
+                "verdict": self.verdict, "live": self.live, "gate": self.gate, "tolerance": self.tolerance,
+                "seq": self.seq, "evidence": self.evidence}
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> VersionChecked:
+        if data.get("type") != cls.type:
+            raise ValueError(f"not a {cls.type} event: type={data.get('type')!r}")
+        return cls(str(data["model_id"]), str(data["version"]), str(data["verdict"]), dict(data["live"]),
+                   dict(data["gate"]), float(data["tolerance"]), int(data["seq"]), dict(data.get("evidence") or {}),
+                   str(data.get("id") or ""))

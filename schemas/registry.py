@@ -25,7 +25,7 @@ import uuid
 from dataclasses import dataclass, field
 from typing import Any, ClassVar
 
-from driftline.schemas.control import RetrainRequested
+from driftline.schemas.control import RetrainRequested, VersionChecked
 
 __all__ = [
     "STATUSES",
@@ -40,6 +40,10 @@ __all__ = [
     "ModelVersionPromoted",
     "ModelVersionRolledBack",
     "TrainingSkipped",
+    "RetrainDeferred",
+    "VersionUnderperforming",
+    "ModelPaused",
+    "ModelResumed",
     "CommandRefused",
     "ModelCommand",
     "registry_key",
@@ -50,7 +54,8 @@ __all__ = [
 #: status: that is the model's pointer on ``driftline.model-updates``.
 STATUSES = ("pending_approval", "approved", "rejected")
 #: Commands the CLI writes to ``driftline.control``.
-COMMAND_TYPES = ("register_model", "approve_version", "reject_version", "promote_version", "rollback_model")
+COMMAND_TYPES = ("register_model", "approve_version", "reject_version", "promote_version", "rollback_model",
+                 "pause_model", "resume_model")
 
 
 def registry_key(model_id: str, version: str) -> str:
@@ -163,6 +168,10 @@ class ModelVersion:
     status_reason: str = ""
     updated_at: float = field(default_factory=_now)
     durations: dict[str, float] = field(default_factory=dict)
+    trigger: dict[str, Any] = field(default_factory=dict)
+    """What asked for this version: request ids, rule, reasons, drift start, evidence summary."""
+    selection: dict[str, Any] = field(default_factory=dict)
+    """How it was chosen: validation rows' range, every (window, learner) tried and its figures."""
 
     type: ClassVar[str] = "model_version"
 
@@ -212,6 +221,8 @@ class ModelVersionCreated(_Event):
     gate: dict[str, Any]
     lineage: dict[str, Any]
     at: float = field(default_factory=_now)
+    trigger: dict[str, Any] = field(default_factory=dict)
+    selection: dict[str, Any] = field(default_factory=dict)
     type: ClassVar[str] = "model_version_created"
 
 
@@ -293,6 +304,70 @@ class TrainingSkipped(_Event):
 
 
 @dataclass(frozen=True)
+class RetrainDeferred(_Event):
+    """Audit: a retrain request is kept pending (cooldown, too few rows since the drift, paused…).
+
+    One pending request per model: ``pending_id`` is the request that opened it; a later
+    request merges into it (``request_id`` is then the merged one) and the earliest
+    ``drift_start`` wins. ``urgent`` requests (the serving version underperforms) skip
+    the cooldown. The pending request ends with the ``ModelVersionCreated`` or
+    ``TrainingSkipped`` whose ``request_id`` is ``pending_id``.
+    """
+
+    model_id: str
+    request_id: str
+    pending_id: str
+    reason: str
+    drift_start: float | None = None
+    urgent: bool = False
+    rule: str = ""
+    min_rows: int = 0
+    evidence: dict[str, Any] = field(default_factory=dict)
+    at: float = field(default_factory=_now)
+    type: ClassVar[str] = "retrain_deferred"
+
+
+@dataclass(frozen=True)
+class VersionUnderperforming(_Event):
+    """Audit: the stream found the serving version's live metric short of its gate figures
+    (or of the online challenger); the evidence holds both figures and the rows behind them."""
+
+    model_id: str
+    version: str | None
+    request_id: str
+    rule: str
+    live: dict[str, Any]
+    gate: dict[str, Any]
+    evidence: dict[str, Any] = field(default_factory=dict)
+    at: float = field(default_factory=_now)
+    type: ClassVar[str] = "version_underperforming"
+
+
+@dataclass(frozen=True)
+class ModelPaused(_Event):
+    """Audit: a person stopped automatic retraining of a model (requests are recorded, not acted on)."""
+
+    model_id: str
+    actor: str
+    reason: str
+    command_id: str
+    at: float = field(default_factory=_now)
+    type: ClassVar[str] = "model_paused"
+
+
+@dataclass(frozen=True)
+class ModelResumed(_Event):
+    """Audit: automatic retraining of a model is on again."""
+
+    model_id: str
+    actor: str
+    reason: str
+    command_id: str
+    at: float = field(default_factory=_now)
+    type: ClassVar[str] = "model_resumed"
+
+
+@dataclass(frozen=True)
 class CommandRefused(_Event):
     """Audit: a control command that could not be carried out, and why."""
 
@@ -341,7 +416,8 @@ class ModelCommand:
 _BY_TYPE: dict[str, Any] = {
     c.type: c
     for c in (ModelVersion, ModelVersionCreated, ModelVersionApproved, ModelVersionRejected,
-              ModelVersionPromoted, ModelVersionRolledBack, TrainingSkipped, CommandRefused, RetrainRequested)
+              ModelVersionPromoted, ModelVersionRolledBack, TrainingSkipped, RetrainDeferred, VersionUnderperforming,
+              ModelPaused, ModelResumed, CommandRefused, RetrainRequested, VersionChecked)
 }
 
 

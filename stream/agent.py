@@ -52,6 +52,7 @@ from driftline.consumers.dlq import dlq_headers
 from driftline.kafka.topics import TopicNames
 from driftline.logs import log
 from driftline.schemas.batch import KIND_PREDICTION, ObservationBatch
+from driftline.schemas.control import VersionChecked
 from driftline.schemas.batch_wire import decode_batch
 from driftline.schemas.events import InvalidEvent
 from driftline.stream.model_updates import ServingVersions
@@ -186,14 +187,16 @@ class BatchProcessor:
 
     def _learn(self, state: ModelState, batch: ObservationBatch, out: MonitorOutput) -> None:
         challenger = state.challenger
+        hits: list[bool | None] = [None] * len(out.joined)
         if challenger is not None:
             task = state.monitor.tracker.task
             if task and task != getattr(challenger, "task", None):
                 challenger.set_task(task)
                 state.touched("challenger")
             if out.joined:
-                challenger.update(out.joined)
+                hits = challenger.learn(out.joined)  # prequential: each row predicted before it is learned
                 state.touched("challenger")
+        self._judge_serving(state, out, hits)
         rows = np.flatnonzero(batch.kind == KIND_PREDICTION)
         if len(rows):
             scores = batch.score[rows]
@@ -206,10 +209,36 @@ class BatchProcessor:
                 for s in shifts:
                     self.metrics.score_shifts(batch.model_id, s.model_version).inc()
 
+    def _judge_serving(self, state: ModelState, out: MonitorOutput, hits: list[bool | None]) -> None:
+        """The post-deployment check (``stream.served_quality``), and the evidence every request carries.
+
+        Requests get the change point of the serving version's errors as their drift start
+        when the rule that fired has none (a performance signal), and the online
+        challenger's learned state, so the trainer can judge it as a candidate.
+        """
+        quality, monitor = state.quality, state.monitor
+        if quality is not None and out.joined:
+            serving = self.serving.get(monitor.model_id)
+            gate = serving.gate_metrics if serving is not None and serving.version == monitor.model_version else {}
+            for finding in quality.observe(monitor.model_version, gate, out.joined, hits):
+                (out.checks if isinstance(finding, VersionChecked) else out.decisions).append(finding)
+        if not out.decisions:
+            return
+        change = quality.change_start() if quality is not None else None
+        export = state.challenger.export() if state.challenger is not None and state.challenger.n else None
+        for i, decision in enumerate(out.decisions):
+            evidence = dict(decision.evidence)
+            if change is not None and "drift_started_ts" not in evidence:
+                evidence["drift_started_ts"] = change
+            if export is not None:
+                evidence["challenger"] = export
+            out.decisions[i] = dataclasses.replace(decision, evidence=evidence)
+
     def _outgoing(self, monitor: ModelMonitor, out: MonitorOutput) -> list[Outgoing]:
         key = monitor.model_id.encode()
         records = [Outgoing("windows", key, _dumps(window_record(w, _thresholds(monitor, w)))) for w in out.windows]
         records += [Outgoing("control", key, _dumps(d.to_dict())) for d in out.decisions]
+        records += [Outgoing("control", key, _dumps(c.to_dict())) for c in out.checks]
         records += [Outgoing("labeled", key, _dumps(r.to_dict())) for r in out.joined]
         return records
 
@@ -240,6 +269,10 @@ class BatchProcessor:
         if out.joined:
             challenger = state.challenger.snapshot() if state.challenger is not None else None
             m.set_online(mid, monitor.tracker.metrics_by_version(), challenger)
+            if state.quality is not None and state.quality.version is not None:
+                serving = self.serving.get(mid)
+                gate = serving.gate_metrics.get("accuracy") if serving is not None else None
+                m.set_serving_accuracy(mid, state.quality.version, state.quality.live().get("accuracy"), gate)
         watermark = monitor.clock.watermark
         if watermark > float("-inf"):
             m.watermark_lag(mid).set(time.time() - watermark)

@@ -34,10 +34,12 @@ logger = logging.getLogger(__name__)
 
 @dataclasses.dataclass(frozen=True)
 class Serving:
-    """A model's serving version and the reference profile shipped with it (if any)."""
+    """A model's serving version, the reference profile shipped with it (if any), and the
+    figures its gate measured (what the stream's post-deployment check holds it to)."""
 
     version: str
     reference: ReferenceProfile | None
+    gate_metrics: dict[str, float] = dataclasses.field(default_factory=dict)
 
 
 class ServingVersions:
@@ -81,7 +83,10 @@ class ServingVersions:
                 reference = ReferenceProfile.from_dict(profile)
             except (KeyError, TypeError, ValueError) as exc:
                 return f"invalid: reference_profile ({exc.__class__.__name__}: {exc})"[:200]
-        self.models[model_id] = Serving(version, reference)
+        metrics = doc.get("metrics")
+        gate = {k: float(v) for k, v in metrics.items() if isinstance(k, str) and isinstance(v, (int, float))
+                and not isinstance(v, bool)} if isinstance(metrics, dict) else {}
+        self.models[model_id] = Serving(version, reference, gate)
         return "applied"
 
 

@@ -56,6 +56,8 @@ class MonitorOutput:
     late_events: int = 0
     expired_joins: int = 0
     reference: ReferenceProfile | None = None
+    checks: list[Any] = dataclasses.field(default_factory=list)
+    """Post-deployment checks of the serving version (``VersionChecked``; the live agent's)."""
 
 
 @dataclasses.dataclass

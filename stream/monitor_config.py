@@ -11,9 +11,10 @@ from typing import Any
 
 from driftline.errors import ConfigError
 from driftline.stream.policy import PolicySettings
+from driftline.stream.served_quality import QualitySettings
 from driftline.stream.windows import WindowSettings
 
-__all__ = ["ReferenceSettings", "MonitorConfig", "PolicySettings", "WindowSettings"]
+__all__ = ["ReferenceSettings", "MonitorConfig", "PolicySettings", "QualitySettings", "WindowSettings"]
 
 
 @dataclasses.dataclass(frozen=True)
@@ -46,13 +47,15 @@ class ReferenceSettings:
 
 @dataclasses.dataclass(frozen=True)
 class MonitorConfig:
-    """Everything a ``ModelMonitor`` needs: the ``[windows]``, ``[policy]`` and ``[reference]`` sections."""
+    """Everything a model's state needs: the ``[windows]``, ``[policy]``, ``[reference]`` and
+    ``[quality]`` (the stream's post-deployment check) sections."""
 
     windows: WindowSettings = dataclasses.field(default_factory=WindowSettings)
     policy: PolicySettings = dataclasses.field(default_factory=PolicySettings)
     reference: ReferenceSettings = dataclasses.field(default_factory=ReferenceSettings)
+    quality: QualitySettings = dataclasses.field(default_factory=QualitySettings)
 
     @classmethod
     def from_settings(cls, settings: Any) -> MonitorConfig:
         """From ``driftline.config.load_settings(...)``."""
-        return cls(settings.windows, settings.policy, settings.reference)
+        return cls(settings.windows, settings.policy, settings.reference, settings.quality)

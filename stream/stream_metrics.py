@@ -67,6 +67,10 @@ class StreamMetrics:
         self.online = _Family(Gauge("driftline_stream_online_metric", "Prequential metric of a serving version "
                                     "(role=serving) or of the online challenger (role=challenger, version=challenger).",
                                     ["model_id", "model_version", "role", "metric"], registry=r))
+        self.serving_accuracy = _Family(Gauge("driftline_stream_serving_accuracy", "The serving version's accuracy: "
+                                              "live over the last joined rows (source=live) beside what its gate "
+                                              "measured (source=gate).", ["model_id", "model_version", "source"],
+                                              registry=r))
         self.score_shifts = _Family(Counter("driftline_stream_score_shifts", "ADWIN changes of the mean score.",
                                             ["model_id", "model_version"], registry=r))
         self.watermark_lag = _Family(Gauge("driftline_stream_watermark_lag_seconds",
@@ -95,7 +99,7 @@ class StreamMetrics:
         self._models.add(model_id)
         for counter in (self.late, self.join_hits, self.join_expired, self.window_events):
             counter(model_id).inc(0)
-        for rule in ("drift", performance_rule):
+        for rule in ("drift", performance_rule, "underperforming", "challenger"):
             self.decisions(model_id, rule).inc(0)
         for status in WINDOW_STATUSES:
             self.windows(model_id, status).inc(0)
@@ -125,6 +129,16 @@ class StreamMetrics:
                         self.drift(model_id, feature, metric).set(value)
                 for metric, thr in thresholds.get(feature, {}).items():
                     self.threshold(model_id, feature, metric).set(thr)
+
+    def set_serving_accuracy(self, model_id: str, version: str | None, live: float | None,
+                             gate: float | None) -> None:
+        """Live and gate accuracy of the serving version (the post-deployment check's figures)."""
+        if version is None:
+            return
+        if live is not None:
+            self.serving_accuracy(model_id, version, "live").set(live)
+        if gate is not None:
+            self.serving_accuracy(model_id, version, "gate").set(gate)
 
     def set_online(self, model_id: str, by_version: Mapping[str, Mapping[str, float]],
                    challenger: Mapping[str, float] | None) -> None:

@@ -43,6 +43,7 @@ from driftline.logs import log
 from driftline.stream.challenger import OnlineChallenger
 from driftline.stream.monitor import ModelMonitor, MonitorConfig
 from driftline.stream.score_drift import ScoreDrift
+from driftline.stream.served_quality import ServedQualityWatch
 
 __all__ = ["JsonView", "StagedStore", "ModelState", "ModelStateStore", "state_key"]
 
@@ -157,6 +158,8 @@ class ModelState:
     # The agent clears one when it updates that object: re-pickling River models on
     # every batch was the costliest part of a save, and most batches change neither.
     blobs: dict[str, str | None] = dataclasses.field(default_factory=dict)
+    quality: ServedQualityWatch | None = None
+    """The post-deployment check of the serving version (JSON state, saved with the record)."""
 
     def touched(self, part: str) -> None:
         """``part`` (``challenger`` / ``score_drift``) changed: pickle it at the next save."""
@@ -185,7 +188,7 @@ class ModelStateStore:
             self._cache.pop(model_id, None)
             monitor = ModelMonitor(model_id, self.config, join_store=join_store)
             state = ModelState(monitor, OnlineChallenger(self.config.policy.task or None) if self.challenger else None,
-                               ScoreDrift())
+                               ScoreDrift(), quality=ServedQualityWatch(model_id, self.config.quality))
         else:
             head = bytes(raw[: raw.index(b"\n")])
             cached = self._cache.pop(model_id, None)  # mutated from here on: re-cached by save()
@@ -210,16 +213,35 @@ class ModelStateStore:
         monitor_state = dict(doc["monitor"])
         monitor_state["reference_columns"] = self._read_chunks(model_id, chunks)
         monitor = ModelMonitor.from_state(monitor_state, self.config, join_store=join_store)
-        challenger = None
-        if self.challenger:
-            blob = doc.get("challenger")
-            challenger = OnlineChallenger.from_state(base64.b64decode(blob)) if blob else OnlineChallenger(
-                self.config.policy.task or None)
+        challenger, blob = (self._challenger(model_id, doc.get("challenger")) if self.challenger
+                            else (None, None))
         score_drift = ScoreDrift.from_state(base64.b64decode(doc["score_drift"]))
         blobs = {"score_drift": doc["score_drift"]}
-        if self.challenger and doc.get("challenger"):
-            blobs["challenger"] = doc["challenger"]
-        return ModelState(monitor, challenger, score_drift, (partition, offset), chunks, blobs)
+        if blob:
+            blobs["challenger"] = blob
+        return ModelState(monitor, challenger, score_drift, (partition, offset), chunks, blobs,
+                          self._quality(model_id, doc.get("quality")))
+
+    def _challenger(self, model_id: str, blob: str | None) -> tuple[OnlineChallenger, str | None]:
+        """The saved challenger and its blob; a fresh one (no blob) if none was saved or it is refused
+        (an old pickle, a forged record)."""
+        if blob:
+            try:
+                return OnlineChallenger.from_state(base64.b64decode(blob)), blob
+            except ValueError as exc:
+                log(logger, logging.WARNING, "online challenger state refused; starting a fresh one",
+                    model_id=model_id, error=str(exc)[:300])
+        return OnlineChallenger(self.config.policy.task or None), None
+
+    def _quality(self, model_id: str, doc: Any) -> ServedQualityWatch:
+        if doc is None:
+            return ServedQualityWatch(model_id, self.config.quality)
+        try:
+            return ServedQualityWatch.from_state(model_id, doc, self.config.quality)
+        except ValueError as exc:
+            log(logger, logging.WARNING, "quality watch state refused; starting a fresh one", model_id=model_id,
+                error=str(exc)[:300])
+            return ServedQualityWatch(model_id, self.config.quality)
 
     def _read_chunks(self, model_id: str, chunks: list[tuple[int, int]]) -> dict[str, list]:
         columns: dict[str, list] = {}
@@ -246,6 +268,7 @@ class ModelStateStore:
             "chunks": state.chunks,
             "challenger": None if state.challenger is None else self._blob(state, "challenger", state.challenger),
             "score_drift": self._blob(state, "score_drift", state.score_drift),
+            "quality": None if state.quality is None else state.quality.to_state(),
         }
         head = f"{partition}:{offset}".encode()
         self.table[state_key(model_id)] = head + b"\n" + orjson.dumps(record, option=orjson.OPT_SERIALIZE_NUMPY)

@@ -23,7 +23,7 @@ from driftline.errors import DriftlineError
 __all__ = ["register"]
 
 _STEER = {"approve": "approve_version", "reject": "reject_version", "promote": "promote_version",
-          "rollback": "rollback_model"}
+          "rollback": "rollback_model", "pause": "pause_model", "resume": "resume_model"}
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
@@ -43,6 +43,12 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         p = sub.add_parser(name, help=f"{name} a version")
         p.add_argument("model")
         p.add_argument("version")
+        _actor_args(p)
+    for name, help_text in (("pause", "stop automatic retraining of a model (requests are recorded, not acted on)"),
+                            ("resume", "start automatic retraining of a paused model again")):
+        p = sub.add_parser(name, help=help_text)
+        p.add_argument("model")
+        p.set_defaults(version=None)
         _actor_args(p)
     p = sub.add_parser("rollback", help="serve an earlier version (default: the previous one)")
     p.add_argument("model")
@@ -87,7 +93,7 @@ def _read(args: argparse.Namespace) -> int:
     if args.json:
         sys.stdout.write(orjson.dumps(data, option=orjson.OPT_INDENT_2).decode() + "\n")
     elif args.models_command == "list":
-        _table(data, ["model_id", "version", "serving", "status", "bump", "created", "gate", "metrics"])
+        _table(data, ["model_id", "version", "serving", "status", "bump", "created", "gate", "metrics", "live"])
     elif args.models_command == "show":
         _print_show(data)
     else:
@@ -111,7 +117,8 @@ def _list_rows(state: Any, model: str | None) -> list[dict[str, Any]]:
                          "serving": "*" if state.serving_version(model_id) == version else "",
                          "status": v.status, "bump": v.bump, "created": _when(v.created_at),
                          "gate": "pass" if v.gate.get("passed") else "fail",
-                         "metrics": " ".join(f"{k}={val:.4g}" for k, val in sorted(v.metrics.items()) if k != "n")})
+                         "metrics": " ".join(f"{k}={val:.4g}" for k, val in sorted(v.metrics.items()) if k != "n"),
+                         "live": _live_summary(_live_figures(state.audit.get(model_id, []), version))})
     return rows
 
 
@@ -125,7 +132,25 @@ def _show(state: Any, model: str, version: str | None) -> dict[str, Any]:
     profile = data.pop("reference_profile") or {}
     data["reference_profile"] = {"n_rows": profile.get("n_rows"), "features": sorted(profile.get("features", {}))}
     data["serving"] = state.serving_version(model) == record.version
+    data["live"] = _live_figures(state.audit.get(model, []), record.version)
     return data
+
+
+def _live_summary(live: dict[str, Any]) -> str:
+    if "accuracy" not in live:
+        return ""
+    return f"accuracy={live['accuracy']:.4g} n={int(live.get('n', 0))} {live.get('verdict', 'short')}"
+
+
+def _live_figures(audit: list[dict[str, Any]], version: str) -> dict[str, Any]:
+    """The newest live figures the stream reported for ``version`` (post-deployment check), if any."""
+    for event in reversed(audit):
+        if event.get("type") in ("version_checked", "version_underperforming") and event.get("version") == version:
+            live = dict(event.get("live") or {})
+            if event.get("type") == "version_checked":
+                live["verdict"] = event.get("verdict")
+            return live
+    return {}
 
 
 def _print_show(d: dict[str, Any]) -> None:
@@ -139,6 +164,25 @@ def _print_show(d: dict[str, Any]) -> None:
     print("metrics:  " + " ".join(f"{k}={v}" for k, v in sorted(d["metrics"].items())))
     if d["champion_metrics"]:
         print("champion: " + " ".join(f"{k}={v}" for k, v in sorted(d["champion_metrics"].items())))
+    trigger = d.get("trigger") or {}
+    if trigger:
+        start = trigger.get("drift_start")
+        print(f"asked for by: {trigger.get('rule')} (requests {', '.join(trigger.get('request_ids') or [])}); "
+              f"drift started {_when(start) if start else 'unknown'}")
+    selection = d.get("selection") or {}
+    if selection:
+        valid = selection.get("validation") or {}
+        print(f"chosen: window={selection.get('window')} learner={selection.get('learner')}; validated on "
+              f"{valid.get('n')} rows {_when(valid.get('ts_from'))} .. {_when(valid.get('ts_to'))}")
+        for t in selection.get("trials") or []:
+            figures = " ".join(f"{k}={v:.4g}" for k, v in sorted((t.get("metrics") or {}).items())
+                               if isinstance(v, (int, float)) and k != "n")
+            print(f"  tried {t.get('window')}/{t.get('learner')}: n_train={t.get('n_train')} "
+                  f"{figures or t.get('skipped', '')}")
+    live = d.get("live") or {}
+    if live:
+        print("live:     " + " ".join(f"{k}={v:.4g}" for k, v in sorted(live.items())
+                                      if isinstance(v, (int, float))) + f"  ({live.get('verdict', 'short')})")
     print(f"gate: {'PASSED' if d['gate']['passed'] else 'FAILED'} — {d['gate']['reason']}")
     for c in d["gate"]["checks"]:
         print(f"  {c['kind']:<15} {c['metric']:<10} value={c['value']:.4g} bound={c['bound']:.4g} "

@@ -26,13 +26,20 @@ def test_duplicate_requests_yield_one_version(kafka_bootstrap, topic_names, prod
     assert len(values(consume_all, topic_names.registry)) == 1
 
 
-def test_cooldown_skips_with_reason(kafka_bootstrap, topic_names, produce, tmp_path):
+def test_a_request_during_the_cooldown_is_deferred_and_handled_after_it(kafka_bootstrap, topic_names, produce,
+                                                                         tmp_path):
     produce_rows(produce, topic_names.labeled, labeled_rows("cool", 300))
-    with trainer_thread(kafka_bootstrap, topic_names, tmp_path, settings(cooldown_s=3600.0)):
+    with trainer_thread(kafka_bootstrap, topic_names, tmp_path, settings(cooldown_s=4.0, recheck_s=0.5)):
         produce(topic_names.control, [request("cool", 0.0), request("cool", 60.0)])
-        state = wait_state(kafka_bootstrap, topic_names, lambda s: len(s.audit.get("cool", [])) >= 3)
-    assert state.taken("cool") == {"1.0.0"}
-    assert state.audit["cool"][-1]["reason"] == "cooldown"
+        state = wait_state(kafka_bootstrap, topic_names, lambda s: len(s.taken("cool")) >= 2)
+    assert state.taken("cool") == {"1.0.0", "1.0.1"}
+    kinds = [(e["type"], e.get("request_id")) for e in state.audit["cool"]]
+    deferred = next(e for e in state.audit["cool"] if e["type"] == "retrain_deferred")
+    assert deferred["reason"].startswith("cooldown: last version") and deferred["request_id"] == "cool:60:drift"
+    created = [e for e in state.audit["cool"] if e["type"] == "model_version_created"]
+    assert [e["request_id"] for e in created] == ["cool:0:drift", "cool:60:drift"]
+    assert created[1]["at"] - created[0]["at"] >= 4.0  # trained once the cooldown was over, not before
+    assert "cool" not in state.pending_retrains, kinds
 
 
 def test_major_bump_waits_for_approval_then_serves(kafka_bootstrap, topic_names, produce, tmp_path):

@@ -63,7 +63,7 @@ def test_since_drift_policy_trains_on_rows_after_the_drift_began(kafka_bootstrap
 
     produce_rows(produce, topic_names.labeled, labeled_rows("sd", 1000))
     req = RetrainRequested("sd", T0 + 600, T0 + 660, "drift", ("x",), {"drift_started_ts": T0 + 600}, T0 + 700, 1)
-    with trainer_thread(kafka_bootstrap, topic_names, tmp_path, settings(policy="since_drift")):
+    with trainer_thread(kafka_bootstrap, topic_names, tmp_path, settings(policy="since_drift", model="river")):
         produce(topic_names.control, [("sd", orjson.dumps(req.to_dict()))])
         state = wait_state(kafka_bootstrap, topic_names, lambda s: "1.0.0" in s.taken("sd"))
     lineage = state.version("sd", "1.0.0").lineage

@@ -57,7 +57,7 @@ def request(model_id: str, window_start: float = 0.0, rule: str = "drift") -> tu
 
 
 def settings(**overrides: Any) -> TrainerSettings:
-    base: dict[str, Any] = {"cooldown_s": 0.0, "min_rows": 50, "max_rows": 5000,
+    base: dict[str, Any] = {"cooldown_s": 0.0, "min_rows": 50, "max_rows": 5000, "min_rows_after_drift": 50,
                             "transactional_id": f"test-trainer-{os.urandom(4).hex()}",
                             "group_id": f"test-trainer-{os.urandom(4).hex()}"}
     base.update(overrides)

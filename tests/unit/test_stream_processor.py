@@ -150,3 +150,39 @@ def test_a_models_counters_are_exported_at_0_from_its_first_batch() -> None:
                    'driftline_stream_late_events_total{model_id="fresh"} 0.0',
                    'driftline_stream_label_join_expired_total{model_id="fresh"} 0.0'):
         assert series in text, series
+
+
+def _served_lines(n: int, change_at: int, delay: int = 50) -> bytes:
+    """Predictions by a served 1.0.0 that learned rule A; labels follow rule B after ``change_at``."""
+    import random
+
+    rng = random.Random(5)
+    t0, lines, labels = 1_767_225_600.0, [], []
+    for i in range(n):
+        x = {"x0": rng.gauss(0, 1), "x1": rng.gauss(0, 1)}
+        served = x["x0"] + x["x1"] > 0
+        truth = (x["x0"] + x["x1"] if i < change_at else x["x0"] - x["x1"]) > 0
+        lines.append({"model_id": "m", "event_id": f"e{i}", "ts": t0 + i / 10, "model_version": "1.0.0",
+                      "prediction": int(served), "score": 0.9 if served else 0.1, "features": x})
+        labels.append((i + delay, {"model_id": "m", "event_id": f"e{i}", "ts": t0 + (i + delay) / 10,
+                                   "label": int(truth)}))
+        while labels and labels[0][0] <= i:
+            lines.append(labels.pop(0)[1])
+    return b"\n".join(orjson.dumps(line) for line in lines)
+
+
+def test_a_served_version_that_falls_short_of_its_gate_is_asked_for_with_its_evidence() -> None:
+    serving = ServingVersions()
+    serving.apply(b"m", orjson.dumps({"type": "model_version_promoted", "model_id": "m", "version": "1.0.0",
+                                      "reference_profile": None, "metrics": {"accuracy": 0.99, "n": 800}}))
+    sent = _run(_processor({}, serving), _messages(_served_lines(6000, change_at=3000), batch_size=200))
+    control = [orjson.loads(o.value) for o in sent if o.topic == "control"]
+    checks = [c for c in control if c["type"] == "version_checked"]
+    asked = [c for c in control if c["type"] == "retrain_requested" and c["rule"] == "underperforming"]
+    assert [(c["version"], c["verdict"]) for c in checks] == [("1.0.0", "ok"), ("1.0.0", "short")]
+    assert checks[0]["live"]["accuracy"] > 0.95 and checks[1]["live"]["accuracy"] < 0.9
+    assert asked and asked[0]["model_version"] == "1.0.0" and asked[0]["evidence"]["gate"] == {"accuracy": 0.99}
+    change_ts = 1_767_225_600.0 + 3000 / 10
+    assert abs(asked[0]["evidence"]["drift_started_ts"] - change_ts) < 10  # within 100 events of the change
+    assert asked[0]["evidence"]["challenger"]["format"] == "driftline.challenger-export"
+    assert asked[0]["at_index"] < 3000 + 400  # found within a few hundred labeled rows

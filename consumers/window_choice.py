@@ -1,0 +1,214 @@
+"""Choose the retrain's training window and learner by validation on the newest post-drift rows.
+
+After a concept change the rows before the drift teach the old rule, and validating on the
+newest 20 % of *all* rows (mostly pre-drift) rewards exactly that. So the validation rows
+are the newest rows **after the drift start** (a time-ordered split inside them), and
+several training windows — all strictly older than those rows — compete on them:
+
+- ``since_drift``: rows since the drift start (only with one, >= ``MIN_WINDOW_ROWS`` rows and,
+  for classifiers, at least two classes);
+- ``last_n``: the newest ``max_rows`` rows, drift or not;
+- ``recent_weighted``: every row, weights halving every *h* rows back (*h* = the post-drift
+  row count, or a quarter of the rows without a drift start).
+
+Each window × learner is fitted and scored on the same rows, as is each ready-made model in
+``extra`` (say an online challenger). The winner has the best proper score: lowest log-loss
+for classifiers (accuracy breaks ties; a model without probabilities ranks after those
+with), lowest MAE for regression. The winner is not refitted on the validation rows: the
+gate judges it on them, and must not judge a model that saw them.
+
+Examples
+--------
+>>> import random
+>>> rng = random.Random(0)
+>>> rows = []
+>>> for i in range(1200):
+...     x = {"a": rng.gauss(0, 1), "b": rng.gauss(0, 1)}
+...     rows.append({"ts": float(i), "event_id": str(i), "features": x,
+...                  "label": (x["a"] + x["b"] if i < 800 else x["a"] - x["b"]) > 0})
+>>> sel = choose_candidate(rows, task="binary", features=["a", "b"], drift_start=800.0,
+...                        validation_fraction=0.25, min_validation_rows=100, learners=["logistic"], max_rows=1000)
+>>> sel.window, sel.validation["n"], sel.validation["ts_from"] >= 800, sel.metrics["accuracy"] > 0.9
+('since_drift', 100, True, True)
+"""
+
+from __future__ import annotations
+
+import math
+from bisect import bisect_left
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+from driftline.consumers.batch_learners import BatchModel, target
+from driftline.consumers.candidate import evaluate
+
+__all__ = ["MIN_WINDOW_ROWS", "Selection", "Window", "validation_split", "training_windows", "choose_candidate"]
+
+Row = Mapping[str, Any]
+
+#: A window with fewer rows is not trained on (too little to fit, too noisy to compare).
+MIN_WINDOW_ROWS = 20
+
+
+@dataclass(frozen=True)
+class Selection:
+    """The winning model and how it won; all but ``model`` and ``validation_rows`` is JSON-able summary."""
+
+    model: Any
+    window: str
+    learner: str
+    metrics: dict[str, float]
+    trials: list[dict[str, Any]]
+    validation: dict[str, Any]
+    validation_rows: list[Row] = field(repr=False, compare=False, default_factory=list)
+    """The rows every trial was scored on: judge the champion and the baseline on these."""
+
+    def to_dict(self) -> dict[str, Any]:
+        """What a version's record keeps of the choice."""
+        return {"window": self.window, "learner": self.learner, "metrics": self.metrics, "trials": self.trials,
+                "validation": self.validation}
+
+
+@dataclass(frozen=True)
+class Window:
+    """A training window: ``rows`` (a slice of the older rows), optional ``weights``, a summary."""
+
+    name: str
+    start: int
+    """Index of the window's first row among the older rows (with ``len(rows)``, its identity)."""
+    rows: list[Row]
+    weights: list[float] | None = None
+    info: dict[str, Any] = field(default_factory=dict)
+
+
+def _first_at_or_after(rows: Sequence[Row], ts: float) -> int:
+    return bisect_left(rows, ts, key=lambda r: float(r["ts"]))
+
+
+def validation_split(rows: Sequence[Row], *, drift_start: float | None, validation_fraction: float,
+                     min_validation_rows: int) -> tuple[list[Row], list[Row], float | None]:
+    """(older rows, validation rows, the drift start used) for time-ordered ``rows``.
+
+    Validation: the newest ``validation_fraction`` of the rows at or after ``drift_start``
+    (of all rows without one), raised to ``min_validation_rows`` but never above half of
+    them. Too few post-drift rows to hold any out → the split of all rows (drift start None).
+    Rows sharing the cut's timestamp go to validation, so every older row is strictly older.
+    """
+    start = 0 if drift_start is None else _first_at_or_after(rows, drift_start)
+    pool = len(rows) - start
+    n_valid = min(max(round(pool * validation_fraction), min_validation_rows), pool // 2)
+    if n_valid < 1:
+        if drift_start is not None:
+            return validation_split(rows, drift_start=None, validation_fraction=validation_fraction,
+                                    min_validation_rows=min_validation_rows)
+        return list(rows), [], None
+    cut = len(rows) - n_valid
+    while cut > 1 and float(rows[cut - 1]["ts"]) >= float(rows[cut]["ts"]):
+        cut -= 1
+    return list(rows[:cut]), list(rows[cut:]), drift_start
+
+
+def _classes_ok(rows: Sequence[Row], task: str) -> bool:
+    return task == "regression" or len({target(task, r["label"]) for r in rows}) >= 2
+
+
+def _span(rows: Sequence[Row]) -> dict[str, Any]:
+    return {"n_train": len(rows), "ts_from": float(rows[0]["ts"]) if rows else None,
+            "ts_to": float(rows[-1]["ts"]) if rows else None}
+
+
+def training_windows(older: Sequence[Row], *, task: str, drift_start: float | None,
+                     max_rows: int) -> tuple[list[Window], list[dict[str, Any]]]:
+    """The candidate windows over ``older`` rows, and a trial record for each one skipped."""
+    windows: list[Window] = []
+    skipped: list[dict[str, Any]] = []
+    since = _first_at_or_after(older, drift_start) if drift_start is not None else len(older)
+    if drift_start is not None:
+        windows.append(Window("since_drift", since, list(older[since:]), None, {"drift_start": drift_start}))
+    else:
+        skipped.append({"window": "since_drift", "skipped": "no drift start"})
+    last = max(0, len(older) - max_rows)
+    windows.append(Window("last_n", last, list(older[last:]), None, {"max_rows": max_rows}))
+    n_post = len(older) - since
+    half_life = float(max(n_post, MIN_WINDOW_ROWS) if drift_start is not None else max(len(older) / 4, 1.0))
+    weights = [0.5 ** ((len(older) - 1 - i) / half_life) for i in range(len(older))]
+    windows.append(Window("recent_weighted", 0, list(older), weights, {"half_life_rows": round(half_life, 3)}))
+    kept: list[Window] = []
+    seen: dict[tuple[int, int, bool], str] = {}
+    for w in windows:
+        ident = (w.start, len(w.rows), w.weights is not None)
+        reason = None
+        if len(w.rows) < MIN_WINDOW_ROWS:
+            reason = f"{len(w.rows)} rows < {MIN_WINDOW_ROWS}"
+        elif not _classes_ok(w.rows, task):
+            reason = "one class only"
+        elif ident in seen:
+            reason = f"same rows as {seen[ident]}"
+        if reason:
+            skipped.append({"window": w.name, **_span(w.rows), "skipped": reason})
+        else:
+            seen[ident] = w.name
+            kept.append(w)
+    return kept, skipped
+
+
+def _rank(metrics: Mapping[str, float], task: str) -> tuple[float, ...]:
+    if task == "regression":
+        return (metrics.get("mae", math.inf),)
+    return (metrics.get("log_loss", math.inf), -metrics.get("accuracy", -math.inf))
+
+
+def choose_candidate(rows: Sequence[Row], *, task: str, features: Sequence[str], drift_start: float | None,
+                     validation_fraction: float, min_validation_rows: int, learners: Sequence[str], max_rows: int,
+                     params: Mapping[str, Any] | None = None, extra: Mapping[str, Any] | None = None) -> Selection:
+    """Fit every window × learner on rows older than the validation rows; the best-scoring model wins.
+
+    Raises ``ValueError`` (listing every trial) when no candidate could be fitted at all.
+    """
+    older, valid, used_start = validation_split(rows, drift_start=drift_start, validation_fraction=validation_fraction,
+                                                min_validation_rows=min_validation_rows)
+    if not valid:
+        raise ValueError(f"no validation rows among {len(rows)} rows")
+    windows, trials = training_windows(older, task=task, drift_start=used_start, max_rows=max_rows)
+    best: tuple[tuple[float, ...], Any, dict[str, Any]] | None = None
+    for window in windows:
+        xs = [r["features"] for r in window.rows]
+        ys = [target(task, r["label"]) for r in window.rows]
+        for learner in learners:
+            trial: dict[str, Any] = {"window": window.name, "learner": learner, **_span(window.rows), **window.info}
+            try:
+                model: Any = BatchModel.fit(xs, ys, task=task, features=features, learner=learner, params=params,
+                                            sample_weight=window.weights)
+            except ValueError as exc:
+                trials.append({**trial, "skipped": f"fit failed: {exc}"})
+                continue
+            best = _judge(model, trial, valid, task, trials, best)
+    for name, model in (extra or {}).items():
+        best = _judge(model, {"window": "extra", "learner": name}, valid, task, trials, best)
+    if best is None:
+        raise ValueError(f"no candidate could be trained: {trials}")
+    _, model, won = best
+    return Selection(model, won["window"], won["learner"], won["metrics"], trials,
+                     _validation_summary(valid, used_start), valid)
+
+
+def _judge(model: Any, trial: dict[str, Any], valid: Sequence[Row], task: str, trials: list[dict[str, Any]],
+           best: tuple[tuple[float, ...], Any, dict[str, Any]] | None
+           ) -> tuple[tuple[float, ...], Any, dict[str, Any]] | None:
+    """Score ``model`` on the validation rows, record the trial, keep the better of it and ``best``."""
+    trial["metrics"] = evaluate(model, valid, task)
+    trials.append(trial)
+    rank = _rank(trial["metrics"], task)
+    if any(math.isnan(v) for v in rank):
+        trial["skipped"] = "metric is NaN"
+        return best
+    if best is None or rank < best[0]:
+        return rank, model, trial
+    return best
+
+
+def _validation_summary(valid: Sequence[Row], drift_start: float | None) -> dict[str, Any]:
+    return {"n": len(valid), "ts_from": float(valid[0]["ts"]), "ts_to": float(valid[-1]["ts"]),
+            "first_event_id": valid[0].get("event_id"), "last_event_id": valid[-1].get("event_id"),
+            "drift_start": drift_start}
