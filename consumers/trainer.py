@@ -43,7 +43,12 @@ from driftline.consumers.retrain_queue import URGENT_RULES, PendingRetrain, bloc
 from driftline.consumers.trainer_config import ModelTrainingConfig, TrainerSettings, for_model
 from driftline.consumers.trainer_metrics import TrainerMetrics
 from driftline.consumers.training_run import TrainingContext, TrainingOutcome, skipped, topic_of, train_version
-from driftline.consumers.training_set import LabeledReader, build_training_set, training_set_from_ranges
+from driftline.consumers.training_set import (
+    LabeledReader,
+    PostDriftCount,
+    build_training_set,
+    training_set_from_ranges,
+)
 
 __all__ = ["Trainer"]
 
@@ -67,6 +72,7 @@ class Trainer:
         self._reader = LabeledReader(bootstrap, names.labeled)
         self._next_check = 0.0
         self._waiting: dict[str, str] = {}
+        self._counts: dict[tuple[str, float], PostDriftCount] = {}
 
     def run(self, stop: threading.Event) -> None:
         """Handle control records (and pending requests) until ``stop`` is set."""
@@ -174,10 +180,15 @@ class Trainer:
         rows: int | None = None
         need = max(cfg.min_rows_after_drift, pending.min_rows)
         if pending.drift_start is not None and need > 0:
+            key = (pending.model_id, pending.drift_start)
+            counter = self._counts.get(key)
+            if counter is None:
+                self._counts = {k: c for k, c in self._counts.items() if k[0] != pending.model_id}
+                counter = self._counts[key] = PostDriftCount(self._reader, pending.model_id, pending.drift_start)
             try:
-                rows = len(build_training_set(self._reader, pending.model_id, max_rows=need, policy="since_drift",
-                                              min_ts=pending.drift_start).rows)
+                rows = counter.update(need)
             except KafkaOperationFailed as exc:
+                self._counts.pop(key, None)
                 return f"could not read {self.names.labeled}: {exc}"
         return blocked_by(pending, now=time.time(), last_created_at=self.state.last_created_at.get(pending.model_id),
                           cooldown_s=cfg.cooldown_s, paused=pending.model_id in self.state.paused,

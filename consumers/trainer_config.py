@@ -87,7 +87,7 @@ class TrainerSettings:
     min_rows_after_drift: int = 600
     min_validation_rows: int = 200
     follow_up_factor: float = 4.0
-    recheck_s: float = 2.0
+    recheck_s: float = 0.5
     models: dict[str, Any] = dataclasses.field(default_factory=dict)
 
     def __post_init__(self) -> None:

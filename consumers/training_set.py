@@ -36,6 +36,7 @@ __all__ = [
     "rows_sha256",
     "LabeledReader",
     "build_training_set",
+    "PostDriftCount",
     "training_set_from_ranges",
     "rebuild",
 ]
@@ -171,6 +172,42 @@ def build_training_set(reader: LabeledReader, model_id: str, *, max_rows: int, p
             ranges.append(OffsetRange(partition, start, end))
             located.extend(found)
     return _finish(reader.topic, model_id, ranges, located, policy, min_ts if policy == "since_drift" else None)
+
+
+class PostDriftCount:
+    """How many of a model's labeled rows have ``ts >= drift_start``, reading each offset once.
+
+    A pending retrain waits for rows after its drift start and is re-checked every few
+    seconds; a follow-up may wait for tens of thousands of rows. The first count reads
+    backwards from the end (``scan_back``) until it passes the drift start or has ``need``
+    rows; every later count reads only the offsets added since. Re-sent duplicates of a row
+    (the stream is at-least-once) are counted again: the count is an upper bound, and the
+    training set itself is de-duplicated.
+    """
+
+    def __init__(self, reader: LabeledReader, model_id: str, drift_start: float) -> None:
+        self.reader = reader
+        self.model_id = model_id
+        self.drift_start = drift_start
+        self.ends: dict[int, int] | None = None
+        self.count = 0
+
+    def update(self, need: int) -> int:
+        """The count now (exact up to ``need`` on the first call, then growing)."""
+        bounds = self.reader.bounds()
+        if self.ends is None:
+            for partition, (low, end) in bounds.items():
+                _, found = self.reader.scan_back(partition, low, end, self.model_id, need, self.drift_start, 20_000)
+                self.count += len(found)
+            self.ends = {p: end for p, (_, end) in bounds.items()}
+            return self.count
+        for partition, (low, end) in bounds.items():
+            start = max(self.ends.get(partition, low), low)
+            if end > start:
+                rows = self.reader.read(partition, start, end, self.model_id)
+                self.count += sum(1 for _, _, row in rows if float(row.get("ts", 0.0)) >= self.drift_start)
+            self.ends[partition] = end
+        return self.count
 
 
 def training_set_from_ranges(reader: LabeledReader, model_id: str, ranges: Sequence[OffsetRange],

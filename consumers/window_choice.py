@@ -11,10 +11,12 @@ several training windows — all strictly older than those rows — compete on t
 - ``recent_weighted``: every row, weights halving every *h* rows back (*h* = the post-drift
   row count, or a quarter of the rows without a drift start).
 
-Each window × learner is fitted and scored on the same rows, as is each ready-made model in
-``extra`` (say an online challenger). The winner has the best proper score: lowest log-loss
-for classifiers (accuracy breaks ties; a model without probabilities ranks after those
-with), lowest MAE for regression. The winner is not refitted on the validation rows: the
+The first (simplest) learner is fitted on every window and scored on the same rows; the
+window with the best proper score wins (lowest log-loss for classifiers, accuracy breaking
+ties, a model without probabilities after those with; lowest MAE for regression). The
+other learners are fitted on that window only and win only when significantly better
+(``SIGNIFICANT_Z``); ready-made models in ``extra`` (say an online challenger) are scored
+on the same rows and win on the plain score. The winner is not refitted on the validation rows: the
 gate judges it on them, and must not judge a model that saw them.
 
 Examples
@@ -43,7 +45,7 @@ from typing import Any
 from driftline.consumers.batch_learners import BatchModel, target
 from driftline.consumers.candidate import evaluate
 
-__all__ = ["MIN_WINDOW_ROWS", "Selection", "Window", "validation_split", "training_windows", "choose_candidate"]
+__all__ = ["MIN_WINDOW_ROWS", "SIGNIFICANT_Z", "Selection", "Window", "validation_split", "training_windows", "choose_candidate"]
 
 Row = Mapping[str, Any]
 
@@ -162,30 +164,43 @@ def _rank(metrics: Mapping[str, float], task: str) -> tuple[float, ...]:
 def choose_candidate(rows: Sequence[Row], *, task: str, features: Sequence[str], drift_start: float | None,
                      validation_fraction: float, min_validation_rows: int, learners: Sequence[str], max_rows: int,
                      params: Mapping[str, Any] | None = None, extra: Mapping[str, Any] | None = None) -> Selection:
-    """Fit every window × learner on rows older than the validation rows; the best-scoring model wins.
+    """Pick the window with the first (simplest) learner, then let the others challenge it there.
 
-    Raises ``ValueError`` (listing every trial) when no candidate could be fitted at all.
+    ``learners[0]`` is fitted on every window and the best-scoring window wins; every other
+    learner is fitted on that window only and replaces the simple model only when it scores
+    better on the validation rows *significantly* (paired per-row losses, mean gain above
+    ``SIGNIFICANT_Z`` standard errors): on a linear concept a tree ensemble's lower
+    log-loss on a few hundred rows is often noise, while its serving cost (~0.5 ms a
+    prediction against ~3 µs) and its staircase boundary are not. Ready-made models in
+    ``extra`` are judged last, on the plain score. Raises ``ValueError`` (listing every
+    trial) when no candidate could be fitted at all.
     """
     older, valid, used_start = validation_split(rows, drift_start=drift_start, validation_fraction=validation_fraction,
                                                 min_validation_rows=min_validation_rows)
     if not valid:
         raise ValueError(f"no validation rows among {len(rows)} rows")
     windows, trials = training_windows(older, task=task, drift_start=used_start, max_rows=max_rows)
-    best: tuple[tuple[float, ...], Any, dict[str, Any]] | None = None
+    best: _Best | None = None
+    best_window: Window | None = None
     for window in windows:
-        xs = [r["features"] for r in window.rows]
-        ys = [target(task, r["label"]) for r in window.rows]
-        for learner in learners:
-            trial: dict[str, Any] = {"window": window.name, "learner": learner, **_span(window.rows), **window.info}
-            try:
-                model: Any = BatchModel.fit(xs, ys, task=task, features=features, learner=learner, params=params,
-                                            sample_weight=window.weights)
-            except ValueError as exc:
-                trials.append({**trial, "skipped": f"fit failed: {exc}"})
-                continue
-            best = _judge(model, trial, valid, task, trials, best)
+        chosen = _judge(_fit(window, learners[0], task, features, params, trials), window, learners[0], valid, task,
+                        trials, best)
+        if chosen is not best:
+            best, best_window = chosen, window
+    for learner in learners[1:]:
+        if best is None or best_window is None:
+            break
+        model = _fit(best_window, learner, task, features, params, trials)
+        if model is None:
+            continue
+        trial = _trial(best_window, learner)
+        trial["metrics"] = evaluate(model, valid, task)
+        trial["gain_z"] = round(_gain_z(model, best[1], valid, task), 3)
+        trials.append(trial)
+        if trial["gain_z"] >= SIGNIFICANT_Z:
+            best = (_rank(trial["metrics"], task), model, trial)
     for name, model in (extra or {}).items():
-        best = _judge(model, {"window": "extra", "learner": name}, valid, task, trials, best)
+        best = _judge(model, None, name, valid, task, trials, best)
     if best is None:
         raise ValueError(f"no candidate could be trained: {trials}")
     _, model, won = best
@@ -193,10 +208,60 @@ def choose_candidate(rows: Sequence[Row], *, task: str, features: Sequence[str],
                      _validation_summary(valid, used_start), valid)
 
 
-def _judge(model: Any, trial: dict[str, Any], valid: Sequence[Row], task: str, trials: list[dict[str, Any]],
-           best: tuple[tuple[float, ...], Any, dict[str, Any]] | None
-           ) -> tuple[tuple[float, ...], Any, dict[str, Any]] | None:
+_Best = tuple[tuple[float, ...], Any, dict[str, Any]]
+
+#: How many standard errors of the paired per-row loss a more complex learner must gain by.
+SIGNIFICANT_Z = 2.0
+
+
+def _trial(window: Window, learner: str) -> dict[str, Any]:
+    return {"window": window.name, "learner": learner, **_span(window.rows), **window.info}
+
+
+def _fit(window: Window, learner: str, task: str, features: Sequence[str], params: Mapping[str, Any] | None,
+         trials: list[dict[str, Any]]) -> Any:
+    """``learner`` fitted on ``window`` (``None``, recorded as a skipped trial, if it cannot be fitted)."""
+    xs = [r["features"] for r in window.rows]
+    ys = [target(task, r["label"]) for r in window.rows]
+    try:
+        return BatchModel.fit(xs, ys, task=task, features=features, learner=learner, params=params,
+                              sample_weight=window.weights)
+    except ValueError as exc:
+        trials.append({**_trial(window, learner), "skipped": f"fit failed: {exc}"})
+        return None
+
+
+def _row_losses(model: Any, valid: Sequence[Row], task: str) -> list[float]:
+    """Per-row loss on the validation rows: -log p(label) with probabilities, else 0/1 or absolute error."""
+    xs = [r["features"] for r in valid]
+    ys = [target(task, r["label"]) for r in valid]
+    if task == "regression":
+        return [abs(float(model.predict_one(x)) - float(y)) for x, y in zip(xs, ys)]
+    proba = getattr(model, "predict_proba_one", None)
+    if proba is None:
+        return [float(model.predict_one(x) != y) for x, y in zip(xs, ys)]
+    return [-math.log(min(max(float(proba(x).get(y, 0.0)), 1e-15), 1.0)) for x, y in zip(xs, ys)]
+
+
+def _gain_z(challenger: Any, incumbent: Any, valid: Sequence[Row], task: str) -> float:
+    """How many standard errors the challenger's mean per-row loss is below the incumbent's."""
+    diffs = [a - b for a, b in zip(_row_losses(incumbent, valid, task), _row_losses(challenger, valid, task))]
+    n = len(diffs)
+    if n < 2:
+        return 0.0
+    mean = sum(diffs) / n
+    var = sum((d - mean) ** 2 for d in diffs) / (n - 1)
+    if var <= 0:
+        return math.inf if mean > 0 else 0.0
+    return mean / math.sqrt(var / n)
+
+
+def _judge(model: Any, window: Window | None, learner: str, valid: Sequence[Row], task: str,
+           trials: list[dict[str, Any]], best: _Best | None) -> _Best | None:
     """Score ``model`` on the validation rows, record the trial, keep the better of it and ``best``."""
+    if model is None:
+        return best
+    trial = _trial(window, learner) if window is not None else {"window": "extra", "learner": learner}
     trial["metrics"] = evaluate(model, valid, task)
     trials.append(trial)
     rank = _rank(trial["metrics"], task)

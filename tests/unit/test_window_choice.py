@@ -8,7 +8,7 @@ import pytest
 from driftline.consumers.batch_learners import BatchModel
 from driftline.consumers.candidate import baseline_metrics, evaluate
 from driftline.consumers.validation_gate import GateThresholds, evaluate_gate
-from driftline.consumers.window_choice import choose_candidate, training_windows, validation_split
+from driftline.consumers.window_choice import SIGNIFICANT_Z, choose_candidate, training_windows, validation_split
 
 FEATURES = ["x0", "x1", "x2", "x3"]
 N_A, N_B, T0 = 6000, 1500, 1000.0
@@ -61,10 +61,37 @@ def test_winner_learned_the_new_concept_from_a_post_change_window(drifted):
     assert sel.metrics["accuracy"] >= 0.95
     assert sel.metrics == evaluate(sel.model, sel.validation_rows, "binary")
     scored = [t for t in sel.trials if "metrics" in t]
-    windows, learners = ("since_drift", "last_n", "recent_weighted"), ("logistic", "hist_gbdt")
-    assert {(t["window"], t["learner"]) for t in scored} == {(w, lr) for w in windows for lr in learners}
-    assert min(t["metrics"]["log_loss"] for t in scored) == sel.metrics["log_loss"]
+    windows = ("since_drift", "last_n", "recent_weighted")
+    # the simple learner on every window; the tree ensemble only on the window that won
+    assert {(t["window"], t["learner"]) for t in scored} == {*((w, "logistic") for w in windows),
+                                                             ("since_drift", "hist_gbdt")}
+    simple = [t for t in scored if t["learner"] == "logistic"]
+    assert min(t["metrics"]["log_loss"] for t in simple) == next(
+        t for t in simple if t["window"] == "since_drift")["metrics"]["log_loss"]
     orjson.dumps(sel.to_dict())  # JSON-able, model aside
+
+
+def _xor_rows(n: int, seed: int = 4) -> list[dict]:
+    rng = random.Random(seed)
+    rows = []
+    for i in range(n):
+        x = {"a": rng.uniform(-1, 1), "b": rng.uniform(-1, 1)}
+        rows.append({"ts": float(i), "event_id": str(i), "features": x, "label": (x["a"] * x["b"]) > 0})
+    return rows
+
+
+def test_a_tree_ensemble_replaces_the_linear_model_only_when_significantly_better():
+    linear = [{"ts": float(i), "event_id": str(i), "features": {"a": a, "b": b}, "label": a - b > 0}
+              for i, (a, b) in enumerate((random.Random(i).gauss(0, 1), random.Random(-i - 1).gauss(0, 1))
+                                         for i in range(3000))]
+    common = {"task": "binary", "features": ["a", "b"], "drift_start": None, "validation_fraction": 0.2,
+              "min_validation_rows": 100, "learners": ["logistic", "hist_gbdt"], "max_rows": 10_000}
+    on_linear = choose_candidate(linear, **common)
+    assert on_linear.learner == "logistic"
+    gbdt = next(t for t in on_linear.trials if t.get("learner") == "hist_gbdt")
+    assert gbdt["gain_z"] < SIGNIFICANT_Z
+    on_xor = choose_candidate(_xor_rows(3000), **common)
+    assert on_xor.learner == "hist_gbdt" and on_xor.metrics["accuracy"] > 0.9
 
 
 def test_old_concept_fails_the_baseline_check_and_the_winner_passes_against_it(drifted):
