@@ -8,12 +8,15 @@ several training windows — all strictly older than those rows — compete on t
 - ``since_drift``: rows since the drift start (only with one, >= ``MIN_WINDOW_ROWS`` rows and,
   for classifiers, at least two classes);
 - ``last_n``: the newest ``max_rows`` rows, drift or not;
+- ``latest``: the newest quarter of the post-drift rows (of all rows without a drift start),
+  at least ``LATEST_MIN_ROWS``: the present when the concept keeps moving (gradual drift);
 - ``recent_weighted``: every row, weights halving every *h* rows back (*h* = the post-drift
   row count, or a quarter of the rows without a drift start).
 
 The first (simplest) learner is fitted on every window and scored on the same rows; the
 window with the best proper score wins (lowest log-loss for classifiers, accuracy breaking
-ties, a model without probabilities after those with; lowest MAE for regression). The
+ties, a model without probabilities after those with; lowest MAE for regression) unless a
+window with more rows is not significantly worse, which then wins (more data, same fit). The
 other learners are fitted on that window only and win only when significantly better
 (``SIGNIFICANT_Z``); ready-made models in ``extra`` (say an online challenger) are scored
 on the same rows and win on the plain score. The winner is not refitted on the validation rows: the
@@ -45,12 +48,14 @@ from typing import Any
 from driftline.consumers.batch_learners import BatchModel, target
 from driftline.consumers.candidate import evaluate
 
-__all__ = ["MIN_WINDOW_ROWS", "SIGNIFICANT_Z", "Selection", "Window", "validation_split", "training_windows", "choose_candidate"]
+__all__ = ["LATEST_MIN_ROWS", "MIN_WINDOW_ROWS", "SIGNIFICANT_Z", "Selection", "Window", "validation_split", "training_windows", "choose_candidate"]
 
 Row = Mapping[str, Any]
 
 #: A window with fewer rows is not trained on (too little to fit, too noisy to compare).
 MIN_WINDOW_ROWS = 20
+#: ``latest`` holds the newest quarter of the post-drift rows, but at least this many.
+LATEST_MIN_ROWS = 200
 
 
 @dataclass(frozen=True)
@@ -133,6 +138,10 @@ def training_windows(older: Sequence[Row], *, task: str, drift_start: float | No
     last = max(0, len(older) - max_rows)
     windows.append(Window("last_n", last, list(older[last:]), None, {"max_rows": max_rows}))
     n_post = len(older) - since
+    pool = n_post if drift_start is not None else len(older)
+    n_latest = min(pool, max(LATEST_MIN_ROWS, pool // 4))
+    latest = len(older) - n_latest
+    windows.append(Window("latest", latest, list(older[latest:]), None, {"rows": n_latest}))
     half_life = float(max(n_post, MIN_WINDOW_ROWS) if drift_start is not None else max(len(older) / 4, 1.0))
     weights = [0.5 ** ((len(older) - 1 - i) / half_life) for i in range(len(older))]
     windows.append(Window("recent_weighted", 0, list(older), weights, {"half_life_rows": round(half_life, 3)}))
@@ -180,13 +189,13 @@ def choose_candidate(rows: Sequence[Row], *, task: str, features: Sequence[str],
     if not valid:
         raise ValueError(f"no validation rows among {len(rows)} rows")
     windows, trials = training_windows(older, task=task, drift_start=used_start, max_rows=max_rows)
-    best: _Best | None = None
-    best_window: Window | None = None
+    fitted: list[tuple[Window, _Best]] = []
     for window in windows:
-        chosen = _judge(_fit(window, learners[0], task, features, params, trials), window, learners[0], valid, task,
-                        trials, best)
-        if chosen is not best:
-            best, best_window = chosen, window
+        judged = _judge(_fit(window, learners[0], task, features, params, trials), window, learners[0], valid, task,
+                        trials, None)
+        if judged is not None:
+            fitted.append((window, judged))
+    best_window, best = _most_data_not_worse(fitted, valid, task)
     for learner in learners[1:]:
         if best is None or best_window is None:
             break
@@ -212,6 +221,36 @@ _Best = tuple[tuple[float, ...], Any, dict[str, Any]]
 
 #: How many standard errors of the paired per-row loss a more complex learner must gain by.
 SIGNIFICANT_Z = 2.0
+
+
+def _effective_rows(window: Window) -> float:
+    """Rows a window is worth: its count, or (Σw)²/Σw² for weighted rows."""
+    if window.weights is None:
+        return float(len(window.rows))
+    total, squares = sum(window.weights), sum(w * w for w in window.weights)
+    return total * total / squares if squares else 0.0
+
+
+def _most_data_not_worse(fitted: list[tuple[Window, _Best]], valid: Sequence[Row], task: str
+                         ) -> tuple[Window | None, _Best | None]:
+    """The best-scoring window, unless one with more (effective) rows is not significantly worse.
+
+    Windows of the same concept score alike up to noise, and the one with more rows is
+    the safer bet (the one-standard-error rule); a window that scores significantly
+    better — the present, when the concept moved — keeps its lead.
+    """
+    if not fitted:
+        return None, None
+    top_window, top = min(fitted, key=lambda f: f[1][0])
+    choice = (top_window, top)
+    for window, judged in fitted:
+        if window is top_window or _effective_rows(window) <= _effective_rows(choice[0]):
+            continue
+        z = _gain_z(top[1], judged[1], valid, task)
+        judged[2]["behind_best_z"] = round(z, 3)
+        if z < SIGNIFICANT_Z:
+            choice = (window, judged)
+    return choice
 
 
 def _trial(window: Window, learner: str) -> dict[str, Any]:

@@ -129,8 +129,9 @@ class ServedQualityWatch:
         return self._judge(_accuracy(gate))
 
     def _new_version(self, version: str) -> None:
+        """A new version serves: its own check, and a shortfall of it is found in its own rows."""
         self.version, self.n, self.checks, self.verdict = version, 0, 0, None
-        self.asks, self.since_ask = 0, None
+        self.asks, self.since_ask, self.episode_start = 0, None, None
         self.rows.clear()
 
     # -- judging ---------------------------------------------------------------------------
