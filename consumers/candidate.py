@@ -58,6 +58,7 @@ __all__ = [
     "train_auto",
     "evaluate",
     "baseline_metrics",
+    "row_errors",
 ]
 
 Row = Mapping[str, Any]
@@ -275,6 +276,22 @@ def evaluate(model: Any, rows: Sequence[Row], task: str) -> dict[str, float]:
     else:
         raise ValueError(f"unknown task {task!r}")
     return _finish(metrics, len(rows))
+
+
+def row_errors(model: Any, rows: Sequence[Row], task: str) -> np.ndarray:
+    """Per-row error of ``model`` on ``rows``: 0/1 for classifiers, absolute error for regression.
+
+    What paired comparisons of two models on the same rows need (``window_choice``); the
+    batch paths are used where the model has them.
+    """
+    if task == "binary":
+        y = np.array([_target(task, row["label"]) for row in rows], dtype=bool)
+        return (_binary_outputs(model, rows)[0] != y).astype(float)
+    if task == "multiclass":
+        preds, _ = _multiclass_outputs(model, rows)
+        return np.array([p != row["label"] for p, row in zip(preds, rows, strict=True)], dtype=float)
+    labels = np.array([float(row["label"]) for row in rows], dtype=float)
+    return np.abs(_regression_outputs(model, rows) - labels)
 
 
 def baseline_metrics(rows: Sequence[Row], task: str) -> dict[str, float]:

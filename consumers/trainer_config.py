@@ -74,7 +74,7 @@ class TrainerSettings:
     artifact_dir: str = ".driftline/artifacts"
     inline_limit_bytes: int = 900 * 1024
     policy: str = "last_n"
-    max_rows: int = 50_000
+    max_rows: int = 20_000
     min_rows: int = 200
     validation_fraction: float = 0.2
     cooldown_s: float = 600.0

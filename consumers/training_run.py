@@ -41,13 +41,17 @@ from driftline.consumers.registry_state import Output, RegistryState
 from driftline.consumers.retrain_queue import PendingRetrain
 from driftline.consumers.trainer_config import GovernanceSettings, ModelTrainingConfig
 from driftline.consumers.training_set import TrainingSet
-from driftline.consumers.validation_gate import LOWER_IS_BETTER, GateThresholds, evaluate_gate
+from driftline.consumers.validation_gate import GateThresholds, evaluate_gate
 from driftline.consumers.versioning import bump_kind, next_version
-from driftline.consumers.window_choice import Selection, choose_candidate, validation_split
+from driftline.consumers.window_choice import Selection, choose_candidate, gain_z, validation_split
 
 __all__ = ["TrainingContext", "TrainingOutcome", "train_version", "skipped", "promotion"]
 
 logger = logging.getLogger(__name__)
+
+#: A follow-up publishes only when it beats the serving version on the same post-drift rows
+#: by this many standard errors (paired per-row errors): refinement, not churn.
+FOLLOW_UP_Z = 1.0
 
 
 @dataclass
@@ -126,8 +130,10 @@ def train_version(training_set: TrainingSet, cfg: ModelTrainingConfig, ctx: Trai
                          baseline=baseline)
     validated = time.perf_counter()
     follow_up = pending is not None and pending.rule == "follow_up"
-    if follow_up and champion_metrics and not _improves(metrics, champion_metrics):
-        return _no_improvement(model_id, request_id, pending, metrics, champion_metrics, selection, cfg, rows)
+    if follow_up and champion is not None:
+        z = gain_z(model, ctx.champion_model(champion), valid_rows, spec["task"])
+        if z < FOLLOW_UP_Z:
+            return _no_improvement(model_id, request_id, pending, z, selection, cfg, rows)
     bump = bump_kind(spec, champion.spec if champion else None)
     version = next_version(champion.version if champion else None, bump, state.taken(model_id))
     status = "rejected" if not gate.passed else (
@@ -200,21 +206,6 @@ def _window_rows(rows: list[dict[str, Any]], selection: Selection, drift_start: 
     return rows
 
 
-def _primary(metrics: dict[str, float]) -> str | None:
-    for name in ("log_loss", "mae", "accuracy"):
-        if name in metrics:
-            return name
-    return None
-
-
-def _improves(metrics: dict[str, float], champion: dict[str, float]) -> bool:
-    """True when ``metrics`` beat ``champion``'s on the primary score (log-loss, MAE, else accuracy)."""
-    name = _primary(metrics)
-    if name is None or name not in champion:
-        return True
-    return metrics[name] < champion[name] if name in LOWER_IS_BETTER else metrics[name] > champion[name]
-
-
 def _post_drift(rows: list[dict[str, Any]], drift_start: float | None) -> int:
     return 0 if drift_start is None else sum(1 for r in rows if float(r["ts"]) >= drift_start)
 
@@ -235,13 +226,12 @@ def _follow_up(model_id: str, request_id: str, drift_start: float | None, n_post
     return [Output("audit", model_id, deferred.to_dict())]
 
 
-def _no_improvement(model_id: str, request_id: str, pending: PendingRetrain, metrics: dict[str, float],
-                    champion: dict[str, float], selection: Selection, cfg: ModelTrainingConfig,
-                    rows: list[dict[str, Any]]) -> TrainingOutcome:
+def _no_improvement(model_id: str, request_id: str, pending: PendingRetrain, z: float, selection: Selection,
+                    cfg: ModelTrainingConfig, rows: list[dict[str, Any]]) -> TrainingOutcome:
     """A follow-up that does not beat the serving version: recorded, no version; the next follow-up scheduled."""
-    name = _primary(metrics) or "?"
-    detail = (f"follow-up candidate {name} {metrics.get(name)} does not beat the serving version's "
-              f"{champion.get(name)} on {selection.validation.get('n')} post-drift rows")
+    detail = (f"follow-up candidate ({selection.window}/{selection.learner}) is not better than the serving "
+              f"version on {selection.validation.get('n')} post-drift rows (gain {z:.2f} standard errors "
+              f"< {FOLLOW_UP_Z:g})")
     event = TrainingSkipped(model_id, request_id, "no_improvement", detail)
     serving = str(pending.evidence.get("after_version", "the serving version"))
     return TrainingOutcome("skipped_no_improvement", [

@@ -14,9 +14,11 @@ several training windows — all strictly older than those rows — compete on t
   row count, or a quarter of the rows without a drift start).
 
 The first (simplest) learner is fitted on every window and scored on the same rows; the
-window with the best proper score wins (lowest log-loss for classifiers, accuracy breaking
-ties, a model without probabilities after those with; lowest MAE for regression) unless a
-window with more rows is not significantly worse, which then wins (more data, same fit). The
+window with the best score wins — accuracy for classifiers (what the served model is judged
+by; log-loss breaks ties: on a step-shaped concept with label noise a tree ensemble's
+log-loss beats a logistic regression's while its staircase boundary is less accurate),
+MAE for regression — unless a window with more rows is not significantly worse, which
+then wins (more data, same fit). The
 other learners are fitted on that window only and win only when significantly better
 (``SIGNIFICANT_Z``); ready-made models in ``extra`` (say an online challenger) are scored
 on the same rows and win on the plain score. The winner is not refitted on the validation rows: the
@@ -46,9 +48,9 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from driftline.consumers.batch_learners import BatchModel, target
-from driftline.consumers.candidate import evaluate
+from driftline.consumers.candidate import evaluate, row_errors
 
-__all__ = ["LATEST_MIN_ROWS", "MIN_WINDOW_ROWS", "SIGNIFICANT_Z", "Selection", "Window", "validation_split", "training_windows", "choose_candidate"]
+__all__ = ["LATEST_MIN_ROWS", "MIN_WINDOW_ROWS", "SIGNIFICANT_Z", "gain_z", "Selection", "Window", "validation_split", "training_windows", "choose_candidate"]
 
 Row = Mapping[str, Any]
 
@@ -165,9 +167,10 @@ def training_windows(older: Sequence[Row], *, task: str, drift_start: float | No
 
 
 def _rank(metrics: Mapping[str, float], task: str) -> tuple[float, ...]:
+    """Lower is better: accuracy first for classifiers (what serving is judged by), log-loss breaks ties."""
     if task == "regression":
         return (metrics.get("mae", math.inf),)
-    return (metrics.get("log_loss", math.inf), -metrics.get("accuracy", -math.inf))
+    return (-metrics.get("accuracy", -math.inf), metrics.get("log_loss", math.inf))
 
 
 def choose_candidate(rows: Sequence[Row], *, task: str, features: Sequence[str], drift_start: float | None,
@@ -177,9 +180,9 @@ def choose_candidate(rows: Sequence[Row], *, task: str, features: Sequence[str],
 
     ``learners[0]`` is fitted on every window and the best-scoring window wins; every other
     learner is fitted on that window only and replaces the simple model only when it scores
-    better on the validation rows *significantly* (paired per-row losses, mean gain above
+    better on the validation rows *significantly* (paired per-row errors, mean gain above
     ``SIGNIFICANT_Z`` standard errors): on a linear concept a tree ensemble's lower
-    log-loss on a few hundred rows is often noise, while its serving cost (~0.5 ms a
+    score on a few hundred rows is often noise, while its serving cost (~0.5 ms a
     prediction against ~3 µs) and its staircase boundary are not. Ready-made models in
     ``extra`` are judged last, on the plain score. Raises ``ValueError`` (listing every
     trial) when no candidate could be fitted at all.
@@ -204,7 +207,7 @@ def choose_candidate(rows: Sequence[Row], *, task: str, features: Sequence[str],
             continue
         trial = _trial(best_window, learner)
         trial["metrics"] = evaluate(model, valid, task)
-        trial["gain_z"] = round(_gain_z(model, best[1], valid, task), 3)
+        trial["gain_z"] = round(gain_z(model, best[1], valid, task), 3)
         trials.append(trial)
         if trial["gain_z"] >= SIGNIFICANT_Z:
             best = (_rank(trial["metrics"], task), model, trial)
@@ -246,7 +249,7 @@ def _most_data_not_worse(fitted: list[tuple[Window, _Best]], valid: Sequence[Row
     for window, judged in fitted:
         if window is top_window or _effective_rows(window) <= _effective_rows(choice[0]):
             continue
-        z = _gain_z(top[1], judged[1], valid, task)
+        z = gain_z(top[1], judged[1], valid, task)
         judged[2]["behind_best_z"] = round(z, 3)
         if z < SIGNIFICANT_Z:
             choice = (window, judged)
@@ -270,29 +273,21 @@ def _fit(window: Window, learner: str, task: str, features: Sequence[str], param
         return None
 
 
-def _row_losses(model: Any, valid: Sequence[Row], task: str) -> list[float]:
-    """Per-row loss on the validation rows: -log p(label) with probabilities, else 0/1 or absolute error."""
-    xs = [r["features"] for r in valid]
-    ys = [target(task, r["label"]) for r in valid]
-    if task == "regression":
-        return [abs(float(model.predict_one(x)) - float(y)) for x, y in zip(xs, ys)]
-    proba = getattr(model, "predict_proba_one", None)
-    if proba is None:
-        return [float(model.predict_one(x) != y) for x, y in zip(xs, ys)]
-    return [-math.log(min(max(float(proba(x).get(y, 0.0)), 1e-15), 1.0)) for x, y in zip(xs, ys)]
+def gain_z(challenger: Any, incumbent: Any, rows: Sequence[Row], task: str) -> float:
+    """How many standard errors the challenger's mean per-row error is below the incumbent's.
 
-
-def _gain_z(challenger: Any, incumbent: Any, valid: Sequence[Row], task: str) -> float:
-    """How many standard errors the challenger's mean per-row loss is below the incumbent's."""
-    diffs = [a - b for a, b in zip(_row_losses(incumbent, valid, task), _row_losses(challenger, valid, task))]
+    Paired on the same rows (0/1 errors for classifiers: the sign test on the rows where
+    exactly one of them is right; absolute errors for regression).
+    """
+    diffs = row_errors(incumbent, rows, task) - row_errors(challenger, rows, task)
     n = len(diffs)
     if n < 2:
         return 0.0
-    mean = sum(diffs) / n
-    var = sum((d - mean) ** 2 for d in diffs) / (n - 1)
-    if var <= 0:
+    mean = float(diffs.mean())
+    sd = float(diffs.std(ddof=1))
+    if sd <= 0:
         return math.inf if mean > 0 else 0.0
-    return mean / math.sqrt(var / n)
+    return mean / (sd / math.sqrt(n))
 
 
 def _judge(model: Any, window: Window | None, learner: str, valid: Sequence[Row], task: str,
