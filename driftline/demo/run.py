@@ -1,32 +1,41 @@
 """``driftline demo``: the whole loop on the embedded default, visible as it runs.
 
-Starts (or reuses) the local broker, creates the topics, starts ``driftline ingest`` as a
-real process, produces synthetic drifting traffic with malformed messages mixed in, and
-prints what a ``read_committed`` reader sees grow: valid events in
-``driftline.observations`` and rejected messages in ``driftline.dlq``. At the end it says
-where to look.
+Starts (or reuses) the local broker, creates this run's topics, starts ``driftline
+ingest``, ``stream`` and ``trainer`` as real processes (``driftline.demo.loop_runner``),
+registers version 1.0.0 of two models and serves their traffic **closed-loop**
+(``driftline.demo.closed_loop``): each request is predicted by the model the demo's
+subscriber serves at that moment, the prediction event carries that ``model_version``
+and the features, its label follows 200 events later, and malformed messages are mixed
+in. Half-way each model's concept changes in a way 1.0.0 cannot follow.
+
+While it runs it prints, every 2,000 events, the served accuracy of each version serving
+in that span (the drop at the drift, the recovery after a swap), and what a
+``read_committed`` reader sees grow: valid events in ``driftline.observations``, rejected
+messages in ``driftline.dlq``, windows and retrain requests. The summary gives the
+versions served with the event each started at, the served accuracy before the drift,
+right after it and at the end, and where to look.
 """
 
 from __future__ import annotations
 
 import time
 import uuid
-
-import orjson
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
-from confluent_kafka import OFFSET_END, Consumer, Producer, TopicPartition
+import orjson
+from confluent_kafka import OFFSET_END, Consumer, TopicPartition
 from prometheus_client import CollectorRegistry
 
 from driftline.config import Settings
-from driftline.demo.processes import DriftlineProcess
+from driftline.demo.closed_loop import ClosedLoopServing, ServingOptions, drive, serving_producer
+from driftline.demo.loop_runner import LoopConfig, LoopRunner
+from driftline.demo.scenarios import Scenario
 from driftline.demo.serving import DemoSubscriber, register_first_versions
-from driftline.demo.traffic import MALFORMED, SyntheticTraffic
-from driftline.kafka.admin import KafkaAdmin
+from driftline.demo.traffic import demo_scenarios, malformed_every
 from driftline.kafka.clients import read_committed_config
-from driftline.kafka.topics import TopicNames, create_topics, topic_specs
+from driftline.kafka.topics import TopicNames
 from driftline.metrics_server import serve_metrics
 from driftline.schemas.batch_wire import decode_batch
 from driftline.schemas.events import InvalidEvent
@@ -42,6 +51,13 @@ class DemoOptions:
     metrics_port_base: int = 0
     """Ingest, stream, trainer and the demo's subscribers serve metrics on this port and
     the next three (0: each on a free port)."""
+    rate: float = 400.0
+    """Requests served per second and model (wall clock)."""
+    label_delay: int = 200
+    """Events between a prediction and its label."""
+    window_events: int = 2_000
+    """Events per printed accuracy line."""
+    malformed_every: int = 500
 
 
 @dataclass
@@ -57,96 +73,117 @@ class _Counts:
 
 def run_demo(settings: Settings, bootstrap: str, options: DemoOptions, say: Callable[[str], None] = print) -> int:
     """Run the whole loop; returns 0 when every event was accounted for and a retrained version was served."""
-    # Every run gets its own topics (and stream app id): a rerun starts as clean as the first.
+    # Every run gets its own topics, stream app id, groups and transactional ids: a rerun
+    # starts as clean as the first.
     run_id = time.strftime("demo-%Y%m%d-%H%M%S", time.gmtime())
-    prefix = f"{settings.topics.prefix}{run_id}."
-    names = TopicNames(prefix=prefix)
-    run_env = {"DRIFTLINE_TOPICS_PREFIX": prefix, "DRIFTLINE_STREAM_APP_ID": f"driftline-stream-{run_id}"}
-    say(f"this run's topics start with {prefix!r}; set DRIFTLINE_TOPICS_PREFIX={prefix} to inspect them afterwards")
-    outcome = create_topics(KafkaAdmin(bootstrap), topic_specs(names, event_partitions=settings.topics.event_partitions))
-    say(f"topics: {sum(v == 'created' for v in outcome.values())} created, "
-        f"{sum(v == 'exists' for v in outcome.values())} already there  (broker {bootstrap})")
-    reader = _Reader(bootstrap, names)
-    reader.say = say
     base = options.metrics_port_base
     ports = [base + i if base else 0 for i in range(4)]
-
-    def args(port: int) -> list[str]:
-        return ["--bootstrap-servers", bootstrap, "--metrics-port", str(port)]
-
-    # The demo retrains as soon as drift is decided; production keeps [trainer] cooldown_s.
-    processes = [DriftlineProcess("ingest", args(ports[0]), options.log_dir, env=run_env),
-                 DriftlineProcess("stream", args(ports[1]), options.log_dir, env=run_env),
-                 DriftlineProcess("trainer", args(ports[2]), options.log_dir,
-                                  env={**run_env, "DRIFTLINE_TRAINER_COOLDOWN_S": "0"})]
-    for process, port in zip(processes, ports):
-        process.start()
-        where = f", metrics http://127.0.0.1:{port}/metrics" if port else ""
-        say(f"started driftline {process.command} (log: {process.log_path}{where})")
+    runner = LoopRunner(LoopConfig(bootstrap, run_id, options.log_dir, metrics_ports=(ports[0], ports[1], ports[2])),
+                        say, settings)
+    names = runner.names
+    say(f"this run's topics start with {names.prefix!r}; "
+        f"set DRIFTLINE_TOPICS_PREFIX={names.prefix} to inspect them afterwards")
+    runner.start()
+    reader = _Reader(bootstrap, names)
+    reader.say = say
     registry = CollectorRegistry()  # the demo's subscribers, as one serving process would expose them
     if base:
         serve_metrics(registry, ports[3])
         say(f"the demo's subscribers: metrics http://127.0.0.1:{ports[3]}/metrics")
-    models = SyntheticTraffic().models
+    scenarios = demo_scenarios(options.events_per_model)
     counts = _Counts()
     subscribers: list[DemoSubscriber] = []
+    servings: list[ClosedLoopServing] = []
     try:
-        register_first_versions(bootstrap, models, options.log_dir, run_env, say)
-        subscribers = [DemoSubscriber(settings, bootstrap, names, m, run_id, say, registry) for m in models]
+        register_first_versions(runner, tuple(scenarios), say)
+        subscribers = [DemoSubscriber(runner, m, say, registry) for m in scenarios]
         for subscriber in subscribers:
             subscriber.start()
-            subscriber.wait_for_first(30)
-        _produce(bootstrap, names, options, counts, reader, say)
-        _wait_for_all(reader, counts, options.timeout_s, processes, subscribers, say)
+        if not all(subscriber.wait_for_first(30) for subscriber in subscribers):
+            say("a model's first version never reached its subscriber; see the trainer's log:\n"
+                + runner.processes[2].tail())
+            return 1
+        servings = _serve(bootstrap, names, scenarios, subscribers, options, counts, reader, say)
+        _wait_for_all(reader, counts, options.timeout_s, runner, subscribers, say)
     finally:
-        for subscriber in subscribers:
-            subscriber.stop()
-        for process in processes:
-            say(f"stopped {process.command} (exit {process.stop()})")
+        runner.stop()
         reader.close()
-    busiest = max(subscribers, key=lambda sub: len(sub.versions), default=None)
-    served = busiest.versions if busiest is not None else []
-    _summary(counts, names, processes, busiest.model_id if busiest else "-", served, say)
+    _summary(counts, names, runner, subscribers, servings, options.window_events, say)
     # ">=": a backlog left by an earlier, interrupted demo run is processed too.
     ok = counts.observed_events >= counts.produced_valid and counts.dlq >= counts.produced_invalid
-    return 0 if ok and counts.decisions > 0 and len(served) >= 2 else 1
+    return 0 if ok and counts.decisions > 0 and any(len(sub.versions) >= 2 for sub in subscribers) else 1
 
 
-def _produce(bootstrap: str, names: TopicNames, options: DemoOptions, counts: _Counts,
-             reader: _Reader, say: Callable[[str], None]) -> None:
-    traffic = SyntheticTraffic()
-    topic_of = {"features": names.features, "predictions": names.predictions, "labels": names.labels}
-    bad = {value for _, _, value in MALFORMED}
-    producer = Producer({"bootstrap.servers": bootstrap, "linger.ms": 20, "message.max.bytes": 8 * 1024 * 1024})
-    say(f"producing {options.events_per_model:,} events per model for {len(traffic.models)} models "
-        f"(features, predictions, late labels; a drift after {traffic.drift_at:,}; malformed messages mixed in)")
-    last = time.monotonic()
-    for message in traffic.messages(options.events_per_model):
-        _send(producer, topic_of[message.kind], message.key, message.value)
-        if message.value in bad:
-            counts.produced_invalid += 1
-        else:
-            counts.produced_valid += 1
-        if time.monotonic() - last >= 1.0:
-            producer.poll(0)
+def _serve(bootstrap: str, names: TopicNames, scenarios: dict[str, Scenario], subscribers: list[DemoSubscriber],
+           options: DemoOptions, counts: _Counts, reader: _Reader,
+           say: Callable[[str], None]) -> list[ClosedLoopServing]:
+    """Every model's requests, predicted by its subscriber's current model, paced in wall-clock time."""
+    producer = serving_producer(bootstrap)
+    servings = []
+    for k, subscriber in enumerate(subscribers):
+        opts = ServingOptions(rate=options.rate, label_delay=options.label_delay, seed=k)
+        junk = malformed_every(options.malformed_every) if k == 0 else None  # one stream of junk for the run
+        serving = ClosedLoopServing(producer, names, subscriber.model_id, scenarios[subscriber.model_id],
+                                    subscriber, opts, malformed=junk)
+        subscriber.position = lambda s=serving: s.i
+        servings.append(serving)
+    changes = ", ".join(f"{s.model_id} {s.scenario.name} at {s.scenario.changes[0]:,}"
+                        for s in servings if s.scenario.changes)
+    say(f"serving {options.events_per_model:,} requests per model for {len(servings)} models closed-loop at "
+        f"{options.rate:g}/s each: predictions by the served version (features inline), labels "
+        f"{options.label_delay} events later, malformed messages mixed in; concept changes: {changes}")
+    window = _WindowLines(servings, options.window_events, say)
+    last = [time.monotonic()]
+
+    def tick(i: int) -> None:
+        if time.monotonic() - last[0] >= 1.0:  # keep the counts fresh (and retrain requests shown)
+            _tally(servings, counts)
             reader.read(counts, 0.05)
+            last[0] = time.monotonic()
+        if window.after(i):  # the pipeline's counts beside each accuracy line, not every second
+            _tally(servings, counts)
             _progress(counts, say)
-            last = time.monotonic()
-    producer.flush(30)
+
+    drive(servings, on_event=tick)
+    _tally(servings, counts)
+    return servings
 
 
-def _send(producer: Producer, topic: str, key: bytes | None, value: bytes) -> None:
-    while True:
-        try:
-            producer.produce(topic, key=key, value=value)
-            return
-        except BufferError:
-            producer.poll(0.05)
+def _tally(servings: Sequence[ClosedLoopServing], counts: _Counts) -> None:
+    counts.produced_valid = sum(s.result.produced_valid for s in servings)
+    counts.produced_invalid = sum(s.result.produced_invalid for s in servings)
 
 
-def _wait_for_all(reader: _Reader, counts: _Counts, timeout_s: float, processes: list[DriftlineProcess],
+class _WindowLines:
+    """Every ``every`` events: each model's served accuracy per version in that span."""
+
+    def __init__(self, servings: Sequence[ClosedLoopServing], every: int, say: Callable[[str], None]) -> None:
+        self.servings, self.every, self.say = servings, every, say
+
+    def after(self, i: int) -> bool:
+        """Print the line that ends at round ``i``, if one does; whether it did."""
+        n = i + 1
+        if self.every <= 0 or n % self.every:
+            return False
+        start = n - self.every
+        parts, notes = [], []
+        for s in self.servings:
+            r = s.result
+            versions = r.by_version(start, n)
+            if not versions:
+                continue
+            served = ", ".join(f"{v} {acc:.3f}" + (f" x{k:,}" if len(versions) > 1 else "")
+                               for v, (k, acc) in versions.items())
+            parts.append(f"{s.model_id} {served} (oracle {r.accuracy(start, n)[2]:.3f})")
+            notes += [f"{s.model_id}'s concept changes at {c:,}" for c in r.changes if start <= c < n]
+        note = f"   <- {'; '.join(notes)}" if notes else ""
+        self.say(f"  served accuracy, events {start:,}-{n:,}:  {'  |  '.join(parts)}{note}")
+        return True
+
+
+def _wait_for_all(reader: _Reader, counts: _Counts, timeout_s: float, runner: LoopRunner,
                   subscribers: list[DemoSubscriber], say: Callable[[str], None]) -> None:
-    """Until every event is accounted for and the subscriber swapped to a retrained version, or the timeout."""
+    """Until every event is accounted for and a subscriber swapped to a retrained version, or the timeout."""
     deadline = time.monotonic() + timeout_s
     while time.monotonic() < deadline:
         reader.read(counts, 1.0)
@@ -154,10 +191,10 @@ def _wait_for_all(reader: _Reader, counts: _Counts, timeout_s: float, processes:
         caught_up = counts.observed_events >= counts.produced_valid and counts.dlq >= counts.produced_invalid
         if caught_up and counts.decisions > 0 and any(len(sub.versions) >= 2 for sub in subscribers):
             return
-        for process in processes:
-            if not process.running:
-                say(f"{process.command} exited early; its last log lines:\n" + process.tail())
-                return
+        gone = runner.exited()
+        if gone is not None:
+            say(f"{gone.command} exited early; its last log lines:\n" + gone.tail())
+            return
     say(f"timed out after {timeout_s:.0f} s (see the logs below for why)")
 
 
@@ -174,24 +211,47 @@ def _progress(counts: _Counts, say: Callable[[str], None]) -> None:
         say(line)
 
 
-def _summary(counts: _Counts, names: TopicNames, processes: list[DriftlineProcess], model_id: str,
-             served: list[str], say: Callable[[str], None]) -> None:
+def _summary(counts: _Counts, names: TopicNames, runner: LoopRunner, subscribers: list[DemoSubscriber],
+             servings: list[ClosedLoopServing], span: int, say: Callable[[str], None]) -> None:
     say("")
     say(f"valid events: produced {counts.produced_valid:,}, in {names.observations}: {counts.observed_events:,}")
     say(f"malformed:    produced {counts.produced_invalid:,}, in {names.dlq}: {counts.dlq:,} (original bytes kept)")
     say(f"windows:      {counts.windows} closed (scores vs thresholds in {names.windows})")
     say(f"decisions:    {counts.decisions} retrain requests on {names.control}")
-    say(f"serving:      the demo's {model_id} subscriber served {' -> '.join(served) or 'nothing'}")
+    for subscriber in subscribers:
+        say(f"serving:      the demo's {subscriber.model_id} subscriber served "
+            f"{' -> '.join(subscriber.versions) or 'nothing'}")
+    say("served accuracy (every prediction made by the version serving then; the oracle knows each concept):")
+    for serving in servings:
+        _served_summary(serving, span, say)
     say("where to look:")
     say(f"  kcat -C -b <broker> -t {names.dlq} -f '%h\\n%s\\n' -e    # rejected messages, reasons in headers")
     say(f"  kcat -C -b <broker> -t {names.control} -e                # retrain requests with their evidence")
+    say(f"  kcat -C -b <broker> -t {names.labeled} -e                # joined predictions, with model_version")
     say(f"  export DRIFTLINE_TOPICS_PREFIX={names.prefix}")
     say("  driftline models list | driftline models history churn   # versions, lineage, who did what")
     say("  driftline models rollback churn --by you --reason test   # move serving back (subscribers follow)")
     say("  driftline replay <events.jsonl> --windows                # the same policy, backtested on a file")
-    for process in processes:
+    for process in runner.processes:
         say(f"  {process.log_path}   # {process.command}'s structured log")
     say("  driftline kafka status | driftline kafka stop           # the local broker keeps running")
+
+
+def _served_summary(serving: ClosedLoopServing, span: int, say: Callable[[str], None]) -> None:
+    """Versions served with their first event; accuracy before the drift, right after, at the end."""
+    r = serving.result
+    starts = ", ".join(f"{v} from event {e:,}" for v, e in r.version_starts())
+    say(f"  {r.model_id} ({r.scenario}): {starts}")
+    end = r.served_events
+    spans = [("at the end", max(0, end - span), end)]
+    if r.changes:
+        c = r.changes[0]
+        spans = [("before the drift", max(0, c - span), c), ("right after it", c, min(end, c + span)), *spans]
+    parts = []
+    for name, a, b in spans:
+        served, _online, oracle = r.accuracy(a, b)
+        parts.append(f"{name} {served:.3f} (oracle {oracle:.3f}, events {a:,}-{b:,})")
+    say("    " + "  |  ".join(parts))
 
 
 class _Reader:

@@ -1,61 +1,61 @@
-"""The demo's serving side: register version 1.0.0 per model, follow model updates."""
+"""The demo's serving side: register version 1.0.0 per model, follow model updates.
+
+What the demo serves is what these subscribers hold: ``ClosedLoopServing`` predicts each
+request with ``DemoSubscriber.current``, so a swap reported here changes the accuracy
+the demo prints next.
+"""
 
 from __future__ import annotations
 
-import os
-import subprocess
-import sys
 import time
 from collections.abc import Callable
-from pathlib import Path
 from typing import Any
 
-import orjson
 from prometheus_client import CollectorRegistry
 
-from driftline.config import Settings
-from driftline.consumers.signing import load_verify_key
-from driftline.consumers.subscriber import ModelSubscriber
-from driftline.demo.traffic import SyntheticTraffic
-from driftline.kafka.topics import TopicNames
+from driftline.consumers.subscriber import ServedModel
+from driftline.demo.loop_runner import LoopRunner
+from driftline.demo.scenarios import training_rows
 
-__all__ = ["register_first_versions", "DemoSubscriber"]
+__all__ = ["DemoSubscriber", "register_first_versions"]
+
+FIRST_ROWS = 5_000
+"""Concept-A rows each model's 1.0.0 is trained on."""
 
 
-def register_first_versions(bootstrap: str, models: tuple[str, ...], log_dir: Path, env: dict[str, str],
-                            say: Callable[[str], None], timeout_s: float = 120.0) -> bool:
+def register_first_versions(runner: LoopRunner, models: tuple[str, ...], say: Callable[[str], None],
+                            rows: int = FIRST_ROWS, timeout_s: float = 120.0) -> bool:
     """``driftline models register`` each model from pre-drift rows, through the same gate as retrains."""
-    rows_file = log_dir / "training-rows.jsonl"
-    rows_file.write_bytes(b"".join(orjson.dumps(r) + b"\n" for r in SyntheticTraffic().training_rows(4000)))
+    first = training_rows(rows)
     ok = True
     for model in models:
-        cmd = [sys.executable, "-m", "driftline.cli", "models", "--bootstrap-servers", bootstrap, "register", model,
-               "--from-file", str(rows_file), "--by", "demo", "--reason", "first version", "--wait", str(timeout_s)]
-        done = subprocess.run(cmd, capture_output=True, text=True, timeout=timeout_s + 30, env={**os.environ, **env})
-        lines = [ln for ln in done.stdout.splitlines() if ln.strip()]
-        say(f"registered {model}: {lines[-1] if lines else done.stderr.strip()[-300:]}")
-        ok = ok and done.returncode == 0
+        done, line = runner.register(model, first, by="demo", reason="first version", timeout_s=timeout_s)
+        say(f"registered {model}: {line}")
+        ok = ok and done
     return ok
 
 
 class DemoSubscriber:
-    """A ``ModelSubscriber`` like a serving process would run; reports every swap."""
+    """A ``ModelSubscriber`` like a serving process would run; reports every swap and the
+    event being served when it happened (``position``, set once serving starts)."""
 
-    def __init__(self, settings: Settings, bootstrap: str, names: TopicNames, model_id: str, run_id: str,
-                 say: Callable[[str], None], registry: CollectorRegistry | None = None) -> None:
-        s = settings.subscriber
-        key = load_verify_key(s.verify_key, s.verify_key_file, settings.trainer.signing_key)
+    def __init__(self, runner: LoopRunner, model_id: str, say: Callable[[str], None],
+                 registry: CollectorRegistry | None = None) -> None:
         self.say = say
         self.model_id = model_id
         self.versions: list[str] = []
-        self.subscriber = ModelSubscriber(
-            model_id, bootstrap, names.model_updates, key, cache_dir=f"{s.cache_dir}/{run_id}",
-            artifact_dir=s.artifact_dir or None, on_update=self._on_update, on_error=self._on_error,
-            registry=registry)
+        self.position: Callable[[], int] | None = None
+        self.subscriber = runner.subscriber(model_id, on_update=self._on_update, on_error=self._on_error,
+                                            registry=registry)
+
+    @property
+    def current(self) -> ServedModel | None:
+        return self.subscriber.current
 
     def _on_update(self, model_id: str, version: str, _model: Any, event: dict[str, Any]) -> None:
         self.versions.append(version)
-        self.say(f"  >> subscriber: {model_id} now serving {version} "
+        where = f" at event {self.position():,}" if self.position is not None else ""
+        self.say(f"  >> subscriber: {model_id} now serving {version}{where} "
                  f"({event.get('type')} by {event.get('actor')}: {str(event.get('reason'))[:120]})")
 
     def _on_error(self, model_id: str, version: str | None, exc: BaseException) -> None:

@@ -1,21 +1,31 @@
-"""Synthetic serving traffic for the demo: features, predictions, late labels, a drift, junk.
+"""The demo's traffic: one concept scenario per model, and junk every ingest must survive.
 
-Deterministic for a seed. Event time advances ``1 / rate`` seconds per event so a short
-run covers several 60 s windows. After ``drift_at`` events of a model, one numeric
-feature's mean moves by ``shift`` standard deviations and the label rule flips sign for
-the drifting feature, so both the data and the model's quality change.
+The demo serves closed-loop (``driftline.demo.closed_loop``): each model's events come
+from a ``Scenario`` whose concept changes half-way — ``churn`` a feature shift with a new
+rule, ``fraud`` a pure concept change — which version 1.0.0 cannot follow, so the drop
+and the recovery after a swap are visible in the served accuracy. ``MALFORMED`` is mixed
+in through ``malformed_every``; every one of them must land in the DLQ.
+
+``SyntheticTraffic`` is the older *open-loop* generator (its predictions are made here,
+not by a served model); the demo no longer uses it, unit tests of the codec still do.
 """
 
 from __future__ import annotations
 
 import time
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 
 import numpy as np
 import orjson
 
-__all__ = ["RawMessage", "SyntheticTraffic", "MALFORMED"]
+from driftline.demo.closed_loop import MalformedHook
+from driftline.demo.scenarios import Scenario, make_scenario
+
+__all__ = ["DEMO_MODELS", "MALFORMED", "RawMessage", "SyntheticTraffic", "demo_scenarios", "malformed_every"]
+
+DEMO_MODELS: dict[str, str] = {"churn": "feature_shift", "fraud": "concept_change"}
+"""Model → the scenario it is served: both drift half-way, in a way 1.0.0 cannot follow."""
 
 # Every kind of bad input ingest must survive; each must land in the DLQ.
 MALFORMED: tuple[tuple[str, bytes | None, bytes], ...] = (
@@ -31,6 +41,26 @@ MALFORMED: tuple[tuple[str, bytes | None, bytes], ...] = (
 )
 
 
+def demo_scenarios(events_per_model: int, models: dict[str, str] | None = None) -> dict[str, Scenario]:
+    """Each demo model's scenario over ``events_per_model`` events, the change half-way."""
+    return {model: make_scenario(kind, events_per_model, change_at=events_per_model // 2)
+            for model, kind in (models or DEMO_MODELS).items()}
+
+
+def malformed_every(every: int = 500) -> MalformedHook:
+    """A hook that mixes the next ``MALFORMED`` message in after every ``every`` events."""
+    sent = [0]
+
+    def hook(i: int) -> Iterable[tuple[str, bytes | None, bytes]]:
+        if every <= 0 or i % every != every - 1:
+            return ()
+        message = MALFORMED[sent[0] % len(MALFORMED)]
+        sent[0] += 1
+        return (message,)
+
+    return hook
+
+
 @dataclass(frozen=True)
 class RawMessage:
     """One message as a serving app would produce it: topic kind, key, value."""
@@ -41,7 +71,14 @@ class RawMessage:
 
 
 class SyntheticTraffic:
-    """Feature, prediction and (lagging) label events for a few models, with one drift each."""
+    """Open-loop feature, prediction and (lagging) label events for a few models, one drift each.
+
+    Deterministic for a seed. Event time advances ``1 / rate`` seconds per event. After
+    ``drift_at`` events one numeric feature's mean moves by ``shift`` standard deviations
+    and the label rule flips sign for it. The predictions are a fixed rule's, labelled
+    version 1.0.0, whatever a subscriber serves: use ``ClosedLoopServing`` to measure
+    what serving achieves.
+    """
 
     def __init__(
         self,

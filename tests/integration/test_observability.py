@@ -83,7 +83,7 @@ def api(port: int, path: str, **params: Any) -> Any:
 MUST_RISE = ("Valid events ingested /s", "Rejected to the DLQ /s", "Events applied by the stream /s",
              "Retrain requests (1 h)", "Windows closed by status /min", "Label join /s",
              "Serving now (trainer)", "Subscribers serving", "Trainings by outcome (1 h)",
-             "Gate verdicts (1 h)")
+             "Gate verdicts (1 h)", "Serving accuracy: live (last joined rows) vs its gate")
 """Panels that a demo run must move above 0 (it ingests, rejects, windows, decides,
 joins labels, retrains through the gate and swaps the subscriber)."""
 
