@@ -87,3 +87,26 @@ def test_rollback_restores_the_previous_version_for_subscribers(kafka_bootstrap,
         assert sub.current.event["reference_profile"] == first_profile
     finally:
         sub.stop()
+
+
+def test_a_paused_model_records_requests_without_training_until_resumed(kafka_bootstrap, topic_names, produce,
+                                                                         tmp_path):
+    produce_rows(produce, topic_names.labeled, labeled_rows("pz", 400))
+    with trainer_thread(kafka_bootstrap, topic_names, tmp_path, settings(recheck_s=0.5)):
+        produce(topic_names.control, [request("pz", 0.0)])
+        wait_state(kafka_bootstrap, topic_names, lambda s: s.serving_version("pz") == "1.0.0")
+        pause = ModelCommand("pause_model", "pz", "ana", "investigating a data issue")
+        send_command(kafka_bootstrap, topic_names.control, pause)
+        assert [e["type"] for e in wait_for_outcome(kafka_bootstrap, topic_names.audit, pause.id, 30)] == ["model_paused"]
+        produce(topic_names.control, [request("pz", 60.0)])
+        state = wait_state(kafka_bootstrap, topic_names, lambda s: "pz:60:drift" in s.handled)
+        assert state.paused == {"pz"} and state.taken("pz") == {"1.0.0"}
+        skipped = [e for e in state.audit["pz"] if e.get("request_id") == "pz:60:drift"]
+        assert [(e["type"], e["reason"]) for e in skipped] == [("training_skipped", "paused")]
+        resume = ModelCommand("resume_model", "pz", "ana", "data fixed")
+        send_command(kafka_bootstrap, topic_names.control, resume)
+        assert [e["type"] for e in wait_for_outcome(kafka_bootstrap, topic_names.audit, resume.id, 30)] == [
+            "model_resumed"]
+        produce(topic_names.control, [request("pz", 120.0)])
+        state = wait_state(kafka_bootstrap, topic_names, lambda s: len(s.taken("pz")) == 2)
+    assert state.paused == set()
