@@ -303,4 +303,5 @@ class Trainer:
     def _refresh_gauges(self) -> None:
         self.metrics.set_serving((m, p["version"]) for m, p in self.state.serving.items())
         self.metrics.approvals_pending.set(len(self.state.pending()))
+        self.metrics.retrains_pending.set(len(self.state.pending_retrains))
 

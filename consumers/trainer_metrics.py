@@ -13,7 +13,7 @@ from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 
 __all__ = ["TrainerMetrics"]
 
-_OUTCOMES = ("published", "pending", "rejected", "failed")
+_OUTCOMES = ("published", "pending", "rejected", "failed", "deferred")
 _DURATION_BUCKETS = (0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0, 120.0, 300.0, 900.0)
 
 
@@ -38,6 +38,9 @@ class TrainerMetrics:
                                        "Versions waiting for approval.", registry=registry)
         self.commands = Counter("driftline_trainer_commands", "Control commands handled, by type and outcome.",
                                 ["command", "outcome"], registry=registry)
+        self.retrains_pending = Gauge("driftline_trainer_retrains_pending", "Retrain requests waiting to train "
+                                      "(cooldown, rows after the drift start, paused), one per model at most.",
+                                      registry=registry)
         self.transactions_aborted = Counter("driftline_trainer_transactions_aborted",
                                             "Transactions aborted (their request is re-read).", registry=registry)
         self._serving: dict[str, str] = {}
