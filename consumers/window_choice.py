@@ -50,7 +50,8 @@ from typing import Any
 from driftline.consumers.batch_learners import BatchModel, target
 from driftline.consumers.candidate import evaluate, row_errors
 
-__all__ = ["LATEST_MIN_ROWS", "MIN_WINDOW_ROWS", "SIGNIFICANT_Z", "gain_z", "Selection", "Window", "validation_split", "training_windows", "choose_candidate"]
+__all__ = ["LATEST_MIN_ROWS", "MIN_WINDOW_ROWS", "SIGNIFICANT_Z", "Selection", "Window", "choose_candidate", "gain_z",
+           "training_windows", "validation_split"]
 
 Row = Mapping[str, Any]
 

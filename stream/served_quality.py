@@ -117,7 +117,7 @@ class ServedQualityWatch:
             return []
         if serving_version != self.version:
             self._new_version(serving_version)
-        for row, hit in zip(rows, challenger_hits):
+        for row, hit in zip(rows, challenger_hits, strict=True):
             if row.model_version != serving_version or row.label is None:
                 continue
             self.rows.append((float(row.ts), int(row.prediction == row.label), -1 if hit is None else int(hit)))
