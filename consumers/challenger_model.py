@@ -51,12 +51,13 @@ from driftline.stream.challenger import (
     is_challenger_pipeline,
     numeric_features,
     read_features,
+    read_last_ts,
 )
 from driftline.stream.river_state import load_pipeline
 
 __all__ = ["ChallengerClassifier", "ChallengerModel", "ChallengerRegressor", "challenger_from_export"]
 
-_FIELDS = frozenset({"format", "v", "task", "n", "features", "model"})
+_FIELDS = frozenset({"format", "v", "task", "n", "features", "model", "last_ts"})
 
 
 class ChallengerModel:
@@ -68,6 +69,8 @@ class ChallengerModel:
         self.n = n  # rows it learned from
         self.pipeline = pipeline
         self._inputs = pipeline.steps["StandardScaler"].counts  # every input it ever learned
+        self.trained_until: float | None = None
+        """Event time of the newest row it learned: rows up to here cannot validate it."""
 
     def _x(self, features: dict[str, Any] | None) -> dict[str, float]:
         inputs = self._inputs
@@ -101,6 +104,7 @@ def challenger_from_export(doc: Any) -> ChallengerModel:
         raise ValueError("challenger export: not an OnlineChallenger export (no format marker)")
     if doc.get("v") != EXPORT_VERSION or isinstance(doc.get("v"), bool):
         raise ValueError(f"challenger export: unknown version {doc.get('v')!r:.40} (this reads {EXPORT_VERSION})")
+    doc = {"last_ts": None, **doc}  # exports made before last_ts was kept
     if set(doc) != _FIELDS:
         raise ValueError(f"challenger export: fields {sorted(map(str, set(doc) ^ _FIELDS))} missing or unknown")
     task, n = doc["task"], doc["n"]
@@ -113,4 +117,6 @@ def challenger_from_export(doc: Any) -> ChallengerModel:
     if not is_challenger_pipeline(pipeline, task):
         raise ValueError(f"challenger export: the model is not the {task} challenger pipeline")
     cls = ChallengerRegressor if task == "regression" else ChallengerClassifier
-    return cls(task, features, n, pipeline)
+    model = cls(task, features, n, pipeline)
+    model.trained_until = read_last_ts(doc["last_ts"], "challenger export")
+    return model

@@ -185,7 +185,10 @@ def choose_candidate(rows: Sequence[Row], *, task: str, features: Sequence[str],
     ``SIGNIFICANT_Z`` standard errors): on a linear concept a tree ensemble's lower
     score on a few hundred rows is often noise, while its serving cost (~0.5 ms a
     prediction against ~3 µs) and its staircase boundary are not. Ready-made models in
-    ``extra`` are judged last, on the plain score. Raises ``ValueError`` (listing every
+    ``extra`` are judged last, on the plain score — unless one learned from the validation
+    rows (``trained_until``, the event time of the newest row it saw, at or after the
+    first validation row): an online model scored on rows it has learned looks better
+    than it is. Raises ``ValueError`` (listing every
     trial) when no candidate could be fitted at all.
     """
     older, valid, used_start = validation_split(rows, drift_start=drift_start, validation_fraction=validation_fraction,
@@ -213,6 +216,11 @@ def choose_candidate(rows: Sequence[Row], *, task: str, features: Sequence[str],
         if trial["gain_z"] >= SIGNIFICANT_Z:
             best = (_rank(trial["metrics"], task), model, trial)
     for name, model in (extra or {}).items():
+        seen = getattr(model, "trained_until", None)
+        if seen is not None and float(valid[0]["ts"]) <= seen:
+            trials.append({"window": "extra", "learner": name, "skipped": "it learned from the validation rows "
+                           f"(trained until {seen}, validation from {valid[0]['ts']})"})
+            continue
         best = _judge(model, None, name, valid, task, trials, best)
     if best is None:
         raise ValueError(f"no candidate could be trained: {trials}")

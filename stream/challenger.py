@@ -56,11 +56,11 @@ from driftline.stream.river_state import (
 )
 
 __all__ = ["EXPORT_FORMAT", "EXPORT_VERSION", "TASKS", "OnlineChallenger", "challenger_pipeline",
-           "is_challenger_pipeline", "numeric_features", "read_features"]
+           "is_challenger_pipeline", "numeric_features", "read_features", "read_last_ts"]
 
 _STATE_FORMAT = "driftline.online-challenger"
 _STATE_VERSION = 2  # 1 was pickle: refused since
-_STATE_FIELDS = frozenset({"format", "v", "task", "n", "features", "model", "metrics"})
+_STATE_FIELDS = frozenset({"format", "v", "task", "n", "features", "model", "metrics", "last_ts"})
 EXPORT_FORMAT = "driftline.challenger-export"
 EXPORT_VERSION = 1
 TASKS = ("binary", "multiclass", "regression")
@@ -127,6 +127,15 @@ def _metrics_for(task: str) -> dict[str, Any]:
     return {"accuracy": metrics.Accuracy(), "macro_f1": metrics.MacroF1()}
 
 
+def read_last_ts(value: Any, where: str) -> float | None:
+    """A stored ``last_ts``: None or a finite number (``ValueError`` otherwise)."""
+    if value is None:
+        return None
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value):
+        raise ValueError(f"{where}: last_ts must be a finite number or null, got {value!r:.40}")
+    return float(value)
+
+
 class OnlineChallenger:
     """Predict-then-learn on every joined row that has features and a label.
 
@@ -146,6 +155,7 @@ class OnlineChallenger:
         self.metrics: dict[str, Any] = _metrics_for(task) if task else {}
         self.n = 0
         self.features_seen: dict[str, None] = {}  # raw names with a value in a learned row, first seen first
+        self.last_ts: float | None = None  # event time of the newest row learned (what it has seen)
 
     def set_task(self, task: str) -> None:
         """Fix the task once it is known (declared or inferred); later calls are ignored."""
@@ -180,6 +190,7 @@ class OnlineChallenger:
             hits.append(self._score(x, y))
             self.model.learn_one(x, y)
             self.n += 1
+            self.last_ts = row.ts if self.last_ts is None else max(self.last_ts, row.ts)
             for name, value in row.features.items():  # type: ignore[union-attr] # x is not empty
                 if value is not None and name not in seen:
                     seen[name] = None
@@ -221,7 +232,7 @@ class OnlineChallenger:
         """The whole challenger (model, metrics, ``n``) as orjson bytes; no pickle."""
         return orjson.dumps({
             "format": _STATE_FORMAT, "v": _STATE_VERSION, "task": self.task, "n": self.n,
-            "features": list(self.features_seen),
+            "features": list(self.features_seen), "last_ts": self.last_ts,
             "model": None if self.model is None else dump_pipeline(self.model),
             "metrics": {name: dump_metric(m) for name, m in self.metrics.items()},
         })
@@ -241,6 +252,7 @@ class OnlineChallenger:
             raise ValueError("not an OnlineChallenger state (no format marker)")
         if doc.get("v") != _STATE_VERSION or isinstance(doc.get("v"), bool):
             raise ValueError(f"unknown OnlineChallenger state version {doc.get('v')!r:.40}")
+        doc.setdefault("last_ts", None)  # written before last_ts was kept
         if set(doc) != _STATE_FIELDS:
             raise ValueError(f"OnlineChallenger state: fields {sorted(map(str, set(doc) ^ _STATE_FIELDS))} "
                              "missing or unknown")
@@ -251,6 +263,7 @@ class OnlineChallenger:
             raise ValueError(f"OnlineChallenger state: n must be a non-negative integer, got {n!r:.40}")
         ch = cls(None)
         ch.n = n
+        ch.last_ts = read_last_ts(doc["last_ts"], "OnlineChallenger state")
         ch.features_seen = dict.fromkeys(read_features(doc["features"], "OnlineChallenger state: features"))
         if task is None:
             if doc["model"] is not None or doc["metrics"] != {}:
@@ -278,4 +291,4 @@ class OnlineChallenger:
         if self.model is None:
             raise ValueError("the challenger has no task yet: it has learned nothing to export")
         return {"format": EXPORT_FORMAT, "v": EXPORT_VERSION, "task": self.task, "n": self.n,
-                "features": sorted(self.features_seen), "model": dump_pipeline(self.model)}
+                "features": sorted(self.features_seen), "model": dump_pipeline(self.model), "last_ts": self.last_ts}

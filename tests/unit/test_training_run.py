@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import random
 from pathlib import Path
 from typing import Any
@@ -50,8 +51,8 @@ def test_a_retrain_records_its_trigger_its_trials_and_the_challenger_it_judged(t
     publish(state, train_version(training_set(first), cfg, ctx, state, "register", 0.0))
     assert state.serving_version("m") == "1.0.0"
     after = rows(3000, 1200, "B")
-    challenger = OnlineChallenger("binary")
-    challenger.update([JoinedRow.from_dict(r) for r in first + after])
+    challenger = OnlineChallenger("binary")  # exported with the request: it has not seen the newest rows
+    challenger.update([JoinedRow.from_dict(r) for r in first + after[:900]])
     req = PendingRetrain("m", "r1", ("r1", "r2"), T0 + 3000, True, "underperforming", "", 0.0,
                          evidence={"challenger": challenger.export(), "live": {"accuracy": 0.5}})
     outcome = train_version(training_set(first + after), cfg, ctx, state, "r1", 0.0, pending=req)
@@ -67,6 +68,11 @@ def test_a_retrain_records_its_trigger_its_trials_and_the_challenger_it_judged(t
     assert [f["rule"] for f in follow] == ["follow_up"] and follow[0]["min_rows"] > 900
     publish(state, outcome)
     assert state.pending_retrains["m"].rule == "follow_up"
+    challenger.update([JoinedRow.from_dict(r) for r in after[900:]])  # now it learned the validation rows too
+    seen = dataclasses.replace(req, evidence={"challenger": challenger.export()})
+    again = train_version(training_set(first + after), cfg, ctx, RegistryState(), "r3", 0.0, pending=seen)
+    [trial] = [t for t in again.version.selection["trials"] if t["learner"] == "online_challenger"]
+    assert trial["skipped"].startswith("it learned from the validation rows")
 
 
 def test_models_show_and_list_put_the_live_figures_beside_the_gate(tmp_path: Path) -> None:
