@@ -33,7 +33,7 @@ Examples:
     >>> again.snapshot() == ch.snapshot() and again.model.predict_one({"x": 1.0}) == ch.model.predict_one({"x": 1.0})
     True
     >>> sorted(ch.export())
-    ['features', 'format', 'model', 'n', 'task', 'v']
+    ['features', 'format', 'last_ts', 'model', 'n', 'task', 'v']
 """
 
 from __future__ import annotations
