@@ -18,7 +18,7 @@ window with the best score wins — accuracy for classifiers (what the served mo
 by; log-loss breaks ties: on a step-shaped concept with label noise a tree ensemble's
 log-loss beats a logistic regression's while its staircase boundary is less accurate),
 MAE for regression — unless a window with more rows is not significantly worse, which
-then wins (more data, same fit). The
+then wins (more data, same fit: within ``SAME_WITHIN_Z`` standard errors). The
 other learners are fitted on that window only and win only when significantly better
 (``SIGNIFICANT_Z``); ready-made models in ``extra`` (say an online challenger) are scored
 on the same rows and win on the plain score. The winner is not refitted on the validation rows: the
@@ -50,7 +50,7 @@ from typing import Any
 from driftline.consumers.batch_learners import BatchModel, target
 from driftline.consumers.candidate import evaluate, row_errors
 
-__all__ = ["LATEST_MIN_ROWS", "MIN_WINDOW_ROWS", "SIGNIFICANT_Z", "Selection", "Window", "choose_candidate", "gain_z",
+__all__ = ["LATEST_MIN_ROWS", "MIN_WINDOW_ROWS", "SAME_WITHIN_Z", "SIGNIFICANT_Z", "Selection", "Window", "choose_candidate", "gain_z",
            "training_windows", "validation_split"]
 
 Row = Mapping[str, Any]
@@ -233,6 +233,9 @@ _Best = tuple[tuple[float, ...], Any, dict[str, Any]]
 
 #: How many standard errors of the paired per-row loss a more complex learner must gain by.
 SIGNIFICANT_Z = 2.0
+#: A window with more rows wins when it is behind the best by less than this many standard
+#: errors (the one-standard-error rule); further behind, the best window keeps its lead.
+SAME_WITHIN_Z = 1.0
 
 
 def _effective_rows(window: Window) -> float:
@@ -260,7 +263,7 @@ def _most_data_not_worse(fitted: list[tuple[Window, _Best]], valid: Sequence[Row
             continue
         z = gain_z(top[1], judged[1], valid, task)
         judged[2]["behind_best_z"] = round(z, 3)
-        if z < SIGNIFICANT_Z:
+        if z < SAME_WITHIN_Z:
             choice = (window, judged)
     return choice
 

@@ -59,7 +59,7 @@ class QualitySettings:
     tolerance: float = 0.05
     z: float = 2.33
     challenger_margin: float = 0.02
-    reask_rows: int = 1000
+    reask_rows: int = 500
 
     def __post_init__(self) -> None:
         checks = [(self.window_rows >= 20, "window_rows", "must be >= 20"),

@@ -8,7 +8,7 @@ import pytest
 from driftline.consumers.batch_learners import BatchModel
 from driftline.consumers.candidate import baseline_metrics, evaluate
 from driftline.consumers.validation_gate import GateThresholds, evaluate_gate
-from driftline.consumers.window_choice import SIGNIFICANT_Z, choose_candidate, training_windows, validation_split
+from driftline.consumers.window_choice import SAME_WITHIN_Z, SIGNIFICANT_Z, choose_candidate, training_windows, validation_split
 
 FEATURES = ["x0", "x1", "x2", "x3"]
 N_A, N_B, T0 = 6000, 1500, 1000.0
@@ -69,7 +69,7 @@ def test_winner_learned_the_new_concept_from_a_post_change_window(drifted):
     # the newest rows alone may score a little better by chance: not significantly, so the
     # window with more rows of the same concept wins
     assert simple["since_drift"]["metrics"]["log_loss"] <= simple["latest"]["metrics"]["log_loss"] or \
-        simple["since_drift"].get("behind_best_z", 0.0) < SIGNIFICANT_Z
+        simple["since_drift"].get("behind_best_z", 0.0) < SAME_WITHIN_Z
     assert simple["last_n"]["metrics"]["accuracy"] < 0.9  # mostly the old concept
     orjson.dumps(sel.to_dict())  # JSON-able, model aside
 
