@@ -344,26 +344,25 @@ class VersionUnderperforming(_Event):
 
 
 @dataclass(frozen=True)
-class ModelPaused(_Event):
-    """Audit: a person stopped automatic retraining of a model (requests are recorded, not acted on)."""
+class _RetrainSwitch(_Event):
+    """Audit: a person turned a model's automatic retraining off or on, and why."""
 
     model_id: str
     actor: str
     reason: str
     command_id: str
     at: float = field(default_factory=_now)
+
+
+@dataclass(frozen=True)
+class ModelPaused(_RetrainSwitch):
+    """Requests for this model are recorded, not acted on, until it is resumed."""
+
     type: ClassVar[str] = "model_paused"
 
 
 @dataclass(frozen=True)
-class ModelResumed(_Event):
-    """Audit: automatic retraining of a model is on again."""
-
-    model_id: str
-    actor: str
-    reason: str
-    command_id: str
-    at: float = field(default_factory=_now)
+class ModelResumed(_RetrainSwitch):
     type: ClassVar[str] = "model_resumed"
 
 
