@@ -278,17 +278,23 @@ def evaluate(model: Any, rows: Sequence[Row], task: str) -> dict[str, float]:
     return _finish(metrics, len(rows))
 
 
-def row_errors(model: Any, rows: Sequence[Row], task: str) -> np.ndarray:
-    """Per-row error of ``model`` on ``rows``: 0/1 for classifiers, absolute error for regression.
+def row_errors(model: Any, rows: Sequence[Row], task: str, loss: str = "error") -> np.ndarray:
+    """Per-row loss of ``model`` on ``rows``, for paired comparisons on the same rows (``window_choice``).
 
-    What paired comparisons of two models on the same rows need (``window_choice``); the
-    batch paths are used where the model has them.
+    ``loss="error"``: 0/1 for classifiers, absolute error for regression. ``loss="log_loss"``:
+    -log of the probability given to the true label (classifiers with probabilities; the
+    0/1 error otherwise). The batch paths are used where the model has them.
     """
     if task == "binary":
         y = np.array([_target(task, row["label"]) for row in rows], dtype=bool)
-        return (_binary_outputs(model, rows)[0] != y).astype(float)
+        pred, p = _binary_outputs(model, rows)
+        if loss == "log_loss" and p is not None:
+            return -np.log(np.clip(np.where(y, p, 1.0 - p), 1e-15, 1.0))
+        return (pred != y).astype(float)
     if task == "multiclass":
-        preds, _ = _multiclass_outputs(model, rows)
+        preds, p_true = _multiclass_outputs(model, rows)
+        if loss == "log_loss" and p_true is not None:
+            return -np.log(np.clip(p_true, 1e-15, 1.0))
         return np.array([p != row["label"] for p, row in zip(preds, rows, strict=True)], dtype=float)
     labels = np.array([float(row["label"]) for row in rows], dtype=float)
     return np.abs(_regression_outputs(model, rows) - labels)

@@ -35,7 +35,7 @@ from collections.abc import Mapping
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
-__all__ = ["LOWER_IS_BETTER", "GateThresholds", "GateCheck", "GateResult", "evaluate_gate"]
+__all__ = ["LOWER_IS_BETTER", "GateThresholds", "GateCheck", "GateResult", "beats_baseline", "evaluate_gate"]
 
 #: Metrics where smaller is better; every other metric is higher-is-better.
 LOWER_IS_BETTER = frozenset({"log_loss", "cross_entropy", "mae", "rmse", "mse"})
@@ -117,6 +117,11 @@ def _baseline_check(metrics: Mapping[str, float], baseline: Mapping[str, float])
             better = value < bound if metric in LOWER_IS_BETTER else value > bound
             return [GateCheck(metric, "baseline", value, bound, better and not math.isnan(value), baseline=bound)]
     return []
+
+
+def beats_baseline(metrics: Mapping[str, float], baseline: Mapping[str, float]) -> bool:
+    """True when ``metrics`` pass the gate's baseline check against ``baseline`` (or it does not apply)."""
+    return all(check.passed for check in _baseline_check(metrics, baseline))
 
 
 def _describe(check: GateCheck, tolerances: Mapping[str, Mapping[str, float]]) -> str:

@@ -14,11 +14,11 @@ several training windows — all strictly older than those rows — compete on t
   row count, or a quarter of the rows without a drift start).
 
 The first (simplest) learner is fitted on every window and scored on the same rows; the
-window with the best score wins — accuracy for classifiers (what the served model is judged
-by; log-loss breaks ties: on a step-shaped concept with label noise a tree ensemble's
-log-loss beats a logistic regression's while its staircase boundary is less accurate),
-MAE for regression — unless a window with more rows is not significantly worse, which
-then wins (more data, same fit: within ``SAME_WITHIN_Z`` standard errors). The
+window with the best proper score wins — log-loss for classifiers (accuracy breaking ties;
+it tells a window that is confidently wrong on part of the newest rows from one that is
+not, where accuracy alone often cannot), MAE for regression — unless a window with more
+rows is not significantly worse, which then wins (more data, same fit: within
+``SAME_WITHIN_Z`` standard errors of the per-row log-loss). The
 other learners are fitted on that window only and win only when significantly better
 (``SIGNIFICANT_Z``); ready-made models in ``extra`` (say an online challenger) are scored
 on the same rows and win on the plain score. The winner is not refitted on the validation rows: the
@@ -48,7 +48,8 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from driftline.consumers.batch_learners import BatchModel, target
-from driftline.consumers.candidate import evaluate, row_errors
+from driftline.consumers.candidate import baseline_metrics, evaluate, row_errors
+from driftline.consumers.validation_gate import beats_baseline
 
 __all__ = ["LATEST_MIN_ROWS", "MIN_WINDOW_ROWS", "SAME_WITHIN_Z", "SIGNIFICANT_Z", "Selection", "Window", "choose_candidate", "gain_z",
            "training_windows", "validation_split"]
@@ -168,10 +169,10 @@ def training_windows(older: Sequence[Row], *, task: str, drift_start: float | No
 
 
 def _rank(metrics: Mapping[str, float], task: str) -> tuple[float, ...]:
-    """Lower is better: accuracy first for classifiers (what serving is judged by), log-loss breaks ties."""
+    """Lower is better: log-loss (a proper score) for classifiers, accuracy breaking ties; MAE for regression."""
     if task == "regression":
         return (metrics.get("mae", math.inf),)
-    return (-metrics.get("accuracy", -math.inf), metrics.get("log_loss", math.inf))
+    return (metrics.get("log_loss", math.inf), -metrics.get("accuracy", -math.inf))
 
 
 def choose_candidate(rows: Sequence[Row], *, task: str, features: Sequence[str], drift_start: float | None,
@@ -180,11 +181,12 @@ def choose_candidate(rows: Sequence[Row], *, task: str, features: Sequence[str],
     """Pick the window with the first (simplest) learner, then let the others challenge it there.
 
     ``learners[0]`` is fitted on every window and the best-scoring window wins; every other
-    learner is fitted on that window only and replaces the simple model only when it scores
-    better on the validation rows *significantly* (paired per-row errors, mean gain above
-    ``SIGNIFICANT_Z`` standard errors): on a linear concept a tree ensemble's lower
-    score on a few hundred rows is often noise, while its serving cost (~0.5 ms a
-    prediction against ~3 µs) and its staircase boundary are not. Ready-made models in
+    learner is fitted on that window only and replaces the simple model only when it is
+    *more accurate* on the validation rows, significantly (paired per-row 0/1 errors, mean
+    gain above ``SIGNIFICANT_Z`` standard errors): on a step-shaped concept with label
+    noise a tree ensemble's log-loss beats a logistic regression's while its staircase
+    boundary is less accurate, and it costs ~0.5 ms a prediction against ~3 µs. Ready-made
+    models in
     ``extra`` are judged last, on the plain score — unless one learned from the validation
     rows (``trained_until``, the event time of the newest row it saw, at or after the
     first validation row): an online model scored on rows it has learned looks better
@@ -202,7 +204,7 @@ def choose_candidate(rows: Sequence[Row], *, task: str, features: Sequence[str],
                         trials, None)
         if judged is not None:
             fitted.append((window, judged))
-    best_window, best = _most_data_not_worse(fitted, valid, task)
+    best_window, best = _most_data_not_worse(fitted, valid, task, baseline_metrics(valid, task))
     for learner in learners[1:]:
         if best is None or best_window is None:
             break
@@ -246,22 +248,30 @@ def _effective_rows(window: Window) -> float:
     return total * total / squares if squares else 0.0
 
 
-def _most_data_not_worse(fitted: list[tuple[Window, _Best]], valid: Sequence[Row], task: str
-                         ) -> tuple[Window | None, _Best | None]:
+def _most_data_not_worse(fitted: list[tuple[Window, _Best]], valid: Sequence[Row], task: str,
+                         baseline: Mapping[str, float]) -> tuple[Window | None, _Best | None]:
     """The best-scoring window, unless one with more (effective) rows is not significantly worse.
 
     Windows of the same concept score alike up to noise, and the one with more rows is
     the safer bet (the one-standard-error rule); a window that scores significantly
-    better — the present, when the concept moved — keeps its lead.
+    better — the present, when the concept moved — keeps its lead. Only windows whose
+    model beats the constant predictor (the gate's baseline check) compete when any does:
+    while a concept is changing gradually, a window of mostly old rows can be about as
+    accurate on the newest rows and still be confidently wrong on the new part of them.
     """
     if not fitted:
         return None, None
-    top_window, top = min(fitted, key=lambda f: f[1][0])
+    eligible = [f for f in fitted if beats_baseline(f[1][2]["metrics"], baseline)] or fitted
+    kept = {id(f) for f in eligible}
+    for f in fitted:
+        if id(f) not in kept:
+            f[1][2]["not_better_than_constant"] = True
+    top_window, top = min(eligible, key=lambda f: f[1][0])
     choice = (top_window, top)
-    for window, judged in fitted:
+    for window, judged in eligible:
         if window is top_window or _effective_rows(window) <= _effective_rows(choice[0]):
             continue
-        z = gain_z(top[1], judged[1], valid, task)
+        z = gain_z(top[1], judged[1], valid, task, "log_loss")
         judged[2]["behind_best_z"] = round(z, 3)
         if z < SAME_WITHIN_Z:
             choice = (window, judged)
@@ -285,13 +295,14 @@ def _fit(window: Window, learner: str, task: str, features: Sequence[str], param
         return None
 
 
-def gain_z(challenger: Any, incumbent: Any, rows: Sequence[Row], task: str) -> float:
-    """How many standard errors the challenger's mean per-row error is below the incumbent's.
+def gain_z(challenger: Any, incumbent: Any, rows: Sequence[Row], task: str, loss: str = "error") -> float:
+    """How many standard errors the challenger's mean per-row loss is below the incumbent's.
 
-    Paired on the same rows (0/1 errors for classifiers: the sign test on the rows where
-    exactly one of them is right; absolute errors for regression).
+    Paired on the same rows: ``loss="error"`` compares 0/1 errors for classifiers (the sign
+    test on the rows where exactly one of them is right) and absolute errors for
+    regression; ``loss="log_loss"`` the per-row log-loss (``candidate.row_errors``).
     """
-    diffs = row_errors(incumbent, rows, task) - row_errors(challenger, rows, task)
+    diffs = row_errors(incumbent, rows, task, loss) - row_errors(challenger, rows, task, loss)
     n = len(diffs)
     if n < 2:
         return 0.0

@@ -215,3 +215,25 @@ def test_when_the_concept_keeps_moving_the_newest_rows_win():
     sel = choose_candidate(rows, task="binary", features=["a", "b"], drift_start=2000.0, validation_fraction=0.05,
                            min_validation_rows=200, learners=["logistic"], max_rows=50_000)
     assert sel.window == "latest" and sel.metrics["accuracy"] > 0.8  # the others learned rules long gone (< 0.5)
+
+
+def test_a_window_mostly_of_old_rows_does_not_win_on_size_while_the_concept_moves():
+    rng = random.Random(12)
+    rows = []
+    for i in range(10_000):
+        x = {"a": rng.gauss(0, 1), "b": rng.gauss(0, 1)}
+        new = i >= 6000 and rng.random() < 0.5  # half-way through a gradual change after row 6,000
+        rows.append({"ts": float(i), "event_id": str(i), "features": x,
+                     "label": (x["a"] - x["b"] if new else x["a"] + x["b"]) > 0})
+    sel = choose_candidate(rows, task="binary", features=["a", "b"], drift_start=6000.0, validation_fraction=0.25,
+                           min_validation_rows=200, learners=["logistic"], max_rows=20_000)
+    last_n = next(t for t in sel.trials if t.get("window") == "last_n")
+    # about as accurate on the newest rows, but confidently wrong on the half that follows the new rule
+    assert abs(last_n["metrics"]["accuracy"] - sel.metrics["accuracy"]) < 0.03
+    assert sel.window in ("since_drift", "latest") and sel.metrics["log_loss"] < last_n["metrics"]["log_loss"] - 0.1
+
+
+def test_windows_no_better_than_a_constant_are_marked_and_do_not_compete(drifted):
+    _, sel = drifted
+    last_n = next(t for t in sel.trials if t.get("window") == "last_n")
+    assert last_n["not_better_than_constant"] and sel.window != "last_n"
