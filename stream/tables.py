@@ -4,8 +4,9 @@ Everything the agent keeps goes in **one** faust Table (``<app_id>-state``, raw 
 keyed by strings that all contain the model id:
 
 - ``s|<model>`` → the model record: ``b"<partition>:<offset>\\n"`` + JSON of the monitor's
-  ``to_state()`` (minus its reference rows, see below), the challenger and score-drift
-  pickles, and the list of reference-row chunks. The prefix is the source position of
+  ``to_state()`` (minus its reference rows, see below), the challenger's explicit JSON
+  state and the score-drift pickle (base64), the post-deployment check's state, and the
+  list of reference-row chunks. The prefix is the source position of
   the last batch applied: the agent skips any redelivered batch at or below it, so the
   state sees every batch exactly once although faust runs at-least-once.
 - ``rc|<model>|<start>`` → a chunk of the reference rows the monitor collects while it
@@ -154,7 +155,7 @@ class ModelState:
     score_drift: ScoreDrift
     source: tuple[int, int] | None = None
     chunks: list[tuple[int, int]] = dataclasses.field(default_factory=list)
-    # base64 pickles of the challenger and score detector as last saved; ``None`` = stale.
+    # base64 states of the challenger (JSON) and score detector (pickle) as last saved; ``None`` = stale.
     # The agent clears one when it updates that object: re-pickling River models on
     # every batch was the costliest part of a save, and most batches change neither.
     blobs: dict[str, str | None] = dataclasses.field(default_factory=dict)
@@ -162,7 +163,7 @@ class ModelState:
     """The post-deployment check of the serving version (JSON state, saved with the record)."""
 
     def touched(self, part: str) -> None:
-        """``part`` (``challenger`` / ``score_drift``) changed: pickle it at the next save."""
+        """``part`` (``challenger`` / ``score_drift``) changed: serialise it again at the next save."""
         self.blobs.pop(part, None)
 
     def applied(self, partition: int, offset: int) -> bool:
