@@ -43,7 +43,13 @@ from driftline.consumers.trainer_config import GovernanceSettings, ModelTraining
 from driftline.consumers.training_set import TrainingSet
 from driftline.consumers.validation_gate import GateThresholds, evaluate_gate
 from driftline.consumers.versioning import bump_kind, next_version
-from driftline.consumers.window_choice import Selection, choose_candidate, gain_z, validation_split
+from driftline.consumers.window_choice import (
+    Selection,
+    choose_candidate,
+    gain_z,
+    validation_split,
+    validation_summary,
+)
 
 __all__ = ["TrainingContext", "TrainingOutcome", "train_version", "skipped", "promotion"]
 
@@ -185,16 +191,9 @@ def _select(rows: list[dict[str, Any]], spec: dict[str, Any], cfg: ModelTraining
                                           min_validation_rows=cfg.min_validation_rows)
     model = train_candidate(older, spec)
     metrics = evaluate(model, valid, task)
-    validation = _span(valid, used)
+    validation = validation_summary(valid, used)
     trial = {"window": cfg.policy, "learner": cfg.model, "n_train": len(older), "metrics": metrics}
     return Selection(model, cfg.policy, cfg.model, metrics, [trial], validation, valid)
-
-
-def _span(rows: list[dict[str, Any]], drift_start: float | None) -> dict[str, Any]:
-    return {"n": len(rows), "ts_from": float(rows[0]["ts"]) if rows else None,
-            "ts_to": float(rows[-1]["ts"]) if rows else None,
-            "event_id_from": rows[0].get("event_id") if rows else None,
-            "event_id_to": rows[-1].get("event_id") if rows else None, "drift_start": drift_start}
 
 
 def _window_rows(rows: list[dict[str, Any]], selection: Selection, drift_start: float | None) -> list[dict[str, Any]]:

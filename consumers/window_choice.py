@@ -51,8 +51,8 @@ from driftline.consumers.batch_learners import BatchModel, target
 from driftline.consumers.candidate import baseline_metrics, evaluate, row_errors
 from driftline.consumers.validation_gate import beats_baseline
 
-__all__ = ["LATEST_MIN_ROWS", "MIN_WINDOW_ROWS", "SAME_WITHIN_Z", "SIGNIFICANT_Z", "Selection", "Window", "choose_candidate", "gain_z",
-           "training_windows", "validation_split"]
+__all__ = ["LATEST_MIN_ROWS", "MIN_WINDOW_ROWS", "SAME_WITHIN_Z", "SIGNIFICANT_Z", "Selection", "Window",
+           "choose_candidate", "gain_z", "training_windows", "validation_split", "validation_summary"]
 
 Row = Mapping[str, Any]
 
@@ -228,7 +228,7 @@ def choose_candidate(rows: Sequence[Row], *, task: str, features: Sequence[str],
         raise ValueError(f"no candidate could be trained: {trials}")
     _, model, won = best
     return Selection(model, won["window"], won["learner"], won["metrics"], trials,
-                     _validation_summary(valid, used_start), valid)
+                     validation_summary(valid, used_start), valid)
 
 
 _Best = tuple[tuple[float, ...], Any, dict[str, Any]]
@@ -330,7 +330,8 @@ def _judge(model: Any, window: Window | None, learner: str, valid: Sequence[Row]
     return best
 
 
-def _validation_summary(valid: Sequence[Row], drift_start: float | None) -> dict[str, Any]:
+def validation_summary(valid: Sequence[Row], drift_start: float | None) -> dict[str, Any]:
+    """What a version's record keeps of its validation rows: how many, their range, the drift start used."""
     return {"n": len(valid), "ts_from": float(valid[0]["ts"]), "ts_to": float(valid[-1]["ts"]),
             "first_event_id": valid[0].get("event_id"), "last_event_id": valid[-1].get("event_id"),
             "drift_start": drift_start}
