@@ -218,8 +218,7 @@ class BatchProcessor:
         """
         quality, monitor = state.quality, state.monitor
         if quality is not None and out.joined:
-            serving = self.serving.get(monitor.model_id)
-            gate = serving.gate_metrics if serving is not None and serving.version == monitor.model_version else {}
+            gate = self._gate_metrics(monitor.model_id, monitor.model_version)
             for finding in quality.observe(monitor.model_version, gate, out.joined, hits):
                 (out.checks if isinstance(finding, VersionChecked) else out.decisions).append(finding)
         if not out.decisions:
@@ -233,6 +232,11 @@ class BatchProcessor:
             if export is not None:
                 evidence["challenger"] = export
             out.decisions[i] = dataclasses.replace(decision, evidence=evidence)
+
+    def _gate_metrics(self, model_id: str, version: str | None) -> dict[str, float]:
+        """What the gate measured for ``version`` of the model, if it is the one model-updates serves."""
+        serving = self.serving.get(model_id)
+        return serving.gate_metrics if serving is not None and serving.version == version else {}
 
     def _outgoing(self, monitor: ModelMonitor, out: MonitorOutput) -> list[Outgoing]:
         key = monitor.model_id.encode()
@@ -270,9 +274,9 @@ class BatchProcessor:
             challenger = state.challenger.snapshot() if state.challenger is not None else None
             m.set_online(mid, monitor.tracker.metrics_by_version(), challenger)
             if state.quality is not None and state.quality.version is not None:
-                serving = self.serving.get(mid)
-                gate = serving.gate_metrics.get("accuracy") if serving is not None else None
-                m.set_serving_accuracy(mid, state.quality.version, state.quality.live().get("accuracy"), gate)
+                version = state.quality.version
+                m.set_serving_accuracy(mid, version, state.quality.live().get("accuracy"),
+                                       self._gate_metrics(mid, version).get("accuracy"))
         watermark = monitor.clock.watermark
         if watermark > float("-inf"):
             m.watermark_lag(mid).set(time.time() - watermark)
