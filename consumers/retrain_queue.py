@@ -66,9 +66,9 @@ class PendingRetrain:
     evidence: dict[str, Any] = dataclasses.field(default_factory=dict)
 
     @classmethod
-    def from_request(cls, req: RetrainRequested, since: float, min_rows: int = 0) -> PendingRetrain:
+    def from_request(cls, req: RetrainRequested, since: float) -> PendingRetrain:
         return cls(req.model_id, req.id, (req.id,), drift_start_of(req), req.rule in URGENT_RULES, req.rule, "",
-                   since, min_rows, dict(req.evidence or {}))
+                   since, 0, dict(req.evidence or {}))
 
     @classmethod
     def from_deferred(cls, d: RetrainDeferred) -> PendingRetrain:
@@ -84,10 +84,10 @@ class PendingRetrain:
             rule=d.rule if d.urgent or not self.urgent else self.rule, reason=d.reason,
             min_rows=max(self.min_rows, d.min_rows), evidence=dict(d.evidence or {}) or self.evidence)
 
-    def with_request(self, req: RetrainRequested, min_rows: int = 0) -> PendingRetrain:
+    def with_request(self, req: RetrainRequested) -> PendingRetrain:
         """This request with a newly arrived ``req`` merged in."""
         return self.merge(self.deferral(req.id, "", req.rule in URGENT_RULES, req.rule, drift_start_of(req),
-                                        min_rows, dict(req.evidence or {})))
+                                        0, dict(req.evidence or {})))
 
     def deferral(self, request_id: str, reason: str, urgent: bool | None = None, rule: str | None = None,
                  drift_start: float | None = None, min_rows: int | None = None,
