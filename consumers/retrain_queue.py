@@ -26,12 +26,13 @@ Examples
 from __future__ import annotations
 
 import dataclasses
+import math
 from typing import Any
 
 from driftline.schemas.control import RetrainRequested, is_event_time
 from driftline.schemas.registry import RetrainDeferred
 
-__all__ = ["URGENT_RULES", "PendingRetrain", "drift_start_of", "blocked_by"]
+__all__ = ["URGENT_RULES", "PendingRetrain", "blocked_by", "challenger_seen_until", "drift_start_of"]
 
 #: Rules whose requests skip the cooldown: the serving version is measurably worse than
 #: promised (its gate figures, or the online challenger), so waiting costs accuracy.
@@ -48,6 +49,27 @@ def drift_start_of(req: RetrainRequested) -> float | None:
     if isinstance(value, (int, float)) and not isinstance(value, bool) and is_event_time(float(value)):
         return float(value)
     return req.window_start if is_event_time(req.window_start) else None
+
+
+def challenger_seen_until(pending: PendingRetrain) -> float | None:
+    """Event time of the newest row the online challenger sent with ``pending`` learned from.
+
+    The trainer waits for enough rows after it before training, so that the challenger is
+    judged with the batch candidates on rows none of them has seen (an online model scored
+    on rows it learned looks better than it is). ``None`` without a challenger.
+
+    Examples
+    --------
+    >>> p = PendingRetrain("m", "r", ("r",), 10.0, True, "challenger", "", 0.0,
+    ...                    evidence={"challenger": {"last_ts": 99.5}})
+    >>> challenger_seen_until(p), challenger_seen_until(dataclasses.replace(p, evidence={}))
+    (99.5, None)
+    """
+    doc = pending.evidence.get("challenger")
+    value = doc.get("last_ts") if isinstance(doc, dict) else None
+    if isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value):
+        return float(value)
+    return None
 
 
 @dataclasses.dataclass(frozen=True)

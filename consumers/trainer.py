@@ -39,7 +39,13 @@ from driftline.schemas.registry import ModelCommand, OffsetRange, VersionUnderpe
 
 from driftline.consumers.governance import apply_command, refuse
 from driftline.consumers.registry_state import Output, RegistryState, load_state
-from driftline.consumers.retrain_queue import URGENT_RULES, PendingRetrain, blocked_by, drift_start_of
+from driftline.consumers.retrain_queue import (
+    URGENT_RULES,
+    PendingRetrain,
+    blocked_by,
+    challenger_seen_until,
+    drift_start_of,
+)
 from driftline.consumers.trainer_config import ModelTrainingConfig, TrainerSettings, for_model
 from driftline.consumers.trainer_metrics import TrainerMetrics
 from driftline.consumers.training_run import TrainingContext, TrainingOutcome, skipped, topic_of, train_version
@@ -179,20 +185,36 @@ class Trainer:
     def _blocked(self, pending: PendingRetrain, cfg: ModelTrainingConfig) -> str | None:
         rows: int | None = None
         need = max(cfg.min_rows_after_drift, pending.min_rows)
+        unseen_after = challenger_seen_until(pending)
+        starts = {s for s in (pending.drift_start if need > 0 else None, unseen_after) if s is not None}
+        self._counts = {k: c for k, c in self._counts.items() if k[0] != pending.model_id or k[1] in starts}
         if pending.drift_start is not None and need > 0:
-            key = (pending.model_id, pending.drift_start)
-            counter = self._counts.get(key)
-            if counter is None:
-                self._counts = {k: c for k, c in self._counts.items() if k[0] != pending.model_id}
-                counter = self._counts[key] = PostDriftCount(self._reader, pending.model_id, pending.drift_start)
-            try:
-                rows = counter.update(need)
-            except KafkaOperationFailed as exc:
-                self._counts.pop(key, None)
-                return f"could not read {self.names.labeled}: {exc}"
-        return blocked_by(pending, now=time.time(), last_created_at=self.state.last_created_at.get(pending.model_id),
-                          cooldown_s=cfg.cooldown_s, paused=pending.model_id in self.state.paused,
-                          rows_after_drift=rows, min_rows_after_drift=cfg.min_rows_after_drift)
+            rows = self._count(pending.model_id, pending.drift_start, need)
+            if isinstance(rows, str):
+                return rows
+        reason = blocked_by(pending, now=time.time(), last_created_at=self.state.last_created_at.get(pending.model_id),
+                            cooldown_s=cfg.cooldown_s, paused=pending.model_id in self.state.paused,
+                            rows_after_drift=rows, min_rows_after_drift=cfg.min_rows_after_drift)
+        if reason is None and unseen_after is not None and cfg.model == "auto":
+            unseen = self._count(pending.model_id, unseen_after, cfg.min_validation_rows)
+            if isinstance(unseen, str):
+                return unseen
+            if unseen < cfg.min_validation_rows:
+                return (f"waiting for rows the online challenger has not learned, to judge it fairly: "
+                        f"{unseen} of {cfg.min_validation_rows}")
+        return reason
+
+    def _count(self, model_id: str, since: float, need: int) -> int | str:
+        """Labeled rows of ``model_id`` from ``since`` on (incremental), or why they could not be read."""
+        key = (model_id, since)
+        counter = self._counts.get(key)
+        if counter is None:
+            counter = self._counts[key] = PostDriftCount(self._reader, model_id, since)
+        try:
+            return counter.update(need)
+        except KafkaOperationFailed as exc:
+            self._counts.pop(key, None)
+            return f"could not read {self.names.labeled}: {exc}"
 
     def _check_pending(self) -> None:
         """Train every pending request that nothing blocks any more (each in its own transaction)."""

@@ -36,6 +36,7 @@ __all__ = [
     "rows_sha256",
     "LabeledReader",
     "build_training_set",
+    "newest_overall",
     "PostDriftCount",
     "training_set_from_ranges",
     "rebuild",
@@ -164,14 +165,46 @@ class LabeledReader:
 def build_training_set(reader: LabeledReader, model_id: str, *, max_rows: int, policy: str = "last_n",
                        min_ts: float | None = None, chunk: int = 20_000) -> TrainingSet:
     """Choose the ranges by ``policy`` ("last_n" | "since_drift") and select the rows."""
-    ranges, located = [], []
+    scanned = {}
     for partition, (low, end) in reader.bounds().items():
         start, found = reader.scan_back(partition, low, end, model_id, max_rows,
                                         min_ts if policy == "since_drift" else None, chunk)
         if found:
-            ranges.append(OffsetRange(partition, start, end))
-            located.extend(found)
+            scanned[partition] = (start, end, found)
+    ranges, located = [], []
+    for partition, (start, end, found) in newest_overall(scanned, max_rows).items():
+        ranges.append(OffsetRange(partition, start, end))
+        located.extend(found)
     return _finish(reader.topic, model_id, ranges, located, policy, min_ts if policy == "since_drift" else None)
+
+
+def newest_overall(scanned: dict[int, tuple[int, int, list[Located]]], max_rows: int
+                   ) -> dict[int, tuple[int, int, list[Located]]]:
+    """Cut each partition's ``(start, end, rows)`` so that about ``max_rows`` rows are kept overall.
+
+    Each partition was scanned for ``max_rows`` rows of its own; when a model's rows are in
+    several partitions, only the newest ``max_rows`` by ``ts`` across all of them are wanted.
+    A partition keeps its rows from the first one at or after that cut-off time, so its range
+    stays a contiguous ``[start, end)`` that ``rebuild`` re-reads exactly.
+
+    Examples
+    --------
+    >>> row = lambda ts: {"ts": ts}
+    >>> cut = newest_overall({0: (0, 3, [(0, 0, row(1.0)), (0, 1, row(3.0)), (0, 2, row(5.0))]),
+    ...                       1: (0, 2, [(1, 0, row(2.0)), (1, 1, row(4.0))])}, 3)
+    >>> {p: (start, end, len(rows)) for p, (start, end, rows) in cut.items()}
+    {0: (1, 3, 2), 1: (1, 2, 1)}
+    """
+    stamps = sorted((float(item[2].get("ts", 0.0)) for _, _, rows in scanned.values() for item in rows), reverse=True)
+    if len(stamps) <= max_rows:
+        return scanned
+    cutoff = stamps[max_rows - 1]
+    kept = {}
+    for partition, (_start, end, rows) in scanned.items():
+        first = next((i for i, item in enumerate(rows) if float(item[2].get("ts", 0.0)) >= cutoff), None)
+        if first is not None:
+            kept[partition] = (rows[first][1], end, rows[first:])
+    return kept
 
 
 class PostDriftCount:

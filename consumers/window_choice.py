@@ -42,7 +42,7 @@ Examples
 from __future__ import annotations
 
 import math
-from bisect import bisect_left
+from bisect import bisect_left, bisect_right
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -98,13 +98,17 @@ def _first_at_or_after(rows: Sequence[Row], ts: float) -> int:
 
 
 def validation_split(rows: Sequence[Row], *, drift_start: float | None, validation_fraction: float,
-                     min_validation_rows: int) -> tuple[list[Row], list[Row], float | None]:
+                     min_validation_rows: int, unseen_after: float | None = None
+                     ) -> tuple[list[Row], list[Row], float | None]:
     """(older rows, validation rows, the drift start used) for time-ordered ``rows``.
 
     Validation: the newest ``validation_fraction`` of the rows at or after ``drift_start``
     (of all rows without one), raised to ``min_validation_rows`` but never above half of
     them. Too few post-drift rows to hold any out → the split of all rows (drift start None).
     Rows sharing the cut's timestamp go to validation, so every older row is strictly older.
+    ``unseen_after`` (the newest row a ready-made candidate learned from): when the split
+    would validate on rows it saw and at least ``min_validation_rows`` post-drift rows are
+    newer, validation is those rows only, so every candidate is judged on rows none saw.
     """
     start = 0 if drift_start is None else _first_at_or_after(rows, drift_start)
     pool = len(rows) - start
@@ -112,11 +116,15 @@ def validation_split(rows: Sequence[Row], *, drift_start: float | None, validati
     if n_valid < 1:
         if drift_start is not None:
             return validation_split(rows, drift_start=None, validation_fraction=validation_fraction,
-                                    min_validation_rows=min_validation_rows)
+                                    min_validation_rows=min_validation_rows, unseen_after=unseen_after)
         return list(rows), [], None
     cut = len(rows) - n_valid
     while cut > 1 and float(rows[cut - 1]["ts"]) >= float(rows[cut]["ts"]):
         cut -= 1
+    if unseen_after is not None and float(rows[cut]["ts"]) <= unseen_after:
+        unseen = bisect_right(rows, unseen_after, key=lambda r: float(r["ts"]))
+        if unseen > start and len(rows) - unseen >= max(min_validation_rows, 1):
+            cut = unseen
     return list(rows[:cut]), list(rows[cut:]), drift_start
 
 
@@ -193,8 +201,11 @@ def choose_candidate(rows: Sequence[Row], *, task: str, features: Sequence[str],
     than it is. Raises ``ValueError`` (listing every
     trial) when no candidate could be fitted at all.
     """
+    seen_until = [float(t) for t in (getattr(m, "trained_until", None) for m in (extra or {}).values())
+                  if isinstance(t, (int, float))]
     older, valid, used_start = validation_split(rows, drift_start=drift_start, validation_fraction=validation_fraction,
-                                                min_validation_rows=min_validation_rows)
+                                                min_validation_rows=min_validation_rows,
+                                                unseen_after=max(seen_until) if seen_until else None)
     if not valid:
         raise ValueError(f"no validation rows among {len(rows)} rows")
     windows, trials = training_windows(older, task=task, drift_start=used_start, max_rows=max_rows)

@@ -39,6 +39,7 @@ from confluent_kafka import Producer
 from river import linear_model, preprocessing
 
 from driftline.demo.scenarios import Oracle, Scenario
+from driftline.kafka.clients import producer_config
 from driftline.kafka.topics import TopicNames
 
 __all__ = [
@@ -83,8 +84,8 @@ class ServingOptions:
 
 def serving_producer(bootstrap: str) -> Producer:
     """A plain (idempotent, non-transactional) producer, as a serving app would use."""
-    return Producer({"bootstrap.servers": bootstrap, "linger.ms": 20, "enable.idempotence": True,
-                     "message.max.bytes": 8 * 1024 * 1024})
+    return Producer(producer_config(bootstrap, **{"linger.ms": 20, "enable.idempotence": True,
+                                                  "message.max.bytes": 8 * 1024 * 1024}))
 
 
 def send(producer: Producer, topic: str, key: bytes | None, value: bytes) -> None:

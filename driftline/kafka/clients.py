@@ -9,8 +9,14 @@ from __future__ import annotations
 
 from typing import Any
 
-__all__ = ["FETCH_TUNING", "transactional_consumer_config", "transactional_producer_config",
-           "read_committed_config"]
+__all__ = ["FETCH_TUNING", "KEY_PARTITIONER", "producer_config", "transactional_consumer_config",
+           "transactional_producer_config", "read_committed_config"]
+
+KEY_PARTITIONER = "murmur2_random"
+"""The Java client's partitioner (and aiokafka's, so faust's): one key lands in one partition
+whichever client wrote it. librdkafka's default (``consistent_random``, CRC32) put the rows
+``models register`` wrote to ``driftline.labeled`` in another partition than the stream's rows
+of the same model, so training-set reads scanned both and per-key order across writers broke."""
 
 FETCH_TUNING: dict[str, Any] = {
     "queued.min.messages": 200000,
@@ -31,10 +37,15 @@ def transactional_consumer_config(bootstrap: str, group_id: str, **overrides: An
     return read_committed_config(bootstrap, group_id, **{**tuned, **overrides})
 
 
+def producer_config(bootstrap: str, **overrides: Any) -> dict[str, Any]:
+    """Every librdkafka producer's base: the bootstrap and the key partitioner Java and faust use."""
+    return {"bootstrap.servers": bootstrap, "partitioner": KEY_PARTITIONER, **overrides}
+
+
 def transactional_producer_config(bootstrap: str, transactional_id: str, **overrides: Any) -> dict[str, Any]:
     """An idempotent producer with a stable ``transactional.id`` (fences zombie instances)."""
     config: dict[str, Any] = {
-        "bootstrap.servers": bootstrap,
+        **producer_config(bootstrap),
         "transactional.id": transactional_id,
         "enable.idempotence": True,
         "linger.ms": 5,

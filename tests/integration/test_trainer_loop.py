@@ -69,3 +69,23 @@ def test_since_drift_policy_trains_on_rows_after_the_drift_began(kafka_bootstrap
     lineage = state.version("sd", "1.0.0").lineage
     assert (lineage.policy, lineage.min_ts, lineage.n_rows) == ("since_drift", T0 + 600, 400)
     assert rebuild(kafka_bootstrap, lineage).lineage.sha256 == lineage.sha256
+
+
+def test_max_rows_caps_the_training_set_across_partitions(kafka_bootstrap, topic_factory, produce):
+    """A model's rows in two partitions: the newest ``max_rows`` overall, not ``max_rows`` from each."""
+    import orjson
+
+    from driftline.consumers.training_set import LabeledReader, build_training_set
+
+    topic = topic_factory(partitions=2)
+    rows = labeled_rows("split", 1000)
+    for partition, part in ((0, rows[0::2]), (1, rows[1::2])):
+        produce(topic, [(r["model_id"], orjson.dumps(r)) for r in part], transactional=True, partition=partition)
+    reader = LabeledReader(kafka_bootstrap, topic)
+    try:
+        chosen = build_training_set(reader, "split", max_rows=300, chunk=100)
+    finally:
+        reader.close()
+    assert [r["event_id"] for r in chosen.rows] == [r["event_id"] for r in rows[-300:]]
+    assert sorted(r.partition for r in chosen.lineage.ranges) == [0, 1]
+    assert rebuild(kafka_bootstrap, chosen.lineage).lineage.sha256 == chosen.lineage.sha256

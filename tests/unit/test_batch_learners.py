@@ -103,6 +103,23 @@ def test_encoding_matches_featurevector_meaning():
     assert "a?missing" not in gbdt.columns and math.isnan(gbdt.row({})[0])
 
 
+
+def test_matrix_is_row_by_row_for_every_kind_of_value():
+    # matrix() encodes column by column with numpy; it must mean exactly what row() means
+    rng = random.Random(11)
+    kinds = [lambda: rng.gauss(0, 1), lambda: rng.randint(-3, 3), lambda: rng.random() < 0.5, lambda: None,
+             lambda: float("nan"), lambda: float("inf"), lambda: rng.choice(["p", "q", "r"]), lambda: "1.5",
+             lambda: {"nested": 1}, lambda: [1, 2]]
+    xs = [{"num": rng.gauss(0, 1), "cat": rng.choice(["p", "q"]), "mixed": rng.choice(kinds)(),
+           "sparse": None if rng.random() < 0.3 else rng.gauss(5, 1)} for _ in range(500)]
+    features = ["num", "cat", "mixed", "sparse", "absent"]
+    for impute in (True, False):
+        enc = FeatureEncoder(features, xs, impute=impute)
+        probe = xs[:50] + [{}, {"mixed": "unseen"}, {"cat": 7, "num": True}, {"sparse": float("-inf")}]
+        expected = np.array([enc.row(x) for x in probe], dtype=float)
+        assert np.array_equal(enc.matrix(probe), expected, equal_nan=True)
+    assert enc.matrix([]).shape == (0, len(enc.columns))
+
 def test_sample_weight_shifts_the_fit_toward_the_weighted_rows():
     rng = random.Random(5)
     xs = [{"x0": rng.gauss(0, 1)} for _ in range(2000)]

@@ -87,3 +87,23 @@ def test_models_show_and_list_put_the_live_figures_beside_the_gate(tmp_path: Pat
     assert shown["metrics"]["accuracy"] > 0.95
     [row] = _list_rows(state, "m")
     assert row["live"] == "accuracy=0.51 n=500 short"
+
+
+def test_a_retrain_for_a_failing_version_fits_the_fast_learner_only_and_its_follow_up_all(tmp_path: Path) -> None:
+    ctx = TrainingContext(KEY, str(tmp_path), 900 * 1024, GovernanceSettings())
+    cfg = for_model(TrainerSettings(min_rows=50), "m")
+    state = RegistryState()
+    first = rows(0, 3000, "A")
+    publish(state, train_version(training_set(first), cfg, ctx, state, "register", 0.0))
+    data = first + rows(3000, 1200, "B")
+
+    def learners_fitted(rule: str) -> tuple[set[str], set[str]]:
+        req = PendingRetrain("m", rule, (rule,), T0 + 3000, True, rule, "", 0.0, evidence={})
+        trials = train_version(training_set(data), cfg, ctx, state, rule, 0.0, pending=req).version.selection["trials"]
+        return ({t["learner"] for t in trials if "metrics" in t},
+                {t["learner"] for t in trials if "quick retrain" in t.get("skipped", "")})
+
+    for rule in ("underperforming", "challenger", "performance:adwin(delta=0.001)"):
+        assert learners_fitted(rule) == ({"logistic"}, {"hist_gbdt"}), rule
+    for rule in ("follow_up", "drift"):
+        assert learners_fitted(rule) == ({"logistic", "hist_gbdt"}, set()), rule

@@ -237,3 +237,32 @@ def test_windows_no_better_than_a_constant_are_marked_and_do_not_compete(drifted
     _, sel = drifted
     last_n = next(t for t in sel.trials if t.get("window") == "last_n")
     assert last_n["not_better_than_constant"] and sel.window != "last_n"
+
+
+def test_an_online_model_is_judged_on_the_rows_it_has_not_learned():
+    rows = _concept_change()
+
+    class Learned:  # an online model that learned every row up to ``trained_until``, and the new rule
+        def __init__(self, trained_until):
+            self.trained_until = trained_until
+
+        def predict_proba_one(self, x):
+            p = 0.99 if x["x0"] - x["x1"] > 0 else 0.01
+            return {True: p, False: 1 - p}
+
+        def predict_one(self, x):
+            return x["x0"] - x["x1"] > 0
+
+    # the plain split validates on the newest 300 post-drift rows; this model saw all but the newest 250
+    seen_until = rows[-251]["ts"]
+    sel = _choose(rows, learners=["logistic"], extra={"online": Learned(seen_until)})
+    assert sel.learner == "online" and sel.validation["n"] == 250 and sel.validation["ts_from"] > seen_until
+    assert all(t.get("ts_to", -1) < sel.validation["ts_from"] for t in sel.trials if t["window"] != "extra")
+    # with fewer unseen rows than min_validation_rows it keeps the plain split and is skipped
+    sel = _choose(rows, learners=["logistic"], extra={"online": Learned(rows[-151]["ts"])})
+    assert sel.learner == "logistic" and sel.validation["n"] == 300
+    [trial] = [t for t in sel.trials if t["learner"] == "online"]
+    assert trial["skipped"].startswith("it learned from the validation rows")
+    older, valid, _ = validation_split(rows, drift_start=DRIFT_START, validation_fraction=0.2, min_validation_rows=200,
+                                       unseen_after=seen_until)
+    assert len(valid) == 250 and older[-1]["ts"] == seen_until
