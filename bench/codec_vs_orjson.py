@@ -13,13 +13,13 @@ from __future__ import annotations
 import argparse
 import random
 import time
-from typing import Callable
+from collections.abc import Callable
 
 import orjson
 
+from driftline.gc_tuning import tune_for_batches
 from driftline.schemas import BatchBuilder, decode_batch, decode_event, encode_batch
 from driftline.schemas.columnar import decode_features
-from driftline.gc_tuning import tune_for_batches
 
 BATCH = 500  # events per observation message, as ingest packs them
 
@@ -30,13 +30,15 @@ def make_events(count: int, seed: int = 7) -> list[bytes]:
     out = []
     for i in range(count):
         features: dict[str, object] = {
-            f"f{j}": round(rng.gauss(0, 1), 6) if j % 3 else rng.randint(0, 100)
-            for j in range(18)
+            f"f{j}": round(rng.gauss(0, 1), 6) if j % 3 else rng.randint(0, 100) for j in range(18)
         }
         features["plan"] = rng.choice(["free", "pro", "team"])
         features["country"] = rng.choice(["DE", "US", "FR", "BR"])
-        out.append(orjson.dumps({"model_id": "churn", "event_id": f"e-{i}",
-                                 "ts": 1764158400.0 + i * 0.01, "features": features}))
+        out.append(
+            orjson.dumps(
+                {"model_id": "churn", "event_id": f"e-{i}", "ts": 1764158400.0 + i * 0.01, "features": features}
+            )
+        )
     return out
 
 
@@ -77,19 +79,19 @@ def main() -> None:
     def pack() -> None:
         builder = BatchBuilder("churn")
         for start in range(0, len(events), BATCH):
-            for event in events[start:start + BATCH]:
+            for event in events[start : start + BATCH]:
                 builder.add(event)
             encode_batch(builder.build())
             builder.clear()
 
     def columnar() -> None:
         for start in range(0, len(raws), BATCH):
-            decode_features(raws[start:start + BATCH], "feature")
+            decode_features(raws[start : start + BATCH], "feature")
 
     messages: list[bytes] = []
     builder = BatchBuilder("churn")
     for start in range(0, len(events), BATCH):
-        for event in events[start:start + BATCH]:
+        for event in events[start : start + BATCH]:
             builder.add(event)
         messages.append(encode_batch(builder.build()))
         builder.clear()
@@ -99,13 +101,17 @@ def main() -> None:
             decode_batch(message)
 
     n = len(raws)
-    times = best_of(args.rounds, {
-        "orjson.loads (bare)": bare, "decode_event(raw, 'feature')": codec,
-        "decode_event(raw) (kind inferred)": codec_inferred,
-        f"BatchBuilder.add + build + encode_batch ({BATCH}/msg)": pack,
-        f"decode_batch ({BATCH}/msg)": unpack,
-        f"decode_features (columnar, {BATCH}/call)": columnar,
-    })
+    times = best_of(
+        args.rounds,
+        {
+            "orjson.loads (bare)": bare,
+            "decode_event(raw, 'feature')": codec,
+            "decode_event(raw) (kind inferred)": codec_inferred,
+            f"BatchBuilder.add + build + encode_batch ({BATCH}/msg)": pack,
+            f"decode_batch ({BATCH}/msg)": unpack,
+            f"decode_features (columnar, {BATCH}/call)": columnar,
+        },
+    )
     figures = {name: n / seconds for name, seconds in times.items()}
     size = sum(map(len, raws)) / n
     print(f"{n} events, {size:.0f} bytes each, 20 features; best of {args.rounds} rounds")
@@ -113,8 +119,10 @@ def main() -> None:
         print(f"  {name:48s} {rate:>12,.0f} events/s")
     ratio = figures["decode_event(raw, 'feature')"] / figures["orjson.loads (bare)"]
     print(f"  ratio decode_event / orjson.loads = {ratio:.2f} (target >= 0.5)")
-    both = 1 / (1 / figures["decode_event(raw, 'feature')"]
-                + 1 / figures[f"BatchBuilder.add + build + encode_batch ({BATCH}/msg)"])
+    both = 1 / (
+        1 / figures["decode_event(raw, 'feature')"]
+        + 1 / figures[f"BatchBuilder.add + build + encode_batch ({BATCH}/msg)"]
+    )
     print(f"  ingest CPU path, per event (decode, add, encode)   {both:>12,.0f} events/s")
     col = figures[f"decode_features (columnar, {BATCH}/call)"] / figures["orjson.loads (bare)"]
     print(f"  ratio decode_features / orjson.loads = {col:.2f}")

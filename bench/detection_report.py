@@ -35,9 +35,9 @@ from river.datasets import synth
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "tests"))
 
-import synthetic  # noqa: E402
+import synthetic
 
-from driftline.stream.replay import replay_lines  # noqa: E402
+from driftline.stream.replay.engine import replay_lines
 
 N, CHANGE, RATE, LABEL_DELAY, TRAIN, WIDTH = 40_000, 25_000, 100.0, 200, 3_000, 200
 OUT = ROOT / "bench" / "out"
@@ -45,19 +45,28 @@ OUT = ROOT / "bench" / "out"
 
 def concept_stream(make: Callable[[int, int], object], seed: int) -> list[dict]:
     """Prediction events (inline features) + labels ``LABEL_DELAY`` events late."""
-    stream = synth.ConceptDriftStream(stream=make(0, seed), drift_stream=make(1, seed + 100),
-                                      position=CHANGE, width=WIDTH, seed=seed)
+    stream = synth.ConceptDriftStream(
+        stream=make(0, seed), drift_stream=make(1, seed + 100), position=CHANGE, width=WIDTH, seed=seed
+    )
     rows = list(stream.take(N))
     model = tree.HoeffdingTreeClassifier()
     for x, y in rows[:TRAIN]:
         model.learn_one(x, y)
     events: list[dict] = []
     start = synthetic.START_TS
-    for i, (x, y) in enumerate(rows):
+    for i, (x, _y) in enumerate(rows):
         ts = round(start + i / RATE, 6)
         features = {f"f{k}" if isinstance(k, int) else k: float(v) for k, v in x.items()}
-        events.append({"model_id": "m", "event_id": f"e{i}", "ts": ts, "model_version": "1.0.0",
-                       "prediction": int(bool(model.predict_one(x))), "features": features})
+        events.append(
+            {
+                "model_id": "m",
+                "event_id": f"e{i}",
+                "ts": ts,
+                "model_version": "1.0.0",
+                "prediction": int(bool(model.predict_one(x))),
+                "features": features,
+            }
+        )
         j = i - LABEL_DELAY
         if j >= 0:
             events.append({"model_id": "m", "event_id": f"e{j}", "ts": ts, "label": int(bool(rows[j][1]))})
@@ -170,8 +179,10 @@ def main() -> None:
     lines = [header, "-" * len(header)]
     for name, method, found, delay, fa, seconds in table:
         lines.append(f"{name:<34}{method:<22}{found:>9}{delay:>16}{fa:>16.1f}{seconds:>8.1f}")
-    lines.append(f"N={N:,} events per run, change at event {CHANGE:,}, {RATE:g} events/s (60 s windows = "
-                 f"{int(60 * RATE):,} events); delays in served events after the change; {args.seeds} seeds")
+    lines.append(
+        f"N={N:,} events per run, change at event {CHANGE:,}, {RATE:g} events/s (60 s windows = "
+        f"{int(60 * RATE):,} events); delays in served events after the change; {args.seeds} seeds"
+    )
     report = "\n".join(lines)
     print(report)
     OUT.mkdir(parents=True, exist_ok=True)

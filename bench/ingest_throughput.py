@@ -31,23 +31,34 @@ from prometheus_client import CollectorRegistry
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from driftline.commands.ingest import ingest_topics  # noqa: E402
-from driftline.config import IngestSettings, load_settings  # noqa: E402
-from driftline.consumers.ingest import Ingest  # noqa: E402
-from driftline.consumers.ingest_metrics import IngestMetrics  # noqa: E402
-from driftline.kafka.admin import KafkaAdmin  # noqa: E402
-from driftline.kafka.clients import FETCH_TUNING  # noqa: E402
-from driftline.kafka.topics import TopicNames, create_topics, topic_specs  # noqa: E402
-from driftline.runtime import bootstrap_from  # noqa: E402
-from driftline.gc_tuning import tune_for_batches  # noqa: E402
-from tests.integration.ingest_support import feature_event  # noqa: E402
-from tests.integration.stream_support import metric_value, scrape  # noqa: E402
-from tests.kafka_fixtures import free_ports  # noqa: E402
+from driftline.commands.ingest import ingest_topics
+from driftline.config import load_settings
+from driftline.consumers.ingest.metrics import IngestMetrics
+from driftline.consumers.ingest.service import Ingest
+from driftline.consumers.ingest.settings import IngestSettings
+from driftline.gc_tuning import tune_for_batches
+from driftline.kafka.admin import (
+    KafkaAdmin,
+    create_topics,
+)
+from driftline.kafka.clients import FETCH_TUNING
+from driftline.kafka.topics import TopicNames, topic_specs
+from driftline.runtime import bootstrap_from
+from tests.integration.ingest_support import feature_event
+from tests.integration.stream_support import metric_value, scrape
+from tests.kafka_fixtures import free_ports
 
 
 def produce(bootstrap: str, topic: str, n: int, n_features: int, models: int) -> float:
-    producer = Producer({"bootstrap.servers": bootstrap, "linger.ms": 50, "batch.size": 1_000_000,
-                         "compression.type": "lz4", "queue.buffering.max.messages": 2_000_000})
+    producer = Producer(
+        {
+            "bootstrap.servers": bootstrap,
+            "linger.ms": 50,
+            "batch.size": 1_000_000,
+            "compression.type": "lz4",
+            "queue.buffering.max.messages": 2_000_000,
+        }
+    )
     payloads = [feature_event(f"m{i % models}", i, n_features) for i in range(n)]
     started = time.perf_counter()
     for i, value in enumerate(payloads):
@@ -62,9 +73,15 @@ def produce(bootstrap: str, topic: str, n: int, n_features: int, models: int) ->
 
 
 def ceiling(bootstrap: str, topic: str, n: int) -> float:
-    consumer = Consumer({"bootstrap.servers": bootstrap, "group.id": f"bench-{uuid.uuid4()}",
-                         "auto.offset.reset": "earliest", "enable.auto.commit": False,
-                         **FETCH_TUNING})  # the same fetches as ingest's consumer
+    consumer = Consumer(
+        {
+            "bootstrap.servers": bootstrap,
+            "group.id": f"bench-{uuid.uuid4()}",
+            "auto.offset.reset": "earliest",
+            "enable.auto.commit": False,
+            **FETCH_TUNING,
+        }
+    )  # the same fetches as ingest's consumer
     consumer.subscribe([topic])
     seen = 0
     started = None
@@ -124,12 +141,27 @@ def run_instances(bootstrap: str, names: TopicNames, n: int, instances: int) -> 
     ports = free_ports(instances)
     group = f"bench-ingest-{uuid.uuid4()}"
     env = dict(os.environ, DRIFTLINE_TOPICS_PREFIX=names.prefix, DRIFTLINE_INGEST_GROUP_ID=group)
-    procs = [subprocess.Popen(
-        [sys.executable, "-m", "driftline.cli", "--log-level", "warning", "ingest",
-         "--bootstrap-servers", bootstrap, "--metrics-port", str(port)],
-        env={**env, "DRIFTLINE_INGEST_TRANSACTIONAL_ID": f"{group}-{i}"},
-        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
-        for i, port in enumerate(ports)]
+    procs = [
+        subprocess.Popen(
+            [
+                sys.executable,
+                "-m",
+                "driftline.cli",
+                "--log-level",
+                "warning",
+                "ingest",
+                "--bootstrap-servers",
+                bootstrap,
+                "--metrics-port",
+                str(port),
+            ],
+            env={**env, "DRIFTLINE_INGEST_TRANSACTIONAL_ID": f"{group}-{i}"},
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+            start_new_session=True,
+        )
+        for i, port in enumerate(ports)
+    ]
     try:
         first: tuple[float, float] | None = None
         deadline = time.monotonic() + 300
@@ -161,8 +193,9 @@ def main() -> None:
     parser.add_argument("--events", type=int, default=200_000)
     parser.add_argument("--features", type=int, default=20)
     parser.add_argument("--models", type=int, default=10)
-    parser.add_argument("--instances", type=int, default=1,
-                        help="ingest processes in one group (1: the loop in this process)")
+    parser.add_argument(
+        "--instances", type=int, default=1, help="ingest processes in one group (1: the loop in this process)"
+    )
     args = parser.parse_args()
     bootstrap = bootstrap_from(load_settings())
     names = TopicNames(prefix=f"bench-{uuid.uuid4().hex[:8]}.")
@@ -172,22 +205,28 @@ def main() -> None:
     # the ceiling is read before and after ingest and the faster pass kept: one pass
     # varied threefold between runs on this shared machine (274k-887k events/s)
     first = ceiling(bootstrap, names.features, args.events)
-    took = (run_ingest(bootstrap, names, args.events) if args.instances == 1
-            else run_instances(bootstrap, names, args.events, args.instances))
+    took = (
+        run_ingest(bootstrap, names, args.events)
+        if args.instances == 1
+        else run_instances(bootstrap, names, args.events, args.instances)
+    )
     second = ceiling(bootstrap, names.features, args.events)
     base = min(first, second)
     print(f"ceiling passes: {args.events / first:,.0f} and {args.events / second:,.0f} events/s (the faster is used)")
-    parse = parse_seconds([feature_event(f"m{i % args.models}", i, args.features)
-                           for i in range(args.events)])
+    parse = parse_seconds([feature_event(f"m{i % args.models}", i, args.features) for i in range(args.events)])
     base_rate, rate = args.events / base, args.events / took
     bound = args.events / (base + parse)
     print(f"ceiling  bare consume loop : {base_rate:>10,.0f} events/s")
-    print(f"ingest   validate+pack+txn : {rate:>10,.0f} events/s   (target >= 100,000; "
-          f"{args.instances} instance(s) on {os.cpu_count()} cores shared with the broker)")
+    print(
+        f"ingest   validate+pack+txn : {rate:>10,.0f} events/s   (target >= 100,000; "
+        f"{args.instances} instance(s) on {os.cpu_count()} cores shared with the broker)"
+    )
     print(f"ratio    ingest / ceiling  : {rate / base_rate:>10.2f}        (target >= 0.5)")
-    print(f"bound    consume + bare orjson.loads of every value, one process: {bound:,.0f} events/s"
-          f" = {bound / base_rate:.2f} of the ceiling (no single-process ingest that parses"
-          f" each message can pass it)")
+    print(
+        f"bound    consume + bare orjson.loads of every value, one process: {bound:,.0f} events/s"
+        f" = {bound / base_rate:.2f} of the ceiling (no single-process ingest that parses"
+        f" each message can pass it)"
+    )
     KafkaAdmin(bootstrap).delete_topics(names.all())
 
 

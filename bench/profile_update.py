@@ -30,10 +30,10 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))
 
-from column_batches import batch_of_columns  # noqa: E402
+from column_batches import batch_of_columns
 
-from driftline.schemas.batch import ObservationBatch  # noqa: E402
-from driftline.stream.profile import ReferenceProfile  # noqa: E402
+from driftline.schemas.batch import ObservationBatch
+from driftline.stream.drift.profile import ReferenceProfile, WindowProfile
 
 
 def column_batch(cols: dict[str, list]) -> ObservationBatch:
@@ -44,8 +44,7 @@ def column_batch(cols: dict[str, list]) -> ObservationBatch:
     return batch
 
 
-def make_columns(rng: np.random.Generator, n: int, n_num: int, n_cat: int,
-                 shift: float = 0.0) -> dict[str, list]:
+def make_columns(rng: np.random.Generator, n: int, n_num: int, n_cat: int, shift: float = 0.0) -> dict[str, list]:
     cols: dict[str, list] = {}
     for j in range(n_num):
         x = rng.normal(shift + j, 1 + j / 10, n)
@@ -66,7 +65,7 @@ def bench(n_rows: int, n_num: int, n_cat: int, n_batches: int) -> None:
     batches = [column_batch(make_columns(rng, n_rows, n_num, n_cat, 0.1)) for _ in range(20)]
     values = n_rows * (n_num + n_cat) * n_batches
 
-    w = ref.new_window()
+    w = WindowProfile(ref)
     w.update(batches[0])  # warm-up
     t0 = time.perf_counter()
     for i in range(n_batches):
@@ -85,10 +84,8 @@ def bench(n_rows: int, n_num: int, n_cat: int, n_batches: int) -> None:
                 Counter(b.features[k])
     t_base = time.perf_counter() - t0
     print(f"{n_rows} rows x {n_num} numeric + {n_cat} categorical, {n_batches} batches:")
-    print(f"  WindowProfile.update  {values / t_prof / 1e6:7.2f} M values/s "
-          f"({t_prof / n_batches * 1e3:.3f} ms/batch)")
-    print(f"  baseline (bin only)   {values / t_base / 1e6:7.2f} M values/s "
-          f"({t_base / n_batches * 1e3:.3f} ms/batch)")
+    print(f"  WindowProfile.update  {values / t_prof / 1e6:7.2f} M values/s ({t_prof / n_batches * 1e3:.3f} ms/batch)")
+    print(f"  baseline (bin only)   {values / t_base / 1e6:7.2f} M values/s ({t_base / n_batches * 1e3:.3f} ms/batch)")
     print(f"  ratio profile/baseline time: {t_prof / t_base:.2f}x")
 
 
@@ -106,7 +103,7 @@ def bench_column_prep(n_rows: int, n_features: int, n_batches: int) -> None:
         bb.add(FeatureEvent("m", str(i), float(i), {k: c[i] for k, c in cols.items()}))
     batch = bb.build()
     ref = ReferenceProfile.from_columns(cols, n_rows)
-    w = ref.new_window()
+    w = WindowProfile(ref)
     reps = max(1, n_batches // 10)
     t0 = time.perf_counter()
     for _ in range(reps):
@@ -118,8 +115,10 @@ def bench_column_prep(n_rows: int, n_features: int, n_batches: int) -> None:
         w.update(batch)
     t_all = time.perf_counter() - t0
     v = n_rows * n_features * reps
-    print(f"  real ObservationBatch: numeric_column alone {v / t_prep / 1e6:.2f} M values/s; "
-          f"update incl. it {v / t_all / 1e6:.2f} M values/s")
+    print(
+        f"  real ObservationBatch: numeric_column alone {v / t_prep / 1e6:.2f} M values/s; "
+        f"update incl. it {v / t_all / 1e6:.2f} M values/s"
+    )
 
 
 def memory(n_rows: int) -> None:
@@ -130,7 +129,7 @@ def memory(n_rows: int) -> None:
     print("profile size as events grow (20 features):")
     gc.collect()
     tracemalloc.start()
-    w = ref.new_window()
+    w = WindowProfile(ref)
     base = tracemalloc.get_traced_memory()[0]
     done = 0
     for target in (10_000, 100_000, 1_000_000):
@@ -139,8 +138,10 @@ def memory(n_rows: int) -> None:
             done += n_rows
         gc.collect()
         held = tracemalloc.get_traced_memory()[0] - base
-        print(f"  {done:>9,} events: pickled to_dict {len(pickle.dumps(w.to_dict())):>6,} B,"
-              f" traced heap held {held:>7,} B")
+        print(
+            f"  {done:>9,} events: pickled to_dict {len(pickle.dumps(w.to_dict())):>6,} B,"
+            f" traced heap held {held:>7,} B"
+        )
     tracemalloc.stop()
 
 

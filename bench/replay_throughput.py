@@ -23,12 +23,12 @@ import orjson
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "tests"))
 
-import synthetic  # noqa: E402
+import synthetic
 
-from driftline.schemas.codec import decode_event  # noqa: E402
-from driftline.stream.replay import Replay  # noqa: E402
-from driftline.stream.replay_decode import decode_chunk  # noqa: E402
-from driftline.gc_tuning import tune_for_batches  # noqa: E402
+from driftline.gc_tuning import tune_for_batches
+from driftline.schemas.codec import decode_event
+from driftline.stream.replay.decode import decode_chunk
+from driftline.stream.replay.engine import Replay
 
 OUT = ROOT / "bench" / "out"
 BATCH = 4096  # Replay's default batch size (its chunk of lines)
@@ -83,7 +83,7 @@ def decode_and_batch(chunks) -> None:
     """What replay does before the monitor: `decode_chunk` on chunks of BATCH lines."""
     lines = [line for chunk in chunks for line in chunk]
     for start in range(0, len(lines), BATCH):
-        decode_chunk(start, lines[start:start + BATCH])
+        decode_chunk(start, lines[start : start + BATCH])
 
 
 def full_replay(chunks, decisions: list) -> None:
@@ -108,19 +108,29 @@ def main() -> None:
     parser.add_argument("--events", type=int, default=300_000)
     parser.add_argument("--runs", type=int, default=3)
     parser.add_argument("--profile", action="store_true", help="print the top functions of one replay")
-    parser.add_argument("--jobs", type=int, default=os.cpu_count() or 2,
-                        help="decoding processes of the parallel replay (replay --jobs)")
+    parser.add_argument(
+        "--jobs",
+        type=int,
+        default=os.cpu_count() or 2,
+        help="decoding processes of the parallel replay (replay --jobs)",
+    )
     args = parser.parse_args()
     path = make_file(args.events)
     chunks = read_chunks(path)
     n = sum(len(c) for c in chunks)
     decisions: list = []
     decisions_jobs: list = []
-    times = best_of(args.runs, {
-        "orjson": lambda: bare_orjson(chunks), "decode": lambda: decode_only(chunks),
-        "batch": lambda: decode_and_batch(chunks), "replay": lambda: full_replay(chunks, decisions),
-        "jobs": lambda: file_replay(path, decisions_jobs, args.jobs),
-    }, wall=("jobs",))
+    times = best_of(
+        args.runs,
+        {
+            "orjson": lambda: bare_orjson(chunks),
+            "decode": lambda: decode_only(chunks),
+            "batch": lambda: decode_and_batch(chunks),
+            "replay": lambda: full_replay(chunks, decisions),
+            "jobs": lambda: file_replay(path, decisions_jobs, args.jobs),
+        },
+        wall=("jobs",),
+    )
     t_orjson, t_decode, t_batch, t_replay = (times[k] for k in ("orjson", "decode", "batch", "replay"))
     print(f"file: {path.relative_to(ROOT)} ({n:,} events, 20 numeric features, {path.stat().st_size / 1e6:.0f} MB)")
     print(f"{'stage':<34}{'events/s':>12}{'µs/event':>10}")
@@ -131,17 +141,23 @@ def main() -> None:
         ("full replay (→ decisions)", t_replay),
     ]:
         print(f"{name:<34}{n / t:>12,.0f}{t / n * 1e6:>10.2f}")
-    print(f"monitor share of replay time: {(t_replay - t_batch) / t_replay:.0%}; "
-          f"decode + batching {t_batch / t_replay:.0%}")
+    print(
+        f"monitor share of replay time: {(t_replay - t_batch) / t_replay:.0%}; "
+        f"decode + batching {t_batch / t_replay:.0%}"
+    )
     ratio = t_orjson / t_replay
-    print(f"replay / bare orjson ratio: {ratio:.2f} (target >= 0.30: {'PASS' if ratio >= 0.3 else 'FAIL'}); "
-          f"absolute {n / t_replay:,.0f} events/s (target >= 200,000: {'PASS' if n / t_replay >= 200_000 else 'FAIL'})")
+    print(
+        f"replay / bare orjson ratio: {ratio:.2f} (target >= 0.30: {'PASS' if ratio >= 0.3 else 'FAIL'}); "
+        f"absolute {n / t_replay:,.0f} events/s (target >= 200,000: {'PASS' if n / t_replay >= 200_000 else 'FAIL'})"
+    )
     t_jobs = times["jobs"]
     print(f"{f'replay FILE --jobs {args.jobs} (wall)':<34}{n / t_jobs:>12,.0f}{t_jobs / n * 1e6:>10.2f}")
     ratio_jobs = t_orjson / t_jobs
-    print(f"with --jobs {args.jobs} on {os.cpu_count()} cores: ratio {ratio_jobs:.2f} "
-          f"({'PASS' if ratio_jobs >= 0.3 else 'FAIL'}), absolute {n / t_jobs:,.0f} events/s "
-          f"({'PASS' if n / t_jobs >= 200_000 else 'FAIL'}); one core's bare loop is the baseline")
+    print(
+        f"with --jobs {args.jobs} on {os.cpu_count()} cores: ratio {ratio_jobs:.2f} "
+        f"({'PASS' if ratio_jobs >= 0.3 else 'FAIL'}), absolute {n / t_jobs:,.0f} events/s "
+        f"({'PASS' if n / t_jobs >= 200_000 else 'FAIL'}); one core's bare loop is the baseline"
+    )
     same = [d.to_dict() for d in decisions] == [d.to_dict() for d in decisions_jobs]
     print(f"decisions: {len(decisions)} {[d.at_index for d in decisions]}; --jobs gives the same: {same}")
     if args.profile:

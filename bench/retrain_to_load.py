@@ -27,16 +27,16 @@ from confluent_kafka import Producer
 from prometheus_client import CollectorRegistry
 
 from driftline import logs
-from driftline.consumers.signing import Ed25519PrivateKey
+from driftline.consumers.registry.signing import Ed25519PrivateKey
 from driftline.consumers.subscriber import ModelSubscriber
-from driftline.consumers.trainer import Trainer
-from driftline.consumers.trainer_config import GovernanceSettings, TrainerSettings
-from driftline.consumers.trainer_metrics import TrainerMetrics
-from driftline.consumers.training_run import TrainingContext
-from driftline.kafka.admin import KafkaAdmin
+from driftline.consumers.trainer.metrics import TrainerMetrics
+from driftline.consumers.trainer.service import Trainer
+from driftline.consumers.training.config import GovernanceSettings, TrainerSettings
+from driftline.consumers.training.run import TrainingContext
+from driftline.kafka.admin import KafkaAdmin, create_topics
 from driftline.kafka.clients import transactional_producer_config
-from driftline.kafka.topics import TopicNames, create_topics, topic_specs
 from driftline.kafka.local_broker import LocalBroker
+from driftline.kafka.topics import TopicNames, topic_specs
 from driftline.schemas.control import RetrainRequested
 
 OUT = Path(__file__).parent / "out"
@@ -47,15 +47,28 @@ KEY = Ed25519PrivateKey.generate()
 def produce_rows(bootstrap: str, topic: str, model_id: str, n: int, n_features: int, seed: int) -> None:
     rng = random.Random(seed)
     weights = [rng.uniform(-1, 1) for _ in range(n_features)]
-    producer = Producer(transactional_producer_config(bootstrap, f"bench-{uuid.uuid4().hex[:8]}",
-                                                      **{"queue.buffering.max.messages": 1_000_000}))
+    producer = Producer(
+        transactional_producer_config(
+            bootstrap, f"bench-{uuid.uuid4().hex[:8]}", **{"queue.buffering.max.messages": 1_000_000}
+        )
+    )
     producer.init_transactions(30)
     producer.begin_transaction()
     for i in range(n):
         x = {f"f{j}": rng.gauss(0, 1) for j in range(n_features)}
         y = sum(w * x[f"f{j}"] for j, w in enumerate(weights)) + rng.gauss(0, 0.5) > 0
-        row = {"model_id": model_id, "event_id": f"{seed}-{i}", "ts": 1.7e9 + i, "model_version": None,
-               "prediction": y, "score": None, "label": y, "features": x, "scores": None, "label_ts": None}
+        row = {
+            "model_id": model_id,
+            "event_id": f"{seed}-{i}",
+            "ts": 1.7e9 + i,
+            "model_version": None,
+            "prediction": y,
+            "score": None,
+            "label": y,
+            "features": x,
+            "scores": None,
+            "label_ts": None,
+        }
         while True:
             try:
                 producer.produce(topic, key=model_id.encode(), value=orjson.dumps(row))
@@ -85,8 +98,9 @@ def main() -> int:
     broker = None
     bootstrap = args.bootstrap_servers or os.environ.get("KAFKA_BOOTSTRAP_SERVERS", "")
     if not bootstrap:  # a throw-away local broker, stopped at the end (never a lingering one)
-        broker = LocalBroker(tempfile.mkdtemp(prefix="driftline-bench-kafka-"), _free_port(), _free_port(),
-                             die_with_parent=True)
+        broker = LocalBroker(
+            tempfile.mkdtemp(prefix="driftline-bench-kafka-"), _free_port(), _free_port(), die_with_parent=True
+        )
         broker.start(timeout=120.0)
         bootstrap = broker.bootstrap_servers
     names = TopicNames(prefix=f"bench-{uuid.uuid4().hex[:8]}.")
@@ -110,14 +124,17 @@ def run(bootstrap: str, names: TopicNames, n_rows: int, n_features: int, out: Pa
     model_id = "bench"
     produce_rows(bootstrap, names.labeled, model_id, n_rows, n_features, seed=1)
     tmp = Path(tempfile.mkdtemp(prefix="driftline-bench-"))
-    settings = TrainerSettings(transactional_id=f"bench-{uuid.uuid4().hex[:8]}", group_id=f"bench-{uuid.uuid4().hex}",
-                               cooldown_s=0.0, max_rows=n_rows)
+    settings = TrainerSettings(
+        transactional_id=f"bench-{uuid.uuid4().hex[:8]}",
+        group_id=f"bench-{uuid.uuid4().hex}",
+        cooldown_s=0.0,
+        max_rows=n_rows,
+    )
     ctx = TrainingContext(KEY, str(tmp / "artifacts"), settings.inline_limit_bytes, GovernanceSettings())
     trainer = Trainer(bootstrap, names, settings, ctx, TrainerMetrics(CollectorRegistry()))
     stop = threading.Event()
     threading.Thread(target=trainer.run, args=(stop,), daemon=True).start()
-    sub = ModelSubscriber(model_id, bootstrap, names.model_updates, KEY.public_key(),
-                          cache_dir=tmp / "cache").start()
+    sub = ModelSubscriber(model_id, bootstrap, names.model_updates, KEY.public_key(), cache_dir=tmp / "cache").start()
     try:
         request(bootstrap, names.control, model_id, 0.0)
         if not sub.wait_for("1.0.0", 120):
@@ -129,29 +146,59 @@ def run(bootstrap: str, names: TopicNames, n_rows: int, n_features: int, out: Pa
             return 1
         total = time.perf_counter() - sent  # wait_for returns as the swap happens
         version = trainer.state.version(model_id, "1.0.1")
-        report(total, version.durations, sub.current.load_s, n_rows, n_features, version.metrics,
-               version.champion_metrics, out)
+        report(
+            total,
+            version.durations,
+            sub.current.load_s,
+            n_rows,
+            n_features,
+            version.metrics,
+            version.champion_metrics,
+            out,
+        )
         return 0 if total <= 10.0 else 1
     finally:
         sub.stop()
         stop.set()
 
 
-def report(total: float, durations: dict[str, float], load_s: float, n_rows: int, n_features: int,
-           metrics: dict[str, float], champion: dict[str, float] | None, out: Path) -> None:
+def report(
+    total: float,
+    durations: dict[str, float],
+    load_s: float,
+    n_rows: int,
+    n_features: int,
+    metrics: dict[str, float],
+    champion: dict[str, float] | None,
+    out: Path,
+) -> None:
     inside = sum(durations.values()) + load_s
-    breakdown = {**durations, "load": round(load_s, 4),
-                 "publish_and_delivery": round(total - inside, 4), "total": round(total, 4)}
+    breakdown = {
+        **durations,
+        "load": round(load_s, 4),
+        "publish_and_delivery": round(total - inside, 4),
+        "total": round(total, 4),
+    }
     print(f"retrain request -> new version loaded, {n_rows} rows x {n_features} features (River logistic regression)")
     for stage, seconds in breakdown.items():
         print(f"  {stage:<22}{seconds:8.3f} s")
     print(f"  target <= 10 s: {'met' if total <= 10.0 else 'MISSED'}")
     print(f"  candidate {metrics}\n  champion  {champion}")
     out.parent.mkdir(parents=True, exist_ok=True)
-    out.write_bytes(orjson.dumps({
-        "rows": n_rows, "features": n_features, "seconds": breakdown, "metrics": metrics,
-        "champion_metrics": champion, "cpus": os.cpu_count(), "python": sys.version.split()[0]},
-        option=orjson.OPT_INDENT_2))
+    out.write_bytes(
+        orjson.dumps(
+            {
+                "rows": n_rows,
+                "features": n_features,
+                "seconds": breakdown,
+                "metrics": metrics,
+                "champion_metrics": champion,
+                "cpus": os.cpu_count(),
+                "python": sys.version.split()[0],
+            },
+            option=orjson.OPT_INDENT_2,
+        )
+    )
 
 
 if __name__ == "__main__":

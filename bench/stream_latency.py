@@ -30,11 +30,14 @@ from confluent_kafka import Producer
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from driftline.config import load_settings  # noqa: E402
-from driftline.kafka.admin import KafkaAdmin  # noqa: E402
-from driftline.kafka.topics import TopicNames, create_topics, topic_specs  # noqa: E402
-from driftline.runtime import bootstrap_from  # noqa: E402
-from tests.kafka_fixtures import consume_all_records  # noqa: E402
+from driftline.config import load_settings
+from driftline.kafka.admin import (
+    KafkaAdmin,
+    create_topics,
+)
+from driftline.kafka.topics import TopicNames, topic_specs
+from driftline.runtime import bootstrap_from
+from tests.kafka_fixtures import consume_all_records
 
 
 def paced_produce(bootstrap: str, topic: str, rate: int, seconds: float, models: int) -> int:
@@ -46,8 +49,12 @@ def paced_produce(bootstrap: str, topic: str, rate: int, seconds: float, models:
         now = time.time()
         for _ in range(per_tick):
             model = f"m{n % models}"
-            event = {"model_id": model, "event_id": f"{model}-{n}", "ts": now,
-                     "features": {f"f{j}": (n * 7 + j) % 97 / 10.0 for j in range(20)}}
+            event = {
+                "model_id": model,
+                "event_id": f"{model}-{n}",
+                "ts": now,
+                "features": {f"f{j}": (n * 7 + j) % 97 / 10.0 for j in range(20)},
+            }
             producer.produce(topic, key=model.encode(), value=orjson.dumps(event))
             n += 1
         producer.poll(0)
@@ -63,8 +70,9 @@ def main() -> None:
     parser.add_argument("--rate", type=int, default=10_000)
     parser.add_argument("--seconds", type=float, default=30.0)
     parser.add_argument("--models", type=int, default=6)
-    parser.add_argument("--out-dir", type=Path, default=ROOT / "bench" / "out",
-                        help="the JSON report, logs and state directories")
+    parser.add_argument(
+        "--out-dir", type=Path, default=ROOT / "bench" / "out", help="the JSON report, logs and state directories"
+    )
     args = parser.parse_args()
     bootstrap = bootstrap_from(load_settings())
     names = TopicNames(prefix=f"lat-{uuid.uuid4().hex[:8]}.")
@@ -72,16 +80,45 @@ def main() -> None:
     create_topics(admin, topic_specs(names))
     out_dir = args.out_dir
     out_dir.mkdir(parents=True, exist_ok=True)
-    env = dict(os.environ, DRIFTLINE_TOPICS_PREFIX=names.prefix, DRIFTLINE_INGEST_GROUP_ID=f"ing-{names.prefix}",
-               DRIFTLINE_INGEST_TRANSACTIONAL_ID=f"ing-{names.prefix}", DRIFTLINE_INGEST_BATCH_MAX_MS="100",
-               DRIFTLINE_WINDOWS_SIZE_S="1", DRIFTLINE_WINDOWS_ALLOWED_LATENESS_S="0",
-               DRIFTLINE_STREAM_STANDBY_REPLICAS="0", DRIFTLINE_STREAM_COMMIT_INTERVAL_S="1")
+    env = dict(
+        os.environ,
+        DRIFTLINE_TOPICS_PREFIX=names.prefix,
+        DRIFTLINE_INGEST_GROUP_ID=f"ing-{names.prefix}",
+        DRIFTLINE_INGEST_TRANSACTIONAL_ID=f"ing-{names.prefix}",
+        DRIFTLINE_INGEST_BATCH_MAX_MS="100",
+        DRIFTLINE_WINDOWS_SIZE_S="1",
+        DRIFTLINE_WINDOWS_ALLOWED_LATENESS_S="0",
+        DRIFTLINE_STREAM_STANDBY_REPLICAS="0",
+        DRIFTLINE_STREAM_COMMIT_INTERVAL_S="1",
+    )
     py = [sys.executable, "-m", "driftline.cli", "--log-level", "warning"]
-    procs = [subprocess.Popen([*py, "stream", "--bootstrap-servers", bootstrap, "--app-id", f"lat-{uuid.uuid4().hex[:6]}",
-                               "--metrics-port", "0", "--store", "memory", "--data-dir", str(out_dir / "lat-data")],
-                              env=env, stdout=open(out_dir / "latency-stream.log", "wb"), stderr=subprocess.STDOUT),
-             subprocess.Popen([*py, "ingest", "--bootstrap-servers", bootstrap, "--metrics-port", "0"],
-                              env=env, stdout=open(out_dir / "latency-ingest.log", "wb"), stderr=subprocess.STDOUT)]
+    procs = [
+        subprocess.Popen(
+            [
+                *py,
+                "stream",
+                "--bootstrap-servers",
+                bootstrap,
+                "--app-id",
+                f"lat-{uuid.uuid4().hex[:6]}",
+                "--metrics-port",
+                "0",
+                "--store",
+                "memory",
+                "--data-dir",
+                str(out_dir / "lat-data"),
+            ],
+            env=env,
+            stdout=open(out_dir / "latency-stream.log", "wb"),
+            stderr=subprocess.STDOUT,
+        ),
+        subprocess.Popen(
+            [*py, "ingest", "--bootstrap-servers", bootstrap, "--metrics-port", "0"],
+            env=env,
+            stdout=open(out_dir / "latency-ingest.log", "wb"),
+            stderr=subprocess.STDOUT,
+        ),
+    ]
     try:
         time.sleep(10)  # group joins
         n = paced_produce(bootstrap, names.features, args.rate, args.seconds, args.models)

@@ -31,20 +31,22 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from driftline.config import load_settings  # noqa: E402
-from driftline.kafka.admin import KafkaAdmin  # noqa: E402
-from driftline.kafka.topics import TopicNames, create_topics, topic_specs  # noqa: E402
-from driftline.runtime import bootstrap_from  # noqa: E402
-from tests.integration.ingest_support import feature_event, produce  # noqa: E402
-from tests.integration.stream_support import metric_value, scrape  # noqa: E402
-from tests.kafka_fixtures import free_ports  # noqa: E402
+from driftline.config import load_settings
+from driftline.kafka.admin import (
+    KafkaAdmin,
+    create_topics,
+)
+from driftline.kafka.topics import TopicNames, topic_specs
+from driftline.runtime import bootstrap_from
+from tests.integration.ingest_support import feature_event, produce
+from tests.integration.stream_support import metric_value, scrape
+from tests.kafka_fixtures import free_ports
 
 _N = re.compile(rb'"n":(\d+)')
 
 
 def start(cmd: list[str], env: dict[str, str], log: Path) -> subprocess.Popen[bytes]:
-    return subprocess.Popen(cmd, env=env, stdout=open(log, "wb"), stderr=subprocess.STDOUT,  # noqa: SIM115
-                            start_new_session=True)
+    return subprocess.Popen(cmd, env=env, stdout=open(log, "wb"), stderr=subprocess.STDOUT, start_new_session=True)
 
 
 def cpu_seconds(pid: int) -> float:
@@ -64,12 +66,17 @@ def sample(ports: list[int], name: str) -> list[float]:
 
 
 def confluent_ceiling(bootstrap: str, topic: str, n: int) -> float:
-    from confluent_kafka import Consumer
+    from confluent_kafka import Consumer, TopicPartition
 
-    from confluent_kafka import TopicPartition
-
-    c = Consumer({"bootstrap.servers": bootstrap, "group.id": f"ceil-{uuid.uuid4()}", "auto.offset.reset": "earliest",
-                  "enable.auto.commit": False, "fetch.max.bytes": 64 * 1024 * 1024})
+    c = Consumer(
+        {
+            "bootstrap.servers": bootstrap,
+            "group.id": f"ceil-{uuid.uuid4()}",
+            "auto.offset.reset": "earliest",
+            "enable.auto.commit": False,
+            "fetch.max.bytes": 64 * 1024 * 1024,
+        }
+    )
     parts = c.list_topics(topic, timeout=10).topics[topic].partitions
     c.assign([TopicPartition(topic, p, -2) for p in parts])
     seen, started = 0, time.perf_counter()  # timed from the first fetch request: no group join in it
@@ -85,12 +92,15 @@ def confluent_ceiling(bootstrap: str, topic: str, n: int) -> float:
 
 
 async def aiokafka_ceiling(bootstrap: str, topic: str, n: int) -> float:
-    from aiokafka import AIOKafkaConsumer
+    from aiokafka import AIOKafkaConsumer, TopicPartition
 
-    from aiokafka import TopicPartition
-
-    c = AIOKafkaConsumer(bootstrap_servers=bootstrap, group_id=None,
-                         auto_offset_reset="earliest", enable_auto_commit=False, max_partition_fetch_bytes=8 << 20)
+    c = AIOKafkaConsumer(
+        bootstrap_servers=bootstrap,
+        group_id=None,
+        auto_offset_reset="earliest",
+        enable_auto_commit=False,
+        max_partition_fetch_bytes=8 << 20,
+    )
     await c.start()
     tps = [TopicPartition(topic, p) for p in sorted(c.partitions_for_topic(topic) or await _parts(c, topic))]
     c.assign(tps)
@@ -110,7 +120,7 @@ async def aiokafka_ceiling(bootstrap: str, topic: str, n: int) -> float:
 
 
 async def _parts(c, topic: str) -> set[int]:
-    await c._client.force_metadata_update()  # noqa: SLF001
+    await c._client.force_metadata_update()
     return c.partitions_for_topic(topic) or set()
 
 
@@ -120,8 +130,9 @@ def main() -> None:
     parser.add_argument("--workers", type=int, default=1)
     parser.add_argument("--models", type=int, default=6)
     parser.add_argument("--store", default="memory", choices=["memory", "rocksdb"])
-    parser.add_argument("--out-dir", type=Path, default=ROOT / "bench" / "out",
-                        help="the JSON report, logs and state directories")
+    parser.add_argument(
+        "--out-dir", type=Path, default=ROOT / "bench" / "out", help="the JSON report, logs and state directories"
+    )
     args = parser.parse_args()
     settings = load_settings()
     bootstrap = bootstrap_from(settings)
@@ -131,24 +142,56 @@ def main() -> None:
     out_dir = args.out_dir
     out_dir.mkdir(parents=True, exist_ok=True)
     t = time.perf_counter()
-    produce(bootstrap, names.features, ((f"m{i % args.models}".encode(), feature_event(f"m{i % args.models}", i))
-                                        for i in range(args.events)))
+    produce(
+        bootstrap,
+        names.features,
+        ((f"m{i % args.models}".encode(), feature_event(f"m{i % args.models}", i)) for i in range(args.events)),
+    )
     produce_s = time.perf_counter() - t
     print(f"produced {args.events} raw events in {produce_s:.1f} s ({args.events / produce_s:,.0f}/s)")
 
     ingest_port, *worker_ports = free_ports(1 + args.workers)
-    env = dict(os.environ, DRIFTLINE_TOPICS_PREFIX=names.prefix, DRIFTLINE_INGEST_GROUP_ID=f"ing-{names.prefix}",
-               DRIFTLINE_INGEST_TRANSACTIONAL_ID=f"ing-{names.prefix}", DRIFTLINE_STREAM_STANDBY_REPLICAS="0",
-               DRIFTLINE_STREAM_SESSION_TIMEOUT_S="10", DRIFTLINE_STREAM_HEARTBEAT_INTERVAL_S="2")
+    env = dict(
+        os.environ,
+        DRIFTLINE_TOPICS_PREFIX=names.prefix,
+        DRIFTLINE_INGEST_GROUP_ID=f"ing-{names.prefix}",
+        DRIFTLINE_INGEST_TRANSACTIONAL_ID=f"ing-{names.prefix}",
+        DRIFTLINE_STREAM_STANDBY_REPLICAS="0",
+        DRIFTLINE_STREAM_SESSION_TIMEOUT_S="10",
+        DRIFTLINE_STREAM_HEARTBEAT_INTERVAL_S="2",
+    )
     py = [sys.executable, "-m", "driftline.cli", "--log-level", "warning"]
     app_id = f"bench-{uuid.uuid4().hex[:8]}"
-    procs = [start([*py, "stream", "--bootstrap-servers", bootstrap, "--app-id", app_id, "--metrics-port",
-                    str(port), "--store", args.store, "--data-dir", str(out_dir / "stream-data" / str(port))],
-                   env, out_dir / f"stream-worker-{i}.log") for i, port in enumerate(worker_ports)]
+    procs = [
+        start(
+            [
+                *py,
+                "stream",
+                "--bootstrap-servers",
+                bootstrap,
+                "--app-id",
+                app_id,
+                "--metrics-port",
+                str(port),
+                "--store",
+                args.store,
+                "--data-dir",
+                str(out_dir / "stream-data" / str(port)),
+            ],
+            env,
+            out_dir / f"stream-worker-{i}.log",
+        )
+        for i, port in enumerate(worker_ports)
+    ]
     try:
         time.sleep(8)  # workers join the group before the observations flow
-        procs.append(start([*py, "ingest", "--bootstrap-servers", bootstrap, "--metrics-port", str(ingest_port)],
-                           env, out_dir / "stream-ingest.log"))
+        procs.append(
+            start(
+                [*py, "ingest", "--bootstrap-servers", bootstrap, "--metrics-port", str(ingest_port)],
+                env,
+                out_dir / "stream-ingest.log",
+            )
+        )
         ingest_first: float | None = None
         ingest_done: float | None = None
         first: list[float | None] = [None] * args.workers
@@ -174,11 +217,15 @@ def main() -> None:
         total = sum(prev)
         starts = [f for f in first if f]
         span = max(last_change) - min(starts) if starts else float("nan")
-        per_worker = [(prev[i] / (last_change[i] - first[i]) if first[i] and last_change[i] > first[i] else 0.0)
-                      for i in range(args.workers)]
+        per_worker = [
+            (prev[i] / (last_change[i] - first[i]) if first[i] and last_change[i] > first[i] else 0.0)
+            for i in range(args.workers)
+        ]
         ingest_events = sample([ingest_port], "driftline_ingest_valid_events_total")[0]
-        cpu = {"ingest": cpu_seconds(procs[-1].pid),
-               **{f"worker-{i}": cpu_seconds(p.pid) for i, p in enumerate(procs[:-1])}}
+        cpu = {
+            "ingest": cpu_seconds(procs[-1].pid),
+            **{f"worker-{i}": cpu_seconds(p.pid) for i, p in enumerate(procs[:-1])},
+        }
     finally:
         for p in procs:
             p.kill()
@@ -186,14 +233,23 @@ def main() -> None:
     ceil_aio = asyncio.run(aiokafka_ceiling(bootstrap, names.observations, args.events))
     ceil_ck = confluent_ceiling(bootstrap, names.observations, args.events)
     result = {
-        "events": args.events, "workers": args.workers, "models": args.models, "store": args.store,
-        "cpus": os.cpu_count(), "applied": total, "ingested": ingest_events,
+        "events": args.events,
+        "workers": args.workers,
+        "models": args.models,
+        "store": args.store,
+        "cpus": os.cpu_count(),
+        "applied": total,
+        "ingested": ingest_events,
         "pipeline_events_per_s": total / span if span == span and span > 0 else None,
         "per_worker_events_per_s": per_worker,
-        "ingest_events_per_s": (args.events / (ingest_done - ingest_first)
-                                if ingest_first and ingest_done and ingest_done > ingest_first else None),
+        "ingest_events_per_s": (
+            args.events / (ingest_done - ingest_first)
+            if ingest_first and ingest_done and ingest_done > ingest_first
+            else None
+        ),
         "cpu_seconds": cpu,
-        "ceiling_aiokafka_events_per_s": ceil_aio, "ceiling_confluent_events_per_s": ceil_ck,
+        "ceiling_aiokafka_events_per_s": ceil_aio,
+        "ceiling_confluent_events_per_s": ceil_ck,
     }
     print(json.dumps(result, indent=2))
     (out_dir / "stream_throughput.json").write_text(json.dumps(result, indent=2))

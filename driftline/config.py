@@ -21,18 +21,19 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
+from driftline.consumers.ingest.settings import IngestSettings
+from driftline.consumers.training.config import GovernanceSettings, SubscriberSettings, TrainerSettings
 from driftline.errors import ConfigError
-from driftline.stream.monitor_config import PolicySettings, QualitySettings, ReferenceSettings, WindowSettings
+from driftline.stream.drift.monitor_config import PolicySettings, QualitySettings, ReferenceSettings, WindowSettings
 from driftline.stream.stream_settings import StreamSettings
-from driftline.consumers.trainer_config import GovernanceSettings, SubscriberSettings, TrainerSettings
 
 __all__ = [
-    "KafkaSettings",
-    "TopicSettings",
+    "SECTIONS",
     "IngestSettings",
+    "KafkaSettings",
     "MetricsSettings",
     "Settings",
-    "SECTIONS",
+    "TopicSettings",
     "load_settings",
     "settings_from_mapping",
 ]
@@ -65,26 +66,6 @@ class TopicSettings:
     def __post_init__(self) -> None:
         _check(self.event_partitions >= 1, "topics.event_partitions", "must be >= 1")
         _check(self.replication_factor >= 1, "topics.replication_factor", "must be >= 1")
-
-
-@dataclasses.dataclass(frozen=True)
-class IngestSettings:
-    """The ingest process: micro-batch limits, consumer group, metrics port."""
-
-    group_id: str = "driftline-ingest"
-    transactional_id: str = "driftline-ingest-0"
-    batch_max_events: int = 1000
-    batch_max_ms: int = 200
-    consume_batch: int = 2000
-    metrics_port: int = 9464
-
-    def __post_init__(self) -> None:
-        _check(self.batch_max_events >= 1, "ingest.batch_max_events", "must be >= 1")
-        _check(self.batch_max_ms >= 1, "ingest.batch_max_ms", "must be >= 1")
-        _check(self.consume_batch >= 1, "ingest.consume_batch", "must be >= 1")
-        _check(0 <= self.metrics_port <= 65535, "ingest.metrics_port", "must be 0-65535")
-        _check(bool(self.group_id), "ingest.group_id", "must not be empty")
-        _check(bool(self.transactional_id), "ingest.transactional_id", "must not be empty")
 
 
 @dataclasses.dataclass(frozen=True)

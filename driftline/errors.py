@@ -6,7 +6,7 @@ what went wrong and what to do about it.
 
 from __future__ import annotations
 
-__all__ = ["DriftlineError", "ConfigError", "BrokerUnavailable", "KafkaOperationFailed"]
+__all__ = ["BrokerUnavailable", "ConfigError", "DriftlineError", "KafkaOperationFailed"]
 
 
 class DriftlineError(Exception):

@@ -37,13 +37,18 @@ def keep_freed_memory() -> bool:
         return False
     try:
         libc = ctypes.CDLL(None)
-        libc.gnu_get_libc_version  # glibc only (musl has a mallopt that does nothing)
+        _ = libc.gnu_get_libc_version  # glibc only (musl has a mallopt that does nothing)
         mallopt = libc.mallopt
     except (OSError, AttributeError):
         return False
     mallopt.argtypes = (ctypes.c_int, ctypes.c_int)
     mallopt.restype = ctypes.c_int
-    wanted = [(param, value) for param, value, env in (
-        (_M_MMAP_THRESHOLD, MMAP_THRESHOLD, "MALLOC_MMAP_THRESHOLD_"),
-        (_M_TRIM_THRESHOLD, TRIM_THRESHOLD, "MALLOC_TRIM_THRESHOLD_")) if env not in os.environ]
+    wanted = [
+        (param, value)
+        for param, value, env in (
+            (_M_MMAP_THRESHOLD, MMAP_THRESHOLD, "MALLOC_MMAP_THRESHOLD_"),
+            (_M_TRIM_THRESHOLD, TRIM_THRESHOLD, "MALLOC_TRIM_THRESHOLD_"),
+        )
+        if env not in os.environ
+    ]
     return bool(wanted) and all([mallopt(param, value) == 1 for param, value in wanted])

@@ -19,7 +19,7 @@ import sys
 import time
 
 from driftline.config import load_settings
-from driftline.consumers.signing import load_verify_key
+from driftline.consumers.registry.signing import load_verify_key
 from driftline.consumers.subscriber import ModelSubscriber
 from driftline.kafka.topics import TopicNames
 from driftline.runtime import bootstrap_from
@@ -41,12 +41,17 @@ def main() -> int:
     s = settings.subscriber
     key = load_verify_key(s.verify_key, s.verify_key_file, settings.trainer.signing_key)
     subscriber = ModelSubscriber(
-        args.model_id, bootstrap_from(settings, args.bootstrap_servers),
-        TopicNames(prefix=settings.topics.prefix).model_updates, key, cache_dir=s.cache_dir,
+        args.model_id,
+        bootstrap_from(settings, args.bootstrap_servers),
+        TopicNames(prefix=settings.topics.prefix).model_updates,
+        key,
+        cache_dir=s.cache_dir,
         artifact_dir=s.artifact_dir or None,
-        on_update=lambda m, v, _model, event: print(f"now serving {m} {v} ({event['type']} by {event['actor']}: "
-                                                    f"{event['reason']})", flush=True),
-        on_error=lambda m, v, exc: print(f"refused {m} {v}: {exc}", file=sys.stderr, flush=True))
+        on_update=lambda m, v, _model, event: print(
+            f"now serving {m} {v} ({event['type']} by {event['actor']}: {event['reason']})", flush=True
+        ),
+        on_error=lambda m, v, exc: print(f"refused {m} {v}: {exc}", file=sys.stderr, flush=True),
+    )
     rng = random.Random(0)
     served = 0
     with subscriber:

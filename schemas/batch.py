@@ -8,16 +8,17 @@ is `batch_wire`'s.
 
 from __future__ import annotations
 
+from collections.abc import Callable, Iterable
 from functools import partial
 from itertools import chain
 from operator import itemgetter
-from typing import Any, Callable, Iterable
+from typing import Any
 
 import numpy as np
 
+from .events import Event, FeatureEvent, FeatureValue, PredictionEvent
 from .feature_run import FeatureRun
 from .numeric_block import lists_from_block, split_numeric
-from .events import Event, FeatureEvent, FeatureValue, PredictionEvent
 
 __all__ = [
     "KIND_CODES",
@@ -46,11 +47,21 @@ class ObservationBatch:
     need numbers use `numeric_column`, and `feature_names` never builds them.
     """
 
-    def __init__(self, model_id: str, kind: np.ndarray, event_id: list[str], ts: np.ndarray,
-                 has_features: np.ndarray, features: dict[str, list[FeatureValue]] | None,
-                 model_version: list[str | None], prediction: list[Any], score: np.ndarray,
-                 scores: list[dict[str, float] | None], label: list[Any],
-                 index: np.ndarray | None = None) -> None:
+    def __init__(
+        self,
+        model_id: str,
+        kind: np.ndarray,
+        event_id: list[str],
+        ts: np.ndarray,
+        has_features: np.ndarray,
+        features: dict[str, list[FeatureValue]] | None,
+        model_version: list[str | None],
+        prediction: list[Any],
+        score: np.ndarray,
+        scores: list[dict[str, float] | None],
+        label: list[Any],
+        index: np.ndarray | None = None,
+    ) -> None:
         self.model_id = model_id
         self.kind = kind  # int8, KIND_* codes
         self.event_id = event_id
@@ -77,8 +88,7 @@ class ObservationBatch:
         """True when column `name` holds only ints, floats and nulls (no type errors)."""
         return self._numeric_only or name in self._pure
 
-    def features_later(self, names: tuple[str, ...],
-                       build: Callable[[], dict[str, list[FeatureValue]]]) -> None:
+    def features_later(self, names: tuple[str, ...], build: Callable[[], dict[str, list[FeatureValue]]]) -> None:
         """Promise the feature columns `names`, built by `build()` when first read."""
         self._features, self._names, self._later = None, names, build
 
@@ -113,8 +123,7 @@ class ObservationBatch:
         return self._names if self._features is None else self._features.keys()
 
     def __repr__(self) -> str:
-        return (f"ObservationBatch(model_id={self.model_id!r}, n={len(self)}, "
-                f"features={list(self.feature_names)!r})")
+        return f"ObservationBatch(model_id={self.model_id!r}, n={len(self)}, features={list(self.feature_names)!r})"
 
     def __len__(self) -> int:
         return len(self.event_id)
@@ -123,14 +132,20 @@ class ObservationBatch:
         """Rows [start, stop): numpy views and list slices, no per-row work."""
         part = slice(start, stop)
         out = ObservationBatch(
-            self.model_id, self.kind[part], self.event_id[part], self.ts[part],
-            self.has_features[part], None,
-            self.model_version[part], self.prediction[part], self.score[part],
-            self.scores[part], self.label[part],
+            self.model_id,
+            self.kind[part],
+            self.event_id[part],
+            self.ts[part],
+            self.has_features[part],
+            None,
+            self.model_version[part],
+            self.prediction[part],
+            self.score[part],
+            self.scores[part],
+            self.label[part],
             None if self.index is None else self.index[part],
         )
-        out.features_later(tuple(self.feature_names),
-                           lambda: {k: v[part] for k, v in self.features.items()})
+        out.features_later(tuple(self.feature_names), lambda: {k: v[part] for k, v in self.features.items()})
         rows = range(len(self))[part]
         if rows.step == 1:
             root, offset = self._parent or (self, 0)
@@ -151,7 +166,7 @@ class ObservationBatch:
             return x
         if self._parent is not None:
             root, offset = self._parent
-            x = root.numeric_column(name)[offset:offset + len(self)]
+            x = root.numeric_column(name)[offset : offset + len(self)]
         else:
             column = self.features.get(name) if name in self.feature_names else None
             if column is None:
@@ -178,10 +193,11 @@ class ObservationBatch:
         if not isinstance(other, ObservationBatch):
             return NotImplemented
         same_index = (self.index is None and other.index is None) or (
-            self.index is not None and other.index is not None
-            and np.array_equal(self.index, other.index))
+            self.index is not None and other.index is not None and np.array_equal(self.index, other.index)
+        )
         return (
-            self.model_id == other.model_id and same_index
+            self.model_id == other.model_id
+            and same_index
             and np.array_equal(self.kind, other.kind)
             and self.event_id == other.event_id
             and np.array_equal(self.ts, other.ts)
@@ -190,7 +206,8 @@ class ObservationBatch:
             and self.model_version == other.model_version
             and self.prediction == other.prediction
             and np.array_equal(self.score, other.score, equal_nan=True)
-            and self.scores == other.scores and self.label == other.label
+            and self.scores == other.scores
+            and self.label == other.label
         )
 
 
@@ -270,9 +287,12 @@ class BatchBuilder:
             if len(self._index) - before != len(run):
                 raise ValueError("feature rows: index of a different length")
         runs = self._runs
-        if (runs is not None and run.names is not None
-                and (run.rows is not None or run.numeric is not None)
-                and (not runs or runs[0].names == run.names)):
+        if (
+            runs is not None
+            and run.names is not None
+            and (run.rows is not None or run.numeric is not None)
+            and (not runs or runs[0].names == run.names)
+        ):
             runs.append(run)
         else:
             self._leave_runs()
@@ -305,8 +325,7 @@ class BatchBuilder:
                 label[row] = event.label  # type: ignore[union-attr]
         runs = self._runs
         absent = 0 if runs else rows.count(None)
-        has_features = (np.ones(n, dtype=bool) if not absent
-                        else np.array([r is not None for r in rows], dtype=bool))
+        has_features = np.ones(n, dtype=bool) if not absent else np.array([r is not None for r in rows], dtype=bool)
         numeric: np.ndarray | None = None
         names: tuple[str, ...] = ()
         features: dict[str, list[FeatureValue]] | None = None
@@ -373,8 +392,7 @@ def _columns(rows: list[dict[str, FeatureValue] | None], absent: int) -> dict[st
     return {name: [r.get(name) for r in filled] for name in names_seen}
 
 
-def batch_from_events(model_id: str, events: Iterable[Event],
-                      indices: Iterable[int] | None = None) -> ObservationBatch:
+def batch_from_events(model_id: str, events: Iterable[Event], indices: Iterable[int] | None = None) -> ObservationBatch:
     """One batch from events of one model (convenience for replay and tests)."""
     builder = BatchBuilder(model_id)
     if indices is None:

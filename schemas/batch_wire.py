@@ -8,7 +8,8 @@ message is input like any other and never crashes the stream worker.
 
 from __future__ import annotations
 
-from typing import Any, Iterable
+from collections.abc import Iterable
+from typing import Any
 
 import numpy as np
 import orjson
@@ -31,12 +32,19 @@ def encode_batch(batch: ObservationBatch) -> bytes:
     """
     names, lists = batch.numeric_split()
     doc = {
-        "v": 2 if names else 1, "model_id": batch.model_id, "n": len(batch),
+        "v": 2 if names else 1,
+        "model_id": batch.model_id,
+        "n": len(batch),
         "kind": [KIND_NAMES[k] for k in batch.kind.tolist()],
-        "event_id": batch.event_id, "ts": batch.ts,
-        "has_features": batch.has_features, "features": lists,
-        "model_version": batch.model_version, "prediction": batch.prediction,
-        "score": batch.score, "scores": batch.scores, "label": batch.label,
+        "event_id": batch.event_id,
+        "ts": batch.ts,
+        "has_features": batch.has_features,
+        "features": lists,
+        "model_version": batch.model_version,
+        "prediction": batch.prediction,
+        "score": batch.score,
+        "scores": batch.scores,
+        "label": batch.label,
     }
     if names:
         doc["numeric"] = encode_block(names, batch.numeric_matrix(names))
@@ -56,13 +64,27 @@ _COLUMN_TYPES: dict[str, tuple[frozenset[type], str]] = {
     "label": (frozenset({float, int, str, bool, type(None)}), "a scalar or null"),
 }
 _FEATURE_TYPES = frozenset({float, int, str, bool, type(None)})
-_REQUIRED = ("v", "model_id", "n", "kind", "event_id", "ts", "has_features", "features",
-             "model_version", "prediction", "score", "scores", "label")
+_REQUIRED = (
+    "v",
+    "model_id",
+    "n",
+    "kind",
+    "event_id",
+    "ts",
+    "has_features",
+    "features",
+    "model_version",
+    "prediction",
+    "score",
+    "scores",
+    "label",
+)
 _ALLOWED = frozenset((*_REQUIRED, "numeric"))
 
 
-def _column(path: str, value: Any, n: int, allowed: frozenset[type], what: str,
-            check_finite: bool) -> InvalidEvent | None:
+def _column(
+    path: str, value: Any, n: int, allowed: frozenset[type], what: str, check_finite: bool
+) -> InvalidEvent | None:
     """An array of exactly n items of the allowed JSON types (the row named on failure)."""
     if type(value) is not list:
         return InvalidEvent(path, "type", f"must be an array (got {type(value).__name__})")
@@ -71,8 +93,7 @@ def _column(path: str, value: Any, n: int, allowed: frozenset[type], what: str,
     types = set(map(type, value))
     if types <= allowed and not (check_finite and float in types and not _finite(value)):
         return None
-    row = next(i for i, v in enumerate(value)
-               if type(v) not in allowed or (type(v) is float and v - v != 0))
+    row = next(i for i, v in enumerate(value) if type(v) not in allowed or (type(v) is float and v - v != 0))
     return InvalidEvent(path, "type", f"row {row} must be {what} (got {value[row]!r:.80})")
 
 
@@ -89,15 +110,17 @@ def _check_columns(doc: dict[str, Any], n: int, check_finite: bool) -> InvalidEv
     if not set(doc["kind"]) <= KIND_CODES.keys():
         return InvalidEvent("kind", "enum", 'items must be "feature", "prediction" or "label"')
     for row, scores in enumerate(doc["scores"]):
-        if scores is not None and not (set(map(type, scores.values())) <= _NUMBER
-                                       and (not check_finite or _finite(scores.values()))):
+        if scores is not None and not (
+            set(map(type, scores.values())) <= _NUMBER and (not check_finite or _finite(scores.values()))
+        ):
             return InvalidEvent("scores", "type", f"row {row}: values must be finite numbers")
     features = doc["features"]
     if type(features) is not dict:
         return InvalidEvent("features", "type", "must be an object of columns")
     for name, column in features.items():
-        bad = _column(f"features.{name}", column, n, _FEATURE_TYPES,
-                      "a finite number, string, boolean or null", check_finite)
+        bad = _column(
+            f"features.{name}", column, n, _FEATURE_TYPES, "a finite number, string, boolean or null", check_finite
+        )
         if bad is not None:
             return bad
     return None
@@ -121,8 +144,11 @@ def _decode_document(doc: object, check_finite: bool) -> ObservationBatch | Inva
     if type(v) not in (int, float) or v not in (1, 2):
         return InvalidEvent("v", "enum", f"must be 1 or 2 (got {v!r:.40})")
     if (v == 2) != ("numeric" in doc):
-        return InvalidEvent("numeric", "required" if v == 2 else "additionalProperties",
-                            "is required in a version 2 batch, and only there")
+        return InvalidEvent(
+            "numeric",
+            "required" if v == 2 else "additionalProperties",
+            "is required in a version 2 batch, and only there",
+        )
     if type(doc["model_id"]) is not str:
         return InvalidEvent("model_id", "type", "must be a string")
     if not is_valid_model_id(doc["model_id"]):

@@ -55,8 +55,10 @@ __all__ = [
 
 
 # ---------------------------------------------------------------- fast path (orjson input)
-_set_slot = {cls: [cls.__dict__[f].__set__ for f in cls.__slots__]  # type: ignore[attr-defined]
-             for cls in (FeatureEvent, PredictionEvent, LabelEvent)}
+_set_slot = {
+    cls: [cls.__dict__[f].__set__ for f in cls.__slots__]  # type: ignore[attr-defined]
+    for cls in (FeatureEvent, PredictionEvent, LabelEvent)
+}
 _new = object.__new__
 _FE_MID, _FE_EID, _FE_TS, _FE_FEATURES = _set_slot[FeatureEvent]
 _LE_MID, _LE_EID, _LE_TS, _LE_LABEL = _set_slot[LabelEvent]
@@ -140,18 +142,16 @@ def _fast_label(doc: dict[str, Any], raw: bytes) -> Event | None:
 def _fast_prediction(doc: dict[str, Any], raw: bytes) -> Event | None:
     version, prediction = doc.get("model_version"), doc.get("prediction")
     score, scores, features = doc.get("score"), doc.get("scores"), doc.get("features")
-    present = (5 + ("type" in doc) + (score is not None) + (scores is not None)
-               + (features is not None))
-    if (len(doc) != present or type(version) is not str
-            or not is_valid_model_version(version)):
+    present = 5 + ("type" in doc) + (score is not None) + (scores is not None) + (features is not None)
+    if len(doc) != present or type(version) is not str or not is_valid_model_version(version):
         return None
-    if type(prediction) not in OUTCOME_TYPES or (
-            type(prediction) is str and len(prediction) > MAX_STRING):
+    if type(prediction) not in OUTCOME_TYPES or (type(prediction) is str and len(prediction) > MAX_STRING):
         return None
     if score is not None and type(score) not in NUMBER_TYPES:
         return None
-    if scores is not None and not (_fast_mapping(scores, raw, False)
-                                   and set(map(type, scores.values())) <= NUMBER_TYPES):
+    if scores is not None and not (
+        _fast_mapping(scores, raw, False) and set(map(type, scores.values())) <= NUMBER_TYPES
+    ):
         return None
     if features is not None and not _fast_mapping(features, raw, True):
         return None
@@ -194,8 +194,7 @@ def decode_event(raw: bytes | None, kind: EventKind | None = None) -> Event | In
             return InvalidEvent("$", "empty", "message value is empty")
         raw = bytes(raw)
         if len(raw) > MAX_MESSAGE_BYTES:
-            return InvalidEvent("$", "maxBytes",
-                                f"message is {len(raw)} bytes, more than {MAX_MESSAGE_BYTES}")
+            return InvalidEvent("$", "maxBytes", f"message is {len(raw)} bytes, more than {MAX_MESSAGE_BYTES}")
     try:
         doc = _loads(raw)
     except _JSONDecodeError:
@@ -218,21 +217,29 @@ def decode_event(raw: bytes | None, kind: EventKind | None = None) -> Event | In
                 return validate(doc, kind)
         except (KeyError, TypeError):
             return validate(doc, kind)
-        if (type(features) is not dict or len(features) > MAX_PROPERTIES or "" in features
-                or type(event_id) is not str or not 0 < len(event_id) <= MAX_NAME
-                or (len(doc) != 4 and (len(doc) != 5 or "type" not in doc))):
+        if (
+            type(features) is not dict
+            or len(features) > MAX_PROPERTIES
+            or "" in features
+            or type(event_id) is not str
+            or not 0 < len(event_id) <= MAX_NAME
+            or (len(doc) != 4 and (len(doc) != 5 or "type" not in doc))
+        ):
             return validate(doc, kind)
         if type(ts) is not float or not 0.0 <= ts < TS_MAX:
             ts = _fast_ts(ts)
             if ts is None:
                 return validate(doc, kind)
         room = len(raw) - _SHORTEST_EVENT - 6 * len(features)  # longest possible string
-        if ((room > MAX_NAME and max(map(len, features), default=0) > MAX_NAME)
-                or (room > MAX_STRING and _long_string(features))
-                # exactly two '{' (event, features: both are there) and no '[': values are
-                # scalars. Braces inside strings only cause a (safe) fall back to
-                # `validate`. (`_flat`, inline: this is the hottest path.)
-                or _BRACKET in raw or _BRACE in raw.split(b"{", 2)[2]):
+        if (
+            (room > MAX_NAME and max(map(len, features), default=0) > MAX_NAME)
+            or (room > MAX_STRING and _long_string(features))
+            # exactly two '{' (event, features: both are there) and no '[': values are
+            # scalars. Braces inside strings only cause a (safe) fall back to
+            # `validate`. (`_flat`, inline: this is the hottest path.)
+            or _BRACKET in raw
+            or _BRACE in raw.split(b"{", 2)[2]
+        ):
             return validate(doc, kind)
         event = _new(FeatureEvent)
         _FE_MID(event, model_id)
@@ -262,8 +269,7 @@ def check_key(key: bytes | str | None, event: Event) -> InvalidEvent | None:
         return InvalidEvent("$key", "required", "message key is required and must equal model_id")
     expected = event.model_id if type(key) is str else event.model_id.encode()
     if key != expected:
-        return InvalidEvent("$key", "key_mismatch",
-                            f"must equal model_id {event.model_id!r} (got {key[:80]!r})")
+        return InvalidEvent("$key", "key_mismatch", f"must equal model_id {event.model_id!r} (got {key[:80]!r})")
     return None
 
 
@@ -274,8 +280,7 @@ def encode_event(event: Event) -> bytes:
     Does not re-validate: events from the codec round-trip; a hand-built event with a
     NaN would be written as null (orjson's choice) and rejected on the way back in.
     """
-    doc: dict[str, Any] = {"type": event.kind, "model_id": event.model_id,
-                           "event_id": event.event_id, "ts": event.ts}
+    doc: dict[str, Any] = {"type": event.kind, "model_id": event.model_id, "event_id": event.event_id, "ts": event.ts}
     if type(event) is FeatureEvent:
         doc["features"] = event.features
     elif type(event) is LabelEvent:

@@ -30,8 +30,7 @@ import numpy as np
 import orjson
 
 from .codec import decode_event
-from .event_rules import (MAX_MESSAGE_BYTES, MAX_NAME, MAX_PROPERTIES, MAX_STRING, TS_MAX,
-                          is_valid_model_id)
+from .event_rules import MAX_MESSAGE_BYTES, MAX_NAME, MAX_PROPERTIES, MAX_STRING, TS_MAX, is_valid_model_id
 from .events import Event, EventKind, InvalidEvent
 from .feature_run import FeatureRun
 from .typed_columns import typed_run
@@ -64,7 +63,7 @@ def decode_features(raws: list[bytes], kind: EventKind | None = None) -> list[De
         out.extend((i, decode_event(raw, kind)) for i, raw in enumerate(raws))
         return out
     for start in range(0, len(raws), _PIECE):
-        _decode(raws[start:start + _PIECE], start, kind, out)
+        _decode(raws[start : start + _PIECE], start, kind, out)
     return out
 
 
@@ -82,8 +81,15 @@ def _decode(raws: list[bytes], start: int, kind: EventKind | None, out: list[Dec
         _decode(raws[half:], start + half, kind, out)
 
 
-def _no_booleans(octets: np.ndarray, typed: int, model_id: list[str], event_id: list[str],
-                 names: tuple[str, ...], rows: list[Any] | None, features: list[dict[str, Any]]) -> bool:
+def _no_booleans(
+    octets: np.ndarray,
+    typed: int,
+    model_id: list[str],
+    event_id: list[str],
+    names: tuple[str, ...],
+    rows: list[Any] | None,
+    features: list[dict[str, Any]],
+) -> bool:
     """No ``true``/``false`` in messages whose only strings are names, ids and "feature".
 
     Outside strings the letters t and f occur in JSON only in those two literals. With no
@@ -101,8 +107,7 @@ def _no_booleans(octets: np.ndarray, typed: int, model_id: list[str], event_id: 
     ids = "".join(model_id) + "".join(event_id)
     n = len(event_id)
     for letter, code, keys_count in (("t", _T, in_keys[0]), ("f", _F, in_keys[1])):
-        in_strings = (_FIXED_LETTERS[letter] * n + _TYPED_LETTERS[letter] * typed + keys_count
-                      + ids.count(letter))
+        in_strings = _FIXED_LETTERS[letter] * n + _TYPED_LETTERS[letter] * typed + keys_count + ids.count(letter)
         if np.count_nonzero(octets == code) != in_strings:
             return False
     return True
@@ -130,8 +135,10 @@ def _fast_run(raws: list[bytes], start: int) -> FeatureRun | None:
         return None
     n = len(docs)
     fields = sum(map(len, docs))
-    if fields != 4 * n and (not set(map(len, docs)) <= {4, 5} or list(
-            map(dict.get, docs, repeat("type"))).count("feature") != fields - 4 * n):
+    if fields != 4 * n and (
+        not set(map(len, docs)) <= {4, 5}
+        or list(map(dict.get, docs, repeat("type"))).count("feature") != fields - 4 * n
+    ):
         return None
     try:
         model_id, event_id, ts, features = map(list, zip(*map(_HEAD, docs)))
@@ -140,8 +147,7 @@ def _fast_run(raws: list[bytes], start: int) -> FeatureRun | None:
         return None
     if not all(map(is_valid_model_id, ids)):
         return None
-    if (set(map(type, event_id)) != {str} or "" in event_id
-            or max(map(len, event_id)) > MAX_NAME):
+    if set(map(type, event_id)) != {str} or "" in event_id or max(map(len, event_id)) > MAX_NAME:
         return None
     ts_types = set(map(type, ts))
     if not ts_types <= _TS_TYPES:
@@ -176,14 +182,19 @@ def _fast_run(raws: list[bytes], start: int) -> FeatureRun | None:
     # model_id, event_id and "type": then no value is a string. Otherwise (or if a value
     # may be a boolean) look at the values' types.
     quotes = 2 * (fields + sum(widths)) + 4 * n + 2 * (fields - 4 * n)
-    if (np.count_nonzero(octets == _QUOTE) == quotes and _BACKSLASH not in joined
-            and _no_booleans(octets, fields - 4 * n, model_id, event_id, names, rows, features)):
+    if (
+        np.count_nonzero(octets == _QUOTE) == quotes
+        and _BACKSLASH not in joined
+        and _no_booleans(octets, fields - 4 * n, model_id, event_id, names, rows, features)
+    ):
         numeric_only = True
     else:
         values = set(map(type, chain.from_iterable(map(dict.values, features))))
-        if str in values and longest > MAX_STRING and max(
-                (len(v) for f in features for v in f.values() if type(v) is str), default=0
-        ) > MAX_STRING:
+        if (
+            str in values
+            and longest > MAX_STRING
+            and max((len(v) for f in features for v in f.values() if type(v) is str), default=0) > MAX_STRING
+        ):
             return None
         numeric_only = values <= _NUMERIC
     run = FeatureRun(start, model_id, event_id, ts, features, numeric_only)

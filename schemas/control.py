@@ -147,14 +147,31 @@ class VersionChecked:
             object.__setattr__(self, "id", f"{self.model_id}:{self.version}:check:{self.seq}")
 
     def to_dict(self) -> dict[str, Any]:
-        return {"type": self.type, "id": self.id, "model_id": self.model_id, "version": self.version,
-                "verdict": self.verdict, "live": self.live, "gate": self.gate, "tolerance": self.tolerance,
-                "seq": self.seq, "evidence": self.evidence}
+        return {
+            "type": self.type,
+            "id": self.id,
+            "model_id": self.model_id,
+            "version": self.version,
+            "verdict": self.verdict,
+            "live": self.live,
+            "gate": self.gate,
+            "tolerance": self.tolerance,
+            "seq": self.seq,
+            "evidence": self.evidence,
+        }
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> VersionChecked:
         if data.get("type") != cls.type:
             raise ValueError(f"not a {cls.type} event: type={data.get('type')!r}")
-        return cls(str(data["model_id"]), str(data["version"]), str(data["verdict"]), dict(data["live"]),
-                   dict(data["gate"]), float(data["tolerance"]), int(data["seq"]), dict(data.get("evidence") or {}),
-                   str(data.get("id") or ""))
+        return cls(
+            str(data["model_id"]),
+            str(data["version"]),
+            str(data["verdict"]),
+            dict(data["live"]),
+            dict(data["gate"]),
+            float(data["tolerance"]),
+            int(data["seq"]),
+            dict(data.get("evidence") or {}),
+            str(data.get("id") or ""),
+        )

@@ -11,9 +11,10 @@ from __future__ import annotations
 
 import json
 import re
+from collections.abc import Callable
 from datetime import date
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 from .events import (
     Event,
@@ -59,9 +60,7 @@ def _schema_pattern(file: str, *path: str | int) -> re.Pattern[str]:
 
 
 _MODEL_ID = _schema_pattern("feature.schema.json", "$defs", "model_id").search
-_MODEL_VERSION = _schema_pattern(
-    "prediction.schema.json", "properties", "model_version"
-).search
+_MODEL_VERSION = _schema_pattern("prediction.schema.json", "properties", "model_version").search
 _TS = _schema_pattern("feature.schema.json", "$defs", "ts", "oneOf", 1).search
 
 _INT_MIN, _INT_MAX = -(2**63), 2**64 - 1  # what orjson reads and writes as integers
@@ -83,8 +82,15 @@ def json_type(value: object) -> str:
         return "NaN"
     if t is float and value - value != 0:  # type: ignore[operator]
         return "Infinity"
-    names = {dict: "object", list: "array", tuple: "array", str: "string", bool: "boolean",
-             int: "number", float: "number"}
+    names = {
+        dict: "object",
+        list: "array",
+        tuple: "array",
+        str: "string",
+        bool: "boolean",
+        int: "number",
+        float: "number",
+    }
     return names.get(t, t.__name__)
 
 
@@ -128,7 +134,7 @@ def parse_rfc3339(text: str) -> float | None:
         end += 1
     offset = 0
     if text[end] in "+-":
-        offset = int(text[end + 1:end + 3]) * 3600 + int(text[end + 4:end + 6]) * 60
+        offset = int(text[end + 1 : end + 3]) * 3600 + int(text[end + 4 : end + 6]) * 60
         offset = -offset if text[end] == "-" else offset
     frac = float("0" + text[19:end]) if end > 19 else 0.0
     return float(seconds - offset) + frac
@@ -148,8 +154,7 @@ def _number(value: object, path: str, what: str) -> Any:
         try:  # outside 64 bits orjson reads a float: do the same
             return float(value)  # type: ignore[arg-type]
         except OverflowError:
-            return InvalidEvent(path, "finite",
-                                f"must be {what} (got a number beyond double range)")
+            return InvalidEvent(path, "finite", f"must be {what} (got a number beyond double range)")
     return InvalidEvent(path, "type", f"must be {what} (got {json_type(value)})")
 
 
@@ -159,13 +164,11 @@ def _string(value: object, path: str, low: int, high: int, what: str = "a string
     if len(value) < low:
         return InvalidEvent(path, "minLength", f"must be at least {low} character(s)")
     if len(value) > high:
-        return InvalidEvent(path, "maxLength",
-                            f"must be at most {high} characters (got {len(value)})")
+        return InvalidEvent(path, "maxLength", f"must be at most {high} characters (got {len(value)})")
     return value
 
 
-def _patterned(value: object, path: str, search: Callable[[str], object], cache: set[str],
-               rule: str) -> Any:
+def _patterned(value: object, path: str, search: Callable[[str], object], cache: set[str], rule: str) -> Any:
     if type(value) is not str:
         return InvalidEvent(path, "type", f"must be a string (got {json_type(value)})")
     if not _remember(value, search, cache):
@@ -190,8 +193,9 @@ def _check_ts(value: object, path: str) -> Any:
     if type(value) is str:
         seconds = parse_rfc3339(value)
         if seconds is None:
-            return InvalidEvent(path, "pattern", f"must be an RFC 3339 date-time like "
-                                f"2026-11-26T12:00:00Z (got {value[:80]!r})")
+            return InvalidEvent(
+                path, "pattern", f"must be an RFC 3339 date-time like 2026-11-26T12:00:00Z (got {value[:80]!r})"
+            )
         return seconds
     number = _number(value, path, what)
     if type(number) is InvalidEvent:
@@ -205,13 +209,13 @@ def _check_ts(value: object, path: str) -> Any:
 
 def _check_names(mapping: dict[Any, Any], path: str) -> InvalidEvent | None:
     if len(mapping) > MAX_PROPERTIES:
-        return InvalidEvent(path, "maxProperties",
-                            f"must have at most {MAX_PROPERTIES} entries (got {len(mapping)})")
+        return InvalidEvent(path, "maxProperties", f"must have at most {MAX_PROPERTIES} entries (got {len(mapping)})")
     for name in mapping:
         if type(name) is not str or not 0 < len(name) <= MAX_NAME:
             shown = name[:40] + "…" if type(name) is str and len(name) > 40 else repr(name)
-            return InvalidEvent(path, "propertyNames", f"names must be strings of 1 to "
-                                f"{MAX_NAME} characters (got {shown})")
+            return InvalidEvent(
+                path, "propertyNames", f"names must be strings of 1 to {MAX_NAME} characters (got {shown})"
+            )
     return None
 
 
@@ -227,8 +231,9 @@ def _check_features(value: object, path: str) -> Any:
         t = type(item)
         if t is str:
             if len(item) > MAX_STRING:
-                return InvalidEvent(f"{path}.{name}", "maxLength",
-                                    f"must be at most {MAX_STRING} characters (got {len(item)})")
+                return InvalidEvent(
+                    f"{path}.{name}", "maxLength", f"must be at most {MAX_STRING} characters (got {len(item)})"
+                )
         elif t is float or t is int:
             number = _number(item, f"{path}.{name}", what)
             if type(number) is InvalidEvent:
@@ -237,8 +242,7 @@ def _check_features(value: object, path: str) -> Any:
                 fixed = fixed if fixed is not None else dict(value)
                 fixed[name] = number
         elif t is not bool and item is not None:
-            return InvalidEvent(f"{path}.{name}", "type",
-                                f"must be {what} (got {json_type(item)})")
+            return InvalidEvent(f"{path}.{name}", "type", f"must be {what} (got {json_type(item)})")
     return fixed if fixed is not None else value
 
 
@@ -272,16 +276,20 @@ def _check_score(value: object, path: str) -> Any:
 
 
 _CHECKS: dict[str, Callable[[Any, str], Any]] = {
-    "model_id": _check_model_id, "event_id": _check_event_id, "ts": _check_ts,
-    "features": _check_features, "model_version": _check_model_version,
-    "prediction": _check_outcome, "score": _check_score, "scores": _check_scores,
+    "model_id": _check_model_id,
+    "event_id": _check_event_id,
+    "ts": _check_ts,
+    "features": _check_features,
+    "model_version": _check_model_version,
+    "prediction": _check_outcome,
+    "score": _check_score,
+    "scores": _check_scores,
     "label": _check_outcome,
 }
 _COMMON = ("model_id", "event_id", "ts")
 _SPECS: dict[str, tuple[type, tuple[str, ...], tuple[str, ...]]] = {
     "feature": (FeatureEvent, (*_COMMON, "features"), ()),
-    "prediction": (PredictionEvent, (*_COMMON, "model_version", "prediction"),
-                   ("score", "scores", "features")),
+    "prediction": (PredictionEvent, (*_COMMON, "model_version", "prediction"), ("score", "scores", "features")),
     "label": (LabelEvent, (*_COMMON, "label"), ()),
 }
 _ALLOWED = {k: frozenset((*req, *opt, "type")) for k, (_, req, opt) in _SPECS.items()}
@@ -296,8 +304,7 @@ def validate(doc: dict[Any, Any], kind: str) -> Event | InvalidEvent:
     allowed = _ALLOWED[kind]
     for name in doc:
         if type(name) is not str or name not in allowed:
-            return InvalidEvent(str(name)[:80], "additionalProperties",
-                                f"is not a field of a {kind} event")
+            return InvalidEvent(str(name)[:80], "additionalProperties", f"is not a field of a {kind} event")
     values = {}
     for name in (*required, *optional):
         if name in doc:
@@ -317,8 +324,7 @@ def resolve_kind(doc: dict[Any, Any], kind: str | None) -> str | InvalidEvent:
         if stated is resolve_kind or (type(stated) is str and stated == kind):
             return kind
         if type(stated) is str and stated in _SPECS:
-            return InvalidEvent("type", "kind_mismatch",
-                                f'must be "{kind}" on this topic (got "{stated}")')
+            return InvalidEvent("type", "kind_mismatch", f'must be "{kind}" on this topic (got "{stated}")')
         shown = repr(stated[:40]) if type(stated) is str else json_type(stated)
         return InvalidEvent("type", "const", f'must be "{kind}" (got {shown})')
     if stated is resolve_kind:

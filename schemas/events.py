@@ -9,7 +9,7 @@ routes it to the dead-letter topic with the original message instead of raising.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import ClassVar, Literal, TypeAlias, Union
+from typing import ClassVar, Literal, TypeAlias
 
 __all__ = [
     "Event",
@@ -23,9 +23,9 @@ __all__ = [
 ]
 
 EventKind: TypeAlias = Literal["feature", "prediction", "label"]
-FeatureValue: TypeAlias = Union[float, int, str, bool, None]
+FeatureValue: TypeAlias = float | int | str | bool | None
 """A feature's value; None means missing."""
-Outcome: TypeAlias = Union[float, int, str, bool]
+Outcome: TypeAlias = float | int | str | bool
 """A prediction or a label: never null."""
 
 
@@ -66,7 +66,7 @@ class LabelEvent:
     label: Outcome
 
 
-Event: TypeAlias = Union[FeatureEvent, PredictionEvent, LabelEvent]
+Event: TypeAlias = FeatureEvent | PredictionEvent | LabelEvent
 
 
 @dataclass(frozen=True, slots=True)

@@ -33,14 +33,30 @@ class FeatureRun:
     dicts, or `rows`, or `numeric`.
     """
 
-    __slots__ = ("start", "model_id", "event_id", "ts", "numeric_only", "names", "rows",
-                 "numeric", "_features")
+    __slots__ = (
+        "_features",
+        "event_id",
+        "model_id",
+        "names",
+        "numeric",
+        "numeric_only",
+        "rows",
+        "start",
+        "ts",
+    )
 
-    def __init__(self, start: int, model_id: list[str], event_id: list[str], ts: list[float],
-                 features: list[dict[str, FeatureValue]] | None, numeric_only: bool,
-                 names: tuple[str, ...] | None = None,
-                 rows: list[tuple[FeatureValue, ...]] | None = None,
-                 numeric: np.ndarray | None = None) -> None:
+    def __init__(
+        self,
+        start: int,
+        model_id: list[str],
+        event_id: list[str],
+        ts: list[float],
+        features: list[dict[str, FeatureValue]] | None,
+        numeric_only: bool,
+        names: tuple[str, ...] | None = None,
+        rows: list[tuple[FeatureValue, ...]] | None = None,
+        numeric: np.ndarray | None = None,
+    ) -> None:
         if features is None and (names is None or (rows is None and numeric is None)):
             raise ValueError("a run needs its feature dicts, or names with rows or a matrix")
         self.start = start
@@ -104,16 +120,28 @@ class FeatureRun:
             return list(getter(seq)) if len(rows) > 1 else [getter(seq)]
 
         return FeatureRun(
-            self.start + rows[0], take(self.model_id), take(self.event_id), take(self.ts),
-            None if self._features is None else take(self._features), self.numeric_only,
-            self.names, None if self.rows is None else take(self.rows),
-            None if self.numeric is None else self.numeric[:, rows])
+            self.start + rows[0],
+            take(self.model_id),
+            take(self.event_id),
+            take(self.ts),
+            None if self._features is None else take(self._features),
+            self.numeric_only,
+            self.names,
+            None if self.rows is None else take(self.rows),
+            None if self.numeric is None else self.numeric[:, rows],
+        )
 
     def slice(self, start: int, stop: int) -> FeatureRun:
         """Rows [start, stop) (list slices and a numpy view)."""
         part = slice(start, stop)
         return FeatureRun(
-            self.start + start, self.model_id[part], self.event_id[part], self.ts[part],
-            None if self._features is None else self._features[part], self.numeric_only,
-            self.names, None if self.rows is None else self.rows[part],
-            None if self.numeric is None else self.numeric[:, part])
+            self.start + start,
+            self.model_id[part],
+            self.event_id[part],
+            self.ts[part],
+            None if self._features is None else self._features[part],
+            self.numeric_only,
+            self.names,
+            None if self.rows is None else self.rows[part],
+            None if self.numeric is None else self.numeric[:, part],
+        )

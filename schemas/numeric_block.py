@@ -11,7 +11,8 @@ travel as floats: the drift core treats 1 and 1.0 alike (see `stream.feature_typ
 from __future__ import annotations
 
 import binascii
-from typing import Any, Callable
+from collections.abc import Callable
+from typing import Any
 
 import numpy as np
 
@@ -24,8 +25,7 @@ _FIELDS = frozenset({"names", "data"})
 _LITTLE_F8 = np.dtype("<f8")
 
 
-def split_numeric(features: dict[str, list[FeatureValue]]
-                  ) -> tuple[list[str], dict[str, list[FeatureValue]]]:
+def split_numeric(features: dict[str, list[FeatureValue]]) -> tuple[list[str], dict[str, list[FeatureValue]]]:
     """The names of the purely numeric columns (ints, floats, nulls) and the other columns."""
     names: list[str] = []
     rest: dict[str, list[FeatureValue]] = {}
@@ -43,8 +43,7 @@ def encode_block(names: list[str], matrix: np.ndarray) -> dict[str, Any]:
     return {"names": names, "data": binascii.b2a_base64(data, newline=False).decode("ascii")}
 
 
-def decode_block(value: object, n: int, other: dict[str, Any]
-                 ) -> tuple[list[str], np.ndarray] | InvalidEvent:
+def decode_block(value: object, n: int, other: dict[str, Any]) -> tuple[list[str], np.ndarray] | InvalidEvent:
     """Check a ``numeric`` field (untrusted) and return its names and read-only matrix.
 
     Names are distinct strings not also in `other` (the batch's list columns); the data
@@ -59,8 +58,7 @@ def decode_block(value: object, n: int, other: dict[str, Any]
         return InvalidEvent("numeric.names", "uniqueItems", "must not repeat a name")
     clash = next((name for name in names if name in other), None)
     if clash is not None:
-        return InvalidEvent("numeric.names", "duplicate",
-                            f"{clash[:80]!r} is also a column of features")
+        return InvalidEvent("numeric.names", "duplicate", f"{clash[:80]!r} is also a column of features")
     if type(data) is not str:
         return InvalidEvent("numeric.data", "type", "must be a base64 string")
     try:
@@ -68,19 +66,21 @@ def decode_block(value: object, n: int, other: dict[str, Any]
     except (binascii.Error, UnicodeEncodeError) as exc:
         return InvalidEvent("numeric.data", "base64", f"is not strict base64 ({exc})")
     if len(raw) != 8 * len(names) * n:
-        return InvalidEvent("numeric.data", "length", f"must hold {len(names)} x n={n} "
-                            f"float64 values ({8 * len(names) * n} bytes, got {len(raw)})")
+        return InvalidEvent(
+            "numeric.data",
+            "length",
+            f"must hold {len(names)} x n={n} float64 values ({8 * len(names) * n} bytes, got {len(raw)})",
+        )
     matrix = np.frombuffer(raw, dtype=_LITTLE_F8).reshape(len(names), n)
     if np.isinf(matrix).any():
         f, row = (int(i[0]) for i in np.nonzero(np.isinf(matrix)))
-        return InvalidEvent("numeric.data", "finite",
-                            f"{names[f][:80]!r} row {row} is infinite (NaN stands for null)")
+        return InvalidEvent("numeric.data", "finite", f"{names[f][:80]!r} row {row} is infinite (NaN stands for null)")
     return names, matrix
 
 
-def lists_from_block(names: list[str], matrix: np.ndarray
-                     ) -> Callable[[], dict[str, list[FeatureValue]]]:
+def lists_from_block(names: list[str], matrix: np.ndarray) -> Callable[[], dict[str, list[FeatureValue]]]:
     """A builder of the block's columns as lists (None for NaN), for `features_later`."""
+
     def build() -> dict[str, list[FeatureValue]]:
         out: dict[str, list[FeatureValue]] = {}
         for name, row in zip(names, matrix):
@@ -89,4 +89,5 @@ def lists_from_block(names: list[str], matrix: np.ndarray
                 values = [None if v != v else v for v in values]
             out[name] = values
         return out
+
     return build

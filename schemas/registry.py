@@ -28,34 +28,41 @@ from typing import Any, ClassVar
 from driftline.schemas.control import RetrainRequested, VersionChecked
 
 __all__ = [
-    "STATUSES",
     "COMMAND_TYPES",
-    "OffsetRange",
-    "TrainingLineage",
+    "STATUSES",
     "ArtifactRef",
-    "ModelVersion",
-    "ModelVersionCreated",
-    "ModelVersionApproved",
-    "ModelVersionRejected",
-    "ModelVersionPromoted",
-    "ModelVersionRolledBack",
-    "TrainingSkipped",
-    "RetrainDeferred",
-    "VersionUnderperforming",
-    "ModelPaused",
-    "ModelResumed",
     "CommandRefused",
     "ModelCommand",
-    "registry_key",
+    "ModelPaused",
+    "ModelResumed",
+    "ModelVersion",
+    "ModelVersionApproved",
+    "ModelVersionCreated",
+    "ModelVersionPromoted",
+    "ModelVersionRejected",
+    "ModelVersionRolledBack",
+    "OffsetRange",
+    "RetrainDeferred",
+    "TrainingLineage",
+    "TrainingSkipped",
+    "VersionUnderperforming",
     "decode",
+    "registry_key",
 ]
 
 #: A version's lifecycle status on ``driftline.registry``. Whether it *serves* is not a
 #: status: that is the model's pointer on ``driftline.model-updates``.
 STATUSES = ("pending_approval", "approved", "rejected")
 #: Commands the CLI writes to ``driftline.control``.
-COMMAND_TYPES = ("register_model", "approve_version", "reject_version", "promote_version", "rollback_model",
-                 "pause_model", "resume_model")
+COMMAND_TYPES = (
+    "register_model",
+    "approve_version",
+    "reject_version",
+    "promote_version",
+    "rollback_model",
+    "pause_model",
+    "resume_model",
+)
 
 
 def registry_key(model_id: str, version: str) -> str:
@@ -102,13 +109,27 @@ class TrainingLineage:
     min_ts: float | None = None
 
     def to_dict(self) -> dict[str, Any]:
-        return {"topic": self.topic, "model_id": self.model_id, "ranges": [r.to_dict() for r in self.ranges],
-                "n_rows": self.n_rows, "sha256": self.sha256, "policy": self.policy, "min_ts": self.min_ts}
+        return {
+            "topic": self.topic,
+            "model_id": self.model_id,
+            "ranges": [r.to_dict() for r in self.ranges],
+            "n_rows": self.n_rows,
+            "sha256": self.sha256,
+            "policy": self.policy,
+            "min_ts": self.min_ts,
+        }
 
     @classmethod
     def from_dict(cls, d: dict[str, Any]) -> TrainingLineage:
-        return cls(d["topic"], d["model_id"], tuple(OffsetRange.from_dict(r) for r in d["ranges"]),
-                   int(d["n_rows"]), d["sha256"], d["policy"], d.get("min_ts"))
+        return cls(
+            d["topic"],
+            d["model_id"],
+            tuple(OffsetRange.from_dict(r) for r in d["ranges"]),
+            int(d["n_rows"]),
+            d["sha256"],
+            d["policy"],
+            d.get("min_ts"),
+        )
 
 
 @dataclass(frozen=True)
@@ -137,8 +158,16 @@ class ArtifactRef:
 
     @classmethod
     def from_dict(cls, d: dict[str, Any]) -> ArtifactRef:
-        return cls(d["format"], d["sha256"], int(d["size"]), d.get("signature") or "", d.get("key_id") or "",
-                   d.get("inline"), d.get("location"), d.get("signature_alg") or "")
+        return cls(
+            d["format"],
+            d["sha256"],
+            int(d["size"]),
+            d.get("signature") or "",
+            d.get("key_id") or "",
+            d.get("inline"),
+            d.get("location"),
+            d.get("signature_alg") or "",
+        )
 
 
 @dataclass(frozen=True)
@@ -414,9 +443,22 @@ class ModelCommand:
 
 _BY_TYPE: dict[str, Any] = {
     c.type: c
-    for c in (ModelVersion, ModelVersionCreated, ModelVersionApproved, ModelVersionRejected,
-              ModelVersionPromoted, ModelVersionRolledBack, TrainingSkipped, RetrainDeferred, VersionUnderperforming,
-              ModelPaused, ModelResumed, CommandRefused, RetrainRequested, VersionChecked)
+    for c in (
+        ModelVersion,
+        ModelVersionCreated,
+        ModelVersionApproved,
+        ModelVersionRejected,
+        ModelVersionPromoted,
+        ModelVersionRolledBack,
+        TrainingSkipped,
+        RetrainDeferred,
+        VersionUnderperforming,
+        ModelPaused,
+        ModelResumed,
+        CommandRefused,
+        RetrainRequested,
+        VersionChecked,
+    )
 }
 
 

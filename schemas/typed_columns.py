@@ -35,7 +35,7 @@ from __future__ import annotations
 
 import re
 from itertools import chain
-from typing import Annotated, Any, Literal, Optional, Union
+from typing import Annotated, Any, Literal, Optional
 
 import msgspec
 import numpy as np
@@ -61,7 +61,7 @@ _TEXT_AMONG_NUMBERS = re.compile(r"Expected `float \| null`, got `(str|bool)` - 
 
 
 _Number = Optional[float]
-_Scalar = Optional[Union[bool, float, Annotated[str, msgspec.Meta(max_length=MAX_STRING)]]]
+_Scalar = Optional[bool | float | Annotated[str, msgspec.Meta(max_length=MAX_STRING)]]
 
 
 class _Typed:
@@ -72,13 +72,25 @@ class _Typed:
         # attributes f0, f1, ... read from the real names (any string can be a name)
         fields = [f"f{i}" for i in range(len(names))]
         value = _Scalar if text else _Number
-        features = msgspec.defstruct("Features", [(f, value) for f in fields],
-                                     rename=dict(zip(fields, names)),
-                                     forbid_unknown_fields=True, gc=False)
-        event = msgspec.defstruct("FeatureEvent", [
-            ("model_id", str), ("event_id", _EventId), ("ts", _Ts), ("features", features),
-            ("type", Literal["feature"], "feature"),
-        ], forbid_unknown_fields=True, gc=False)
+        features = msgspec.defstruct(
+            "Features",
+            [(f, value) for f in fields],
+            rename=dict(zip(fields, names)),
+            forbid_unknown_fields=True,
+            gc=False,
+        )
+        event = msgspec.defstruct(
+            "FeatureEvent",
+            [
+                ("model_id", str),
+                ("event_id", _EventId),
+                ("ts", _Ts),
+                ("features", features),
+                ("type", Literal["feature"], "feature"),
+            ],
+            forbid_unknown_fields=True,
+            gc=False,
+        )
         self.decoder = msgspec.json.Decoder(list[event])  # type: ignore[valid-type]
         self.names = names
         self.text = text
@@ -97,8 +109,7 @@ def typed_run(raws: list[bytes], start: int) -> FeatureRun | None:
         return None
     joined = b"[" + b",".join(raws) + b"]"  # one array: a message holding two events makes the count wrong
     events = _decode(typed, joined)
-    if (type(events) is msgspec.ValidationError and not typed.text
-            and _TEXT_AMONG_NUMBERS.match(str(events))):
+    if type(events) is msgspec.ValidationError and not typed.text and _TEXT_AMONG_NUMBERS.match(str(events)):
         typed = _for_shape((typed.names, True))  # numbers at first, then a string or boolean
         events = _decode(typed, joined)
     n = len(raws)
@@ -151,4 +162,3 @@ def _for_shape(shape: tuple[tuple[str, ...], bool] | None) -> _Typed | None:
             _typed.clear()
         typed = _typed[shape] = _Typed(*shape)
     return typed
-

@@ -48,19 +48,27 @@ from typing import Any
 import numpy as np
 import orjson
 
-from driftline.consumers.dlq import dlq_headers
+from driftline.kafka.dlq import dlq_headers
 from driftline.kafka.topics import TopicNames
 from driftline.logs import log
 from driftline.schemas.batch import KIND_PREDICTION, ObservationBatch
-from driftline.schemas.control import VersionChecked
 from driftline.schemas.batch_wire import decode_batch
+from driftline.schemas.control import VersionChecked
 from driftline.schemas.events import InvalidEvent
+from driftline.stream.drift.monitor import ModelMonitor, MonitorOutput
 from driftline.stream.model_updates import ServingVersions
-from driftline.stream.monitor import ModelMonitor, MonitorOutput
 from driftline.stream.stream_metrics import StreamMetrics
 from driftline.stream.tables import JsonView, ModelState, ModelStateStore, StagedStore
 
-__all__ = ["Outgoing", "BatchResult", "BatchProcessor", "OrderedAcks", "wait_recovered", "window_record", "register_agent"]
+__all__ = [
+    "BatchProcessor",
+    "BatchResult",
+    "OrderedAcks",
+    "Outgoing",
+    "register_agent",
+    "wait_recovered",
+    "window_record",
+]
 
 logger = logging.getLogger(__name__)
 
@@ -118,16 +126,23 @@ def _dumps(value: Any) -> bytes:
 class BatchProcessor:
     """Applies observation batches to per-model state kept in ``table`` (str → bytes)."""
 
-    def __init__(self, table: MutableMapping, store: ModelStateStore, serving: ServingVersions,
-                 metrics: StreamMetrics | None = None, source_topic: str = "") -> None:
+    def __init__(
+        self,
+        table: MutableMapping,
+        store: ModelStateStore,
+        serving: ServingVersions,
+        metrics: StreamMetrics | None = None,
+        source_topic: str = "",
+    ) -> None:
         self.join_view = JsonView(table)
         self.store = store
         self.serving = serving
         self.metrics = metrics
         self.source_topic = source_topic
 
-    def process(self, key: bytes | None, value: bytes | None, partition: int, offset: int,
-                headers: Any = None) -> BatchResult:
+    def process(
+        self, key: bytes | None, value: bytes | None, partition: int, offset: int, headers: Any = None
+    ) -> BatchResult:
         batch = decode_batch(value)
         if isinstance(batch, InvalidEvent):
             return self._invalid(key, value, partition, offset, headers, batch)
@@ -137,8 +152,15 @@ class BatchProcessor:
         staged = StagedStore(self.join_view)
         state = self.store.load(batch.model_id, staged)
         if state.applied(partition, offset):
-            log(logger, logging.INFO, "redelivered batch skipped", model_id=batch.model_id, partition=partition,
-                offset=offset, applied_up_to=state.source[1] if state.source else None)
+            log(
+                logger,
+                logging.INFO,
+                "redelivered batch skipped",
+                model_id=batch.model_id,
+                partition=partition,
+                offset=offset,
+                applied_up_to=state.source[1] if state.source else None,
+            )
             self.store.keep(state)
             self._count("skipped")
             return BatchResult("skipped", source=(partition, offset))
@@ -161,10 +183,19 @@ class BatchProcessor:
 
     # -- steps ---------------------------------------------------------------------------
 
-    def _invalid(self, key: bytes | None, value: bytes | None, partition: int, offset: int,
-                 headers: Any, error: InvalidEvent) -> BatchResult:
-        log(logger, logging.WARNING, "invalid observation batch", partition=partition, offset=offset,
-            field=error.field, rule=error.rule, error=str(error))
+    def _invalid(
+        self, key: bytes | None, value: bytes | None, partition: int, offset: int, headers: Any, error: InvalidEvent
+    ) -> BatchResult:
+        log(
+            logger,
+            logging.WARNING,
+            "invalid observation batch",
+            partition=partition,
+            offset=offset,
+            field=error.field,
+            rule=error.rule,
+            error=str(error),
+        )
         original = [(k, v) for k, v in (headers or [])]
         hdrs = dlq_headers(self.source_topic, partition, offset, error, original)
         if self.metrics is not None:
@@ -182,8 +213,14 @@ class BatchProcessor:
                 self.metrics.references(monitor.model_id, "published").inc()
         else:
             monitor.model_version = serving.version  # no profile shipped: keep scoring as before
-        log(logger, logging.INFO, "serving version changed", model_id=monitor.model_id, version=serving.version,
-            reference=serving.reference is not None)
+        log(
+            logger,
+            logging.INFO,
+            "serving version changed",
+            model_id=monitor.model_id,
+            version=serving.version,
+            reference=serving.reference is not None,
+        )
 
     def _learn(self, state: ModelState, batch: ObservationBatch, out: MonitorOutput) -> None:
         challenger = state.challenger
@@ -201,8 +238,10 @@ class BatchProcessor:
         if len(rows):
             scores = batch.score[rows]
             if np.isnan(scores).all() and state.monitor.tracker.task == "regression":
-                scores = np.array([p if isinstance(p, (int, float)) else np.nan
-                                   for p in (batch.prediction[i] for i in rows)], dtype=np.float64)
+                scores = np.array(
+                    [p if isinstance(p, (int, float)) else np.nan for p in (batch.prediction[i] for i in rows)],
+                    dtype=np.float64,
+                )
             shifts = state.score_drift.update([batch.model_version[i] for i in rows], scores)
             state.touched("score_drift")
             if shifts and self.metrics is not None:
@@ -275,8 +314,9 @@ class BatchProcessor:
             m.set_online(mid, monitor.tracker.metrics_by_version(), challenger)
             if state.quality is not None and state.quality.version is not None:
                 version = state.quality.version
-                m.set_serving_accuracy(mid, version, state.quality.live().get("accuracy"),
-                                       self._gate_metrics(mid, version).get("accuracy"))
+                m.set_serving_accuracy(
+                    mid, version, state.quality.live().get("accuracy"), self._gate_metrics(mid, version).get("accuracy")
+                )
         watermark = monitor.clock.watermark
         if watermark > float("-inf"):
             m.watermark_lag(mid).set(time.time() - watermark)
@@ -332,10 +372,17 @@ class OrderedAcks:
             event.ack()
 
 
-def register_agent(app: Any, names: TopicNames, processor: BatchProcessor,
-                   metrics: StreamMetrics | None = None, ready: asyncio.Event | None = None,
-                   ready_timeout_s: float = 10.0, writes: Any = None, progress: Any = None,
-                   seek_guard: Any = None) -> Any:
+def register_agent(
+    app: Any,
+    names: TopicNames,
+    processor: BatchProcessor,
+    metrics: StreamMetrics | None = None,
+    ready: asyncio.Event | None = None,
+    ready_timeout_s: float = 10.0,
+    writes: Any = None,
+    progress: Any = None,
+    seek_guard: Any = None,
+) -> Any:
     """Declare the faust agent on ``names.observations``; returns it.
 
     ``ready`` (model updates caught up) is awaited once, up to ``ready_timeout_s``, before
@@ -346,19 +393,26 @@ def register_agent(app: Any, names: TopicNames, processor: BatchProcessor,
     ``seek_guard`` (``stream.seek_guard.SeekGuard``) tells records fetched before the
     last seek, which are left unprocessed and unacked (the seek re-fetches them).
     """
-    source = app.topic(names.observations, key_type=bytes, value_type=bytes,
-                       key_serializer="raw", value_serializer="raw")
-    outputs = {logical: app.topic(getattr(names, logical), key_serializer="raw", value_serializer="raw")
-               for logical in ("labeled", "control", "windows", "dlq")}
+    source = app.topic(
+        names.observations, key_type=bytes, value_type=bytes, key_serializer="raw", value_serializer="raw"
+    )
+    outputs = {
+        logical: app.topic(getattr(names, logical), key_serializer="raw", value_serializer="raw")
+        for logical in ("labeled", "control", "windows", "dlq")
+    }
+
+    crashing: set[asyncio.Future[Any]] = set()  # held until done: the loop keeps only weak references
 
     def crash(error: BaseException) -> None:
-        asyncio.ensure_future(app.crash(error))
+        task = asyncio.ensure_future(app.crash(error))
+        crashing.add(task)
+        task.add_done_callback(crashing.discard)
 
     async def observations(stream: Any) -> None:
         if ready is not None:
             try:
                 await asyncio.wait_for(ready.wait(), ready_timeout_s)
-            except asyncio.TimeoutError:
+            except TimeoutError:
                 log(logger, logging.WARNING, "model updates not caught up; starting anyway")
         acks = OrderedAcks(crash) if writes is not None else None
         events = stream.noack().events() if acks is not None else stream.events()
@@ -368,8 +422,14 @@ def register_agent(app: Any, names: TopicNames, processor: BatchProcessor,
                 progress.saw(message.partition, message.offset)
             if await wait_recovered(app):
                 assigned = message.tp in app.consumer.assignment()
-                log(logger, logging.INFO, "batch arrived during a rebalance; waited for table recovery",
-                    partition=message.partition, offset=message.offset, still_assigned=assigned)
+                log(
+                    logger,
+                    logging.INFO,
+                    "batch arrived during a rebalance; waited for table recovery",
+                    partition=message.partition,
+                    offset=message.offset,
+                    still_assigned=assigned,
+                )
                 if not assigned:
                     if acks is not None:
                         acks.add(event, [])
@@ -378,25 +438,39 @@ def register_agent(app: Any, names: TopicNames, processor: BatchProcessor,
                 continue
             started = time.perf_counter()
             try:
-                result = processor.process(message.key, message.value, message.partition, message.offset,
-                                           message.headers)
-            except Exception as exc:  # noqa: BLE001 - a bug must not stop the partition: DLQ the batch
-                log(logger, logging.ERROR, "batch processing failed; sent to the DLQ", partition=message.partition,
-                    offset=message.offset, error=repr(exc))
+                result = processor.process(
+                    message.key, message.value, message.partition, message.offset, message.headers
+                )
+            except Exception as exc:
+                log(
+                    logger,
+                    logging.ERROR,
+                    "batch processing failed; sent to the DLQ",
+                    partition=message.partition,
+                    offset=message.offset,
+                    error=repr(exc),
+                )
                 error = InvalidEvent("$", "processing_error", repr(exc)[:500])
-                result = processor._invalid(message.key, message.value, message.partition, message.offset,
-                                            message.headers, error)
+                result = processor._invalid(
+                    message.key, message.value, message.partition, message.offset, message.headers, error
+                )
             generation = app.consumer_generation_id
-            pending = [await outputs[o.topic].send(key=o.key, value=o.value, headers=o.headers)
-                       for o in result.outgoing]
+            pending = [
+                await outputs[o.topic].send(key=o.key, value=o.value, headers=o.headers) for o in result.outgoing
+            ]
             if pending:
                 await asyncio.gather(*pending)
             if app.rebalancing or app.consumer_generation_id != generation:
                 # recovery may be replaying the table right now: a save would be undone by
                 # it (or land in a changelog partition another worker owns). Not acked, so
                 # it is redelivered; its outputs were sent and are re-sent with the same ids.
-                log(logger, logging.INFO, "batch overlapped a rebalance; discarded for redelivery",
-                    partition=message.partition, offset=message.offset)
+                log(
+                    logger,
+                    logging.INFO,
+                    "batch overlapped a rebalance; discarded for redelivery",
+                    partition=message.partition,
+                    offset=message.offset,
+                )
                 continue
             processor.commit(result)
             if acks is not None:

@@ -46,7 +46,7 @@ import faust
 from driftline.kafka.topics import MAX_MESSAGE_BYTES
 from driftline.stream.stream_settings import StreamSettings
 
-__all__ = ["store_url", "create_app", "create_state_table", "attach_faust_sensor", "ChangelogWrites"]
+__all__ = ["ChangelogWrites", "attach_faust_sensor", "create_app", "create_state_table", "store_url"]
 
 
 def store_url(store: str) -> str:
@@ -60,8 +60,9 @@ def store_url(store: str) -> str:
     return f"{store}://"
 
 
-def create_app(settings: StreamSettings, bootstrap: str, partitions: int, replication_factor: int = 1,
-               **overrides: Any) -> faust.App:
+def create_app(
+    settings: StreamSettings, bootstrap: str, partitions: int, replication_factor: int = 1, **overrides: Any
+) -> faust.App:
     """A faust App configured for driftline (no network I/O until it starts)."""
     brokers = [f"kafka://{host.strip()}" for host in bootstrap.split(",") if host.strip()]
     conf: dict[str, Any] = {

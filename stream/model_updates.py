@@ -25,9 +25,9 @@ from typing import Any
 import orjson
 
 from driftline.logs import log
-from driftline.stream.reference import ReferenceProfile
+from driftline.stream.drift.reference import ReferenceProfile
 
-__all__ = ["Serving", "ServingVersions", "ModelUpdatesReader"]
+__all__ = ["ModelUpdatesReader", "Serving", "ServingVersions"]
 
 logger = logging.getLogger(__name__)
 
@@ -84,8 +84,15 @@ class ServingVersions:
             except (KeyError, TypeError, ValueError) as exc:
                 return f"invalid: reference_profile ({exc.__class__.__name__}: {exc})"[:200]
         metrics = doc.get("metrics")
-        gate = {k: float(v) for k, v in metrics.items() if isinstance(k, str) and isinstance(v, (int, float))
-                and not isinstance(v, bool)} if isinstance(metrics, dict) else {}
+        gate = (
+            {
+                k: float(v)
+                for k, v in metrics.items()
+                if isinstance(k, str) and isinstance(v, (int, float)) and not isinstance(v, bool)
+            }
+            if isinstance(metrics, dict)
+            else {}
+        )
         self.models[model_id] = Serving(version, reference, gate)
         return "applied"
 
@@ -96,8 +103,14 @@ Invalid = Callable[[Any, str], Awaitable[None]]
 class ModelUpdatesReader:
     """Reads the whole topic into ``serving``; ``ready`` is set once caught up with its end."""
 
-    def __init__(self, bootstrap: str, topic: str, serving: ServingVersions,
-                 on_outcome: Callable[[str], None] | None = None, on_invalid: Invalid | None = None) -> None:
+    def __init__(
+        self,
+        bootstrap: str,
+        topic: str,
+        serving: ServingVersions,
+        on_outcome: Callable[[str], None] | None = None,
+        on_invalid: Invalid | None = None,
+    ) -> None:
         self.bootstrap = bootstrap
         self.topic = topic
         self.serving = serving
@@ -110,8 +123,13 @@ class ModelUpdatesReader:
         from aiokafka import AIOKafkaConsumer, TopicPartition
 
         # read_committed: the trainer moves pointers in transactions; an aborted one never served
-        consumer = AIOKafkaConsumer(bootstrap_servers=self.bootstrap, enable_auto_commit=False,
-                                    group_id=None, auto_offset_reset="earliest", isolation_level="read_committed")
+        consumer = AIOKafkaConsumer(
+            bootstrap_servers=self.bootstrap,
+            enable_auto_commit=False,
+            group_id=None,
+            auto_offset_reset="earliest",
+            isolation_level="read_committed",
+        )
         await consumer.start()
         try:
             partitions = consumer.partitions_for_topic(self.topic)
@@ -134,7 +152,7 @@ class ModelUpdatesReader:
 
     async def _wait_partitions(self, consumer: Any) -> set[int]:
         for _ in range(50):
-            await consumer._client.force_metadata_update()  # noqa: SLF001 - no public refresh
+            await consumer._client.force_metadata_update()
             partitions = consumer.partitions_for_topic(self.topic)
             if partitions:
                 return partitions
@@ -154,7 +172,13 @@ class ModelUpdatesReader:
         if self.on_outcome is not None:
             self.on_outcome(kind)
         if kind == "invalid":
-            log(logger, logging.WARNING, "bad model-updates record", partition=record.partition,
-                offset=record.offset, reason=outcome)
+            log(
+                logger,
+                logging.WARNING,
+                "bad model-updates record",
+                partition=record.partition,
+                offset=record.offset,
+                reason=outcome,
+            )
             if self.on_invalid is not None:
                 await self.on_invalid(record, outcome)

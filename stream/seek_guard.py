@@ -61,8 +61,9 @@ class SeekGuard:
         try:
             await self._perform_seek()
         finally:
-            self._read_after_seek = {tp: offset for tp, offset in self.consumer._read_offset.items()
-                                     if tp.topic in self.topics}
+            self._read_after_seek = {
+                tp: offset for tp, offset in self.consumer._read_offset.items() if tp.topic in self.topics
+            }
             self.epoch += 1
 
     async def reseek(self, tps: list[Any]) -> None:
@@ -131,11 +132,17 @@ class SeekGuard:
         await self._reseek(tps, reason, dropped)
 
     async def _reseek(self, tps: list[Any], reason: str, dropped: int) -> None:
-        log(logger, logging.INFO, "seeking back to re-fetch in order", reason=reason, dropped_records=dropped,
-            partitions=sorted(tp.partition for tp in tps))
+        log(
+            logger,
+            logging.INFO,
+            "seeking back to re-fetch in order",
+            reason=reason,
+            dropped_records=dropped,
+            partitions=sorted(tp.partition for tp in tps),
+        )
         try:
             await self.reseek(tps)
-        except Exception as exc:  # noqa: BLE001 - the stall watchdog retries
+        except Exception as exc:
             log(logger, logging.WARNING, "seek back failed", error=repr(exc)[:300])
 
     def fresh(self, message: Any) -> bool:

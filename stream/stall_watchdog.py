@@ -60,8 +60,14 @@ class PartitionProgress:
         self.started = now
 
 
-def stalled_partitions(progress: PartitionProgress, ends: dict[int, int], committed: dict[int, int],
-                       stall_after_s: float, now: float, slack: int = 1) -> list[int]:
+def stalled_partitions(
+    progress: PartitionProgress,
+    ends: dict[int, int],
+    committed: dict[int, int],
+    stall_after_s: float,
+    now: float,
+    slack: int = 1,
+) -> list[int]:
     """Partitions with records after what the agent saw, and nothing delivered for too long.
 
     The next offset expected is one past the last seen, or the committed offset for a
@@ -88,8 +94,15 @@ def stalled_partitions(progress: PartitionProgress, ends: dict[int, int], commit
 class StallWatchdog:
     """Runs ``check`` every ``interval_s`` inside the faust app (see module docstring)."""
 
-    def __init__(self, app: Any, topic: str, progress: PartitionProgress, guard: Any, stall_after_s: float = 30.0,
-                 on_stall: Callable[[int], None] | None = None) -> None:
+    def __init__(
+        self,
+        app: Any,
+        topic: str,
+        progress: PartitionProgress,
+        guard: Any,
+        stall_after_s: float = 30.0,
+        on_stall: Callable[[int], None] | None = None,
+    ) -> None:
         self.app = app
         self.guard = guard
         self.topic = topic
@@ -115,10 +128,14 @@ class StallWatchdog:
         tps = [tp for tp in consumer.assignment() if tp.topic == self.topic]
         if not tps:
             return []
-        ends = {tp.partition: int(offset) for tp, offset in (await consumer.highwaters(*tps)).items()
-                if offset is not None}
-        committed = {tp.partition: int(offset) for tp, offset in consumer._committed_offset.items()
-                     if tp.topic == self.topic and offset is not None}
+        ends = {
+            tp.partition: int(offset) for tp, offset in (await consumer.highwaters(*tps)).items() if offset is not None
+        }
+        committed = {
+            tp.partition: int(offset)
+            for tp, offset in consumer._committed_offset.items()
+            if tp.topic == self.topic and offset is not None
+        }
         stalled = stalled_partitions(self.progress, ends, committed, self.stall_after_s, time.monotonic())
         stalled = [p for p in stalled if not self._settle(consumer, tps, p, ends[p])]
         if stalled and self.guard.can_seek() and self._generation == app.consumer_generation_id:
@@ -128,10 +145,17 @@ class StallWatchdog:
     async def _unstall(self, tps: list[Any], ends: dict[int, int], committed: dict[int, int]) -> None:
         consumer = self.app.consumer
         for tp in tps:
-            log(logger, logging.WARNING, "partition stalled: records waiting but none delivered; resuming and "
-                "seeking to the committed offset (faust-streaming#629)", partition=tp.partition,
-                end_offset=ends.get(tp.partition), committed=committed.get(tp.partition),
-                last_seen=self.progress.offsets.get(tp.partition), **_diagnostics(consumer, tp))
+            log(
+                logger,
+                logging.WARNING,
+                "partition stalled: records waiting but none delivered; resuming and "
+                "seeking to the committed offset (faust-streaming#629)",
+                partition=tp.partition,
+                end_offset=ends.get(tp.partition),
+                committed=committed.get(tp.partition),
+                last_seen=self.progress.offsets.get(tp.partition),
+                **_diagnostics(consumer, tp),
+            )
             if self.on_stall is not None:
                 self.on_stall(tp.partition)
         consumer.resume_partitions(tps)
@@ -152,9 +176,15 @@ class StallWatchdog:
             return False
         self.progress.settled[partition] = end
         del self._reseeked[partition]
-        log(logger, logging.INFO, "partition settled: the records after the last one delivered are not "
+        log(
+            logger,
+            logging.INFO,
+            "partition settled: the records after the last one delivered are not "
             "deliverable to read_committed (aborted transactions or markers); not a stall",
-            partition=partition, end_offset=end, last_seen=self.progress.offsets.get(partition))
+            partition=partition,
+            end_offset=end,
+            last_seen=self.progress.offsets.get(partition),
+        )
         return True
 
 
@@ -168,7 +198,7 @@ def _client_position(consumer: Any, tp: Any) -> int | None:
     """aiokafka's fetch position of ``tp`` (None if the internals changed)."""
     try:
         position = _assignment_state(consumer, tp)._position
-    except Exception:  # noqa: BLE001 - no position: the caller keeps re-seeking
+    except Exception:
         return None
     return int(position) if position is not None else None
 
@@ -182,9 +212,10 @@ def _diagnostics(consumer: Any, tp: Any) -> dict[str, Any]:
     }
     try:
         state = _assignment_state(consumer, tp)
-        facts.update(kafka_paused=state.paused, kafka_position=state._position,
-                     kafka_status=str(getattr(state, "_status", "")))
-    except Exception as exc:  # noqa: BLE001 - diagnostics only
+        facts.update(
+            kafka_paused=state.paused, kafka_position=state._position, kafka_status=str(getattr(state, "_status", ""))
+        )
+    except Exception as exc:
         facts["kafka_state"] = repr(exc)[:200]
     return facts
 
@@ -197,5 +228,5 @@ async def run_watchdog(watchdog: StallWatchdog, interval_s: float) -> None:
             await watchdog.check()
         except asyncio.CancelledError:
             raise
-        except Exception as exc:  # noqa: BLE001 - a diagnostic must never stop the worker
+        except Exception as exc:
             log(logger, logging.WARNING, "stall check failed", error=repr(exc)[:300])

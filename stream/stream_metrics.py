@@ -40,51 +40,144 @@ class StreamMetrics:
 
     def __init__(self, registry: CollectorRegistry) -> None:
         r = registry
-        self.batches = _Family(Counter("driftline_stream_batches", "Observation batches, by outcome "
-                                       "(applied, skipped = redelivered and already applied, invalid).",
-                                       ["outcome"], registry=r))
+        self.batches = _Family(
+            Counter(
+                "driftline_stream_batches",
+                "Observation batches, by outcome (applied, skipped = redelivered and already applied, invalid).",
+                ["outcome"],
+                registry=r,
+            )
+        )
         self.events = _Family(Counter("driftline_stream_events", "Events applied, by model.", ["model_id"], registry=r))
-        self.invalid = _Family(Counter("driftline_stream_invalid", "Messages sent to the DLQ by the stream worker, "
-                                       "by source and rule.", ["source", "reason"], registry=r))
-        self.late = _Family(Counter("driftline_stream_late_events", "Events behind the watermark (not counted in "
-                                    "any window).", ["model_id"], registry=r))
-        self.windows = _Family(Counter("driftline_stream_windows_closed", "Closed windows by status.",
-                                       ["model_id", "status"], registry=r))
-        self.window_events = _Family(Counter("driftline_stream_window_events", "Events in closed windows.",
-                                             ["model_id"], registry=r))
-        self.last_window_events = _Family(Gauge("driftline_stream_last_window_events",
-                                                "Events in the model's last closed window.", ["model_id"], registry=r))
-        self.drift = _Family(Gauge("driftline_stream_drift_score", "Last closed window's drift score.",
-                                   ["model_id", "feature", "metric"], registry=r))
-        self.threshold = _Family(Gauge("driftline_stream_drift_threshold", "Threshold the score is compared with.",
-                                       ["model_id", "feature", "metric"], registry=r))
-        self.decisions = _Family(Counter("driftline_stream_decisions", "Retrain requests by rule.",
-                                         ["model_id", "rule"], registry=r))
-        self.join_hits = _Family(Counter("driftline_stream_label_join_hits", "Predictions joined with their label.",
-                                         ["model_id"], registry=r))
-        self.join_expired = _Family(Counter("driftline_stream_label_join_expired",
-                                            "Join entries dropped at TTL (unmatched).", ["model_id"], registry=r))
-        self.online = _Family(Gauge("driftline_stream_online_metric", "Prequential metric of a serving version "
-                                    "(role=serving) or of the online challenger (role=challenger, version=challenger).",
-                                    ["model_id", "model_version", "role", "metric"], registry=r))
-        self.serving_accuracy = _Family(Gauge("driftline_stream_serving_accuracy", "The serving version's accuracy: "
-                                              "live over the last joined rows (source=live) beside what its gate "
-                                              "measured (source=gate).", ["model_id", "model_version", "source"],
-                                              registry=r))
-        self.score_shifts = _Family(Counter("driftline_stream_score_shifts", "ADWIN changes of the mean score.",
-                                            ["model_id", "model_version"], registry=r))
-        self.watermark_lag = _Family(Gauge("driftline_stream_watermark_lag_seconds",
-                                           "Wall clock minus the model's event-time watermark.", ["model_id"], registry=r))
-        self.model_updates = _Family(Counter("driftline_stream_model_updates", "Records read from model-updates, "
-                                             "by outcome (applied, ignored, invalid).", ["outcome"], registry=r))
-        self.references = _Family(Counter("driftline_stream_reference_changes", "References set, by source "
-                                          "(published version, first windows).", ["model_id", "source"], registry=r))
-        self.latency = Histogram("driftline_stream_batch_seconds", "Time to apply one batch (decode to state "
-                                 "saved, outputs delivered).", buckets=_LATENCY_BUCKETS, registry=r)
-        self.stalls = Counter("driftline_stream_partition_stalls", "Source partitions found stalled (records "
-                              "waiting, none delivered for stall_after_s) and re-sought.", registry=r)
-        self.stale_records = Counter("driftline_stream_stale_records", "Source records fetched before a seek and "
-                                     "delivered after it: dropped, re-fetched in order.", registry=r)
+        self.invalid = _Family(
+            Counter(
+                "driftline_stream_invalid",
+                "Messages sent to the DLQ by the stream worker, by source and rule.",
+                ["source", "reason"],
+                registry=r,
+            )
+        )
+        self.late = _Family(
+            Counter(
+                "driftline_stream_late_events",
+                "Events behind the watermark (not counted in any window).",
+                ["model_id"],
+                registry=r,
+            )
+        )
+        self.windows = _Family(
+            Counter("driftline_stream_windows_closed", "Closed windows by status.", ["model_id", "status"], registry=r)
+        )
+        self.window_events = _Family(
+            Counter("driftline_stream_window_events", "Events in closed windows.", ["model_id"], registry=r)
+        )
+        self.last_window_events = _Family(
+            Gauge(
+                "driftline_stream_last_window_events",
+                "Events in the model's last closed window.",
+                ["model_id"],
+                registry=r,
+            )
+        )
+        self.drift = _Family(
+            Gauge(
+                "driftline_stream_drift_score",
+                "Last closed window's drift score.",
+                ["model_id", "feature", "metric"],
+                registry=r,
+            )
+        )
+        self.threshold = _Family(
+            Gauge(
+                "driftline_stream_drift_threshold",
+                "Threshold the score is compared with.",
+                ["model_id", "feature", "metric"],
+                registry=r,
+            )
+        )
+        self.decisions = _Family(
+            Counter("driftline_stream_decisions", "Retrain requests by rule.", ["model_id", "rule"], registry=r)
+        )
+        self.join_hits = _Family(
+            Counter(
+                "driftline_stream_label_join_hits", "Predictions joined with their label.", ["model_id"], registry=r
+            )
+        )
+        self.join_expired = _Family(
+            Counter(
+                "driftline_stream_label_join_expired",
+                "Join entries dropped at TTL (unmatched).",
+                ["model_id"],
+                registry=r,
+            )
+        )
+        self.online = _Family(
+            Gauge(
+                "driftline_stream_online_metric",
+                "Prequential metric of a serving version "
+                "(role=serving) or of the online challenger (role=challenger, version=challenger).",
+                ["model_id", "model_version", "role", "metric"],
+                registry=r,
+            )
+        )
+        self.serving_accuracy = _Family(
+            Gauge(
+                "driftline_stream_serving_accuracy",
+                "The serving version's accuracy: "
+                "live over the last joined rows (source=live) beside what its gate "
+                "measured (source=gate).",
+                ["model_id", "model_version", "source"],
+                registry=r,
+            )
+        )
+        self.score_shifts = _Family(
+            Counter(
+                "driftline_stream_score_shifts",
+                "ADWIN changes of the mean score.",
+                ["model_id", "model_version"],
+                registry=r,
+            )
+        )
+        self.watermark_lag = _Family(
+            Gauge(
+                "driftline_stream_watermark_lag_seconds",
+                "Wall clock minus the model's event-time watermark.",
+                ["model_id"],
+                registry=r,
+            )
+        )
+        self.model_updates = _Family(
+            Counter(
+                "driftline_stream_model_updates",
+                "Records read from model-updates, by outcome (applied, ignored, invalid).",
+                ["outcome"],
+                registry=r,
+            )
+        )
+        self.references = _Family(
+            Counter(
+                "driftline_stream_reference_changes",
+                "References set, by source (published version, first windows).",
+                ["model_id", "source"],
+                registry=r,
+            )
+        )
+        self.latency = Histogram(
+            "driftline_stream_batch_seconds",
+            "Time to apply one batch (decode to state saved, outputs delivered).",
+            buckets=_LATENCY_BUCKETS,
+            registry=r,
+        )
+        self.stalls = Counter(
+            "driftline_stream_partition_stalls",
+            "Source partitions found stalled (records waiting, none delivered for stall_after_s) and re-sought.",
+            registry=r,
+        )
+        self.stale_records = Counter(
+            "driftline_stream_stale_records",
+            "Source records fetched before a seek and delivered after it: dropped, re-fetched in order.",
+            registry=r,
+        )
         self._models: set[str] = set()  # models whose counters exist (start_model)
 
     def start_model(self, model_id: str, performance_rule: str) -> None:
@@ -130,8 +223,7 @@ class StreamMetrics:
                 for metric, thr in thresholds.get(feature, {}).items():
                     self.threshold(model_id, feature, metric).set(thr)
 
-    def set_serving_accuracy(self, model_id: str, version: str | None, live: float | None,
-                             gate: float | None) -> None:
+    def set_serving_accuracy(self, model_id: str, version: str | None, live: float | None, gate: float | None) -> None:
         """Live and gate accuracy of the serving version (the post-deployment check's figures)."""
         if version is None:
             return
@@ -140,8 +232,9 @@ class StreamMetrics:
         if gate is not None:
             self.serving_accuracy(model_id, version, "gate").set(gate)
 
-    def set_online(self, model_id: str, by_version: Mapping[str, Mapping[str, float]],
-                   challenger: Mapping[str, float] | None) -> None:
+    def set_online(
+        self, model_id: str, by_version: Mapping[str, Mapping[str, float]], challenger: Mapping[str, float] | None
+    ) -> None:
         for version, values in by_version.items():
             for metric, value in values.items():
                 self.online(model_id, version, "serving", metric).set(value)

@@ -10,7 +10,7 @@ import dataclasses
 
 from driftline.errors import ConfigError
 
-__all__ = ["StreamSettings", "STORES"]
+__all__ = ["STORES", "StreamSettings"]
 
 STORES = ("auto", "memory", "rocksdb")
 """``auto``: RocksDB when ``rocksdict`` imports, else memory (state still has changelogs)."""
@@ -47,8 +47,11 @@ class StreamSettings:
             (self.store in STORES, "store", f"must be one of {STORES}"),
             (0 <= self.metrics_port <= 65535, "metrics_port", "must be 0-65535"),
             (self.session_timeout_s > 0, "session_timeout_s", "must be > 0"),
-            (0 < self.heartbeat_interval_s < self.session_timeout_s, "heartbeat_interval_s",
-             "must be > 0 and below session_timeout_s"),
+            (
+                0 < self.heartbeat_interval_s < self.session_timeout_s,
+                "heartbeat_interval_s",
+                "must be > 0 and below session_timeout_s",
+            ),
             (self.commit_interval_s > 0, "commit_interval_s", "must be > 0"),
             (self.standby_replicas >= 0, "standby_replicas", "must be >= 0"),
             (self.updates_wait_s >= 0, "updates_wait_s", "must be >= 0"),

@@ -41,12 +41,12 @@ from typing import Any
 import orjson
 
 from driftline.logs import log
-from driftline.stream.challenger import OnlineChallenger
-from driftline.stream.monitor import ModelMonitor, MonitorConfig
-from driftline.stream.score_drift import ScoreDrift
-from driftline.stream.served_quality import ServedQualityWatch
+from driftline.stream.drift.challenger import OnlineChallenger
+from driftline.stream.drift.monitor import ModelMonitor, MonitorConfig
+from driftline.stream.drift.score_drift import ScoreDrift
+from driftline.stream.drift.served_quality import ServedQualityWatch
 
-__all__ = ["JsonView", "StagedStore", "ModelState", "ModelStateStore", "state_key"]
+__all__ = ["JsonView", "ModelState", "ModelStateStore", "StagedStore", "state_key"]
 
 logger = logging.getLogger(__name__)
 _DELETED = object()
@@ -174,8 +174,9 @@ class ModelState:
 class ModelStateStore:
     """Loads and saves ``ModelState`` in the table (layout in the module docstring)."""
 
-    def __init__(self, table: MutableMapping, config: MonitorConfig, challenger: bool = True,
-                 tombstones: bool = False) -> None:
+    def __init__(
+        self, table: MutableMapping, config: MonitorConfig, challenger: bool = True, tombstones: bool = False
+    ) -> None:
         self.table = table
         self.config = config
         self.challenger = challenger
@@ -188,8 +189,12 @@ class ModelStateStore:
         if raw is None:
             self._cache.pop(model_id, None)
             monitor = ModelMonitor(model_id, self.config, join_store=join_store)
-            state = ModelState(monitor, OnlineChallenger(self.config.policy.task or None) if self.challenger else None,
-                               ScoreDrift(), quality=ServedQualityWatch(model_id, self.config.quality))
+            state = ModelState(
+                monitor,
+                OnlineChallenger(self.config.policy.task or None) if self.challenger else None,
+                ScoreDrift(),
+                quality=ServedQualityWatch(model_id, self.config.quality),
+            )
         else:
             head = bytes(raw[: raw.index(b"\n")])
             cached = self._cache.pop(model_id, None)  # mutated from here on: re-cached by save()
@@ -197,8 +202,14 @@ class ModelStateStore:
                 state = cached[1]
             else:
                 if cached is not None:
-                    log(logger, logging.INFO, "table holds other state than the cached one; re-read",
-                        model_id=model_id, table=head.decode(), cached=cached[0].decode())
+                    log(
+                        logger,
+                        logging.INFO,
+                        "table holds other state than the cached one; re-read",
+                        model_id=model_id,
+                        table=head.decode(),
+                        cached=cached[0].decode(),
+                    )
                 state = self._decode(model_id, raw, join_store)
         state.monitor.join.store = join_store
         state.monitor.join.tombstones = self.tombstones
@@ -214,14 +225,20 @@ class ModelStateStore:
         monitor_state = dict(doc["monitor"])
         monitor_state["reference_columns"] = self._read_chunks(model_id, chunks)
         monitor = ModelMonitor.from_state(monitor_state, self.config, join_store=join_store)
-        challenger, blob = (self._challenger(model_id, doc.get("challenger")) if self.challenger
-                            else (None, None))
+        challenger, blob = self._challenger(model_id, doc.get("challenger")) if self.challenger else (None, None)
         score_drift = ScoreDrift.from_state(base64.b64decode(doc["score_drift"]))
         blobs = {"score_drift": doc["score_drift"]}
         if blob:
             blobs["challenger"] = blob
-        return ModelState(monitor, challenger, score_drift, (partition, offset), chunks, blobs,
-                          self._quality(model_id, doc.get("quality")))
+        return ModelState(
+            monitor,
+            challenger,
+            score_drift,
+            (partition, offset),
+            chunks,
+            blobs,
+            self._quality(model_id, doc.get("quality")),
+        )
 
     def _challenger(self, model_id: str, blob: str | None) -> tuple[OnlineChallenger, str | None]:
         """The saved challenger and its blob; a fresh one (no blob) if none was saved or it is refused
@@ -230,8 +247,13 @@ class ModelStateStore:
             try:
                 return OnlineChallenger.from_state(base64.b64decode(blob)), blob
             except ValueError as exc:
-                log(logger, logging.WARNING, "online challenger state refused; starting a fresh one",
-                    model_id=model_id, error=str(exc)[:300])
+                log(
+                    logger,
+                    logging.WARNING,
+                    "online challenger state refused; starting a fresh one",
+                    model_id=model_id,
+                    error=str(exc)[:300],
+                )
         return OnlineChallenger(self.config.policy.task or None), None
 
     def _quality(self, model_id: str, doc: Any) -> ServedQualityWatch:
@@ -240,8 +262,13 @@ class ModelStateStore:
         try:
             return ServedQualityWatch.from_state(model_id, doc, self.config.quality)
         except ValueError as exc:
-            log(logger, logging.WARNING, "quality watch state refused; starting a fresh one", model_id=model_id,
-                error=str(exc)[:300])
+            log(
+                logger,
+                logging.WARNING,
+                "quality watch state refused; starting a fresh one",
+                model_id=model_id,
+                error=str(exc)[:300],
+            )
             return ServedQualityWatch(model_id, self.config.quality)
 
     def _read_chunks(self, model_id: str, chunks: list[tuple[int, int]]) -> dict[str, list]:

@@ -16,8 +16,8 @@ from typing import Any
 
 from prometheus_client import CollectorRegistry
 
-from driftline.consumers.dlq import dlq_headers
 from driftline.kafka.admin import KafkaAdmin
+from driftline.kafka.dlq import dlq_headers
 from driftline.kafka.topics import TopicNames
 from driftline.logs import log
 from driftline.schemas.events import InvalidEvent
@@ -30,15 +30,15 @@ from driftline.stream.app import (
     read_committed,
     store_url,
 )
+from driftline.stream.drift.monitor_config import MonitorConfig
 from driftline.stream.model_updates import ModelUpdatesReader, ServingVersions
-from driftline.stream.monitor_config import MonitorConfig
 from driftline.stream.seek_guard import SeekGuard
 from driftline.stream.stall_watchdog import PartitionProgress, StallWatchdog, run_watchdog
 from driftline.stream.stream_metrics import StreamMetrics
 from driftline.stream.stream_settings import StreamSettings
 from driftline.stream.tables import ModelStateStore
 
-__all__ = ["StreamWorker", "build_worker", "run_worker", "observation_partitions"]
+__all__ = ["StreamWorker", "build_worker", "observation_partitions", "run_worker"]
 
 logger = logging.getLogger(__name__)
 
@@ -68,8 +68,14 @@ def observation_partitions(bootstrap: str, topic: str) -> int:
     return int(count)
 
 
-def build_worker(settings: Any, bootstrap: str, names: TopicNames, stream: StreamSettings | None = None,
-                 registry: CollectorRegistry | None = None, tombstones: bool = False) -> StreamWorker:
+def build_worker(
+    settings: Any,
+    bootstrap: str,
+    names: TopicNames,
+    stream: StreamSettings | None = None,
+    registry: CollectorRegistry | None = None,
+    tombstones: bool = False,
+) -> StreamWorker:
     """App, table, agent and model-updates task for ``settings`` (``driftline.config.Settings``)."""
     stream = stream or settings.stream
     registry = registry or CollectorRegistry()
@@ -89,20 +95,24 @@ def build_worker(settings: Any, bootstrap: str, names: TopicNames, stream: Strea
 
     async def invalid_update(record: Any, reason: str) -> None:
         error = InvalidEvent("$", "model_update", reason)
-        headers = dlq_headers(names.model_updates, record.partition, record.offset, error,
-                              list(record.headers or ()))
+        headers = dlq_headers(names.model_updates, record.partition, record.offset, error, list(record.headers or ()))
         await dlq.send(key=record.key, value=record.value, headers=headers)
         metrics.invalid("model_updates", "model_update").inc()
 
-    reader = ModelUpdatesReader(bootstrap, names.model_updates, serving,
-                                on_outcome=lambda kind: metrics.model_updates(kind).inc(),
-                                on_invalid=invalid_update)
+    reader = ModelUpdatesReader(
+        bootstrap,
+        names.model_updates,
+        serving,
+        on_outcome=lambda kind: metrics.model_updates(kind).inc(),
+        on_invalid=invalid_update,
+    )
     writes = ChangelogWrites(table)
     progress = PartitionProgress()
     guard = SeekGuard(app.consumer, {names.observations}, on_stale=lambda n: metrics.stale_records.inc(n))
     register_agent(app, names, processor, metrics, reader.ready, stream.updates_wait_s, writes, progress, guard)
-    watchdog = StallWatchdog(app, names.observations, progress, guard, stream.stall_after_s,
-                             on_stall=lambda partition: metrics.stalls.inc())
+    watchdog = StallWatchdog(
+        app, names.observations, progress, guard, stream.stall_after_s, on_stall=lambda partition: metrics.stalls.inc()
+    )
 
     async def drop_cache(_app: Any, _partitions: Any, **_: Any) -> None:
         store.invalidate()  # after a rebalance only the recovered table is the truth
@@ -116,7 +126,7 @@ def build_worker(settings: Any, bootstrap: str, names: TopicNames, stream: Strea
             await reader.run()
         except asyncio.CancelledError:
             raise
-        except Exception as exc:  # noqa: BLE001 - keep processing with what we have
+        except Exception as exc:
             log(logger, logging.ERROR, "model-updates reader stopped", error=repr(exc))
             reader.ready.set()
 
@@ -131,7 +141,14 @@ def run_worker(worker: StreamWorker, loglevel: str = "warning") -> None:
     """Run until a stop signal; never returns normally (faust's Worker exits the process)."""
     import faust
 
-    log(logger, logging.INFO, "stream worker starting", app_id=worker.settings.app_id,
-        store=store_url(worker.settings.store), observations=worker.names.observations)
-    faust.Worker(worker.app, loglevel=loglevel, override_logging=False, redirect_stdouts=False,
-                 quiet=True).execute_from_commandline()
+    log(
+        logger,
+        logging.INFO,
+        "stream worker starting",
+        app_id=worker.settings.app_id,
+        store=store_url(worker.settings.store),
+        observations=worker.names.observations,
+    )
+    faust.Worker(
+        worker.app, loglevel=loglevel, override_logging=False, redirect_stdouts=False, quiet=True
+    ).execute_from_commandline()

@@ -13,8 +13,14 @@ ROOT = Path(__file__).resolve().parents[1]
 def run_bench(script: str, *args: str, bootstrap: str | None = None) -> subprocess.CompletedProcess[str]:
     """``bench/<script> args`` from the repository root (on ``bootstrap``'s broker if given)."""
     env = {**os.environ, "KAFKA_BOOTSTRAP_SERVERS": bootstrap} if bootstrap else None
-    return subprocess.run([sys.executable, str(ROOT / "bench" / script), *args], cwd=ROOT, env=env,
-                          capture_output=True, text=True, timeout=600)
+    return subprocess.run(
+        [sys.executable, str(ROOT / "bench" / script), *args],
+        cwd=ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
 
 
 def bench_output(script: str, *args: str, bootstrap: str | None = None) -> str:

@@ -17,8 +17,8 @@ from typing import Any
 
 import pytest
 
-from driftline.kafka.admin import KafkaAdmin
-from driftline.kafka.topics import TopicNames, TopicSpec, create_topics, topic_specs
+from driftline.kafka.admin import KafkaAdmin, create_topics
+from driftline.kafka.topics import TopicNames, TopicSpec, topic_specs
 
 from .kafka_fixtures import (
     NoBroker,

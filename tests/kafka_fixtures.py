@@ -27,13 +27,13 @@ from driftline.kafka.local_broker import LocalBroker
 
 __all__ = [
     "NoBroker",
-    "TestBroker",
     "Record",
+    "TestBroker",
     "acquire_broker",
+    "consume_all_records",
     "docker_engine_answers",
     "free_ports",
     "produce_records",
-    "consume_all_records",
 ]
 
 Headers = Sequence[tuple[str, bytes | str | None]]
@@ -126,7 +126,7 @@ def acquire_broker(tmp_dir: Path) -> TestBroker:
     if docker_ok:
         try:
             return _testcontainers_broker()
-        except Exception as exc:  # noqa: BLE001 - any failure means: try the next source
+        except Exception as exc:
             reasons.append(f"testcontainers Kafka failed: {exc}")
     else:
         reasons.append(why)
@@ -231,14 +231,16 @@ def consume_all_records(
     Raises ``AssertionError`` naming what was missing if ``timeout`` passes first.
     Reads with a fresh, never-committing consumer group, so nothing else is disturbed.
     """
-    consumer = Consumer({
-        "bootstrap.servers": bootstrap,
-        "group.id": f"consume-all-{uuid.uuid4()}",
-        "enable.auto.commit": False,
-        "enable.partition.eof": True,
-        "isolation.level": isolation,
-        "auto.offset.reset": "earliest",
-    })
+    consumer = Consumer(
+        {
+            "bootstrap.servers": bootstrap,
+            "group.id": f"consume-all-{uuid.uuid4()}",
+            "enable.auto.commit": False,
+            "enable.partition.eof": True,
+            "isolation.level": isolation,
+            "auto.offset.reset": "earliest",
+        }
+    )
     try:
         partitions = sorted(consumer.list_topics(topic, timeout=10.0).topics[topic].partitions)
         if not partitions:

@@ -26,15 +26,15 @@ import numpy as np
 import orjson
 
 __all__ = [
-    "START_TS",
     "CATEGORIES",
+    "START_TS",
     "stationary_events",
-    "with_mean_shift",
-    "with_variance_change",
-    "with_new_category",
-    "with_missing_rate",
-    "with_concept_drift",
     "to_jsonl",
+    "with_concept_drift",
+    "with_mean_shift",
+    "with_missing_rate",
+    "with_new_category",
+    "with_variance_change",
 ]
 
 START_TS = 1_764_158_400.0

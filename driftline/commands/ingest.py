@@ -11,7 +11,7 @@ from driftline.config import load_settings
 from driftline.runtime import bootstrap_from, given_flags, serve_process_metrics, stop_on_signals
 
 if TYPE_CHECKING:
-    from driftline.consumers.ingest import IngestTopics
+    from driftline.consumers.ingest.service import IngestTopics
     from driftline.kafka.topics import TopicNames
 
 __all__ = ["register"]
@@ -29,8 +29,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from driftline.consumers.ingest import Ingest
-    from driftline.consumers.ingest_metrics import IngestMetrics
+    from driftline.consumers.ingest.metrics import IngestMetrics
+    from driftline.consumers.ingest.service import Ingest
     from driftline.kafka.topics import TopicNames
 
     stop = stop_on_signals()  # first: a SIGTERM during start-up still ends cleanly
@@ -47,7 +47,12 @@ def run(args: argparse.Namespace) -> int:
 
 def ingest_topics(names: TopicNames) -> IngestTopics:
     """The ingest view of the project's topic names."""
-    from driftline.consumers.ingest import IngestTopics
+    from driftline.consumers.ingest.service import IngestTopics
 
-    return IngestTopics(features=names.features, predictions=names.predictions, labels=names.labels,
-                        observations=names.observations, dlq=names.dlq)
+    return IngestTopics(
+        features=names.features,
+        predictions=names.predictions,
+        labels=names.labels,
+        observations=names.observations,
+        dlq=names.dlq,
+    )

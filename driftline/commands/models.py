@@ -22,17 +22,25 @@ from driftline.errors import DriftlineError
 
 __all__ = ["register"]
 
-_STEER = {"approve": "approve_version", "reject": "reject_version", "promote": "promote_version",
-          "rollback": "rollback_model", "pause": "pause_model", "resume": "resume_model"}
+_STEER = {
+    "approve": "approve_version",
+    "reject": "reject_version",
+    "promote": "promote_version",
+    "rollback": "rollback_model",
+    "pause": "pause_model",
+    "resume": "resume_model",
+}
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
     parser = subparsers.add_parser("models", help="list, inspect, approve, reject, promote, roll back, register models")
     parser.add_argument("--bootstrap-servers", help="Kafka bootstrap servers (default: config, env, local broker)")
     sub = parser.add_subparsers(dest="models_command", metavar="ACTION", required=True)
-    for name, help_text in (("list", "every version of every (or one) model"),
-                            ("show", "one version: status, metrics, gate, lineage"),
-                            ("history", "who did what when, from the audit log")):
+    for name, help_text in (
+        ("list", "every version of every (or one) model"),
+        ("show", "one version: status, metrics, gate, lineage"),
+        ("history", "who did what when, from the audit log"),
+    ):
         p = sub.add_parser(name, help=help_text)
         p.add_argument("model", nargs="?" if name == "list" else None)
         if name == "show":
@@ -44,8 +52,10 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         p.add_argument("model")
         p.add_argument("version")
         _actor_args(p)
-    for name, help_text in (("pause", "stop automatic retraining of a model (requests are recorded, not acted on)"),
-                            ("resume", "start automatic retraining of a paused model again")):
+    for name, help_text in (
+        ("pause", "stop automatic retraining of a model (requests are recorded, not acted on)"),
+        ("resume", "start automatic retraining of a paused model again"),
+    ):
         p = sub.add_parser(name, help=help_text)
         p.add_argument("model")
         p.set_defaults(version=None)
@@ -56,8 +66,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     _actor_args(p)
     p = sub.add_parser("register", help="train and publish a first version from a JSONL file of rows")
     p.add_argument("model")
-    p.add_argument("--from-file", required=True, type=Path,
-                   help="JSON lines: {features: {...}, label: ..., [ts], [event_id]}")
+    p.add_argument(
+        "--from-file", required=True, type=Path, help="JSON lines: {features: {...}, label: ..., [ts], [event_id]}"
+    )
     p.add_argument("--task", choices=["binary", "multiclass", "regression"])
     _actor_args(p, reason_required=False)
 
@@ -65,8 +76,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 def _actor_args(p: argparse.ArgumentParser, reason_required: bool = True) -> None:
     p.add_argument("--by", default=getpass.getuser(), help="who is acting (default: the login name)")
     p.add_argument("--reason", required=reason_required, default="", help="why (kept in the audit log)")
-    p.add_argument("--wait", type=float, default=0.0, metavar="SECONDS",
-                   help="wait up to SECONDS for the trainer's outcome")
+    p.add_argument(
+        "--wait", type=float, default=0.0, metavar="SECONDS", help="wait up to SECONDS for the trainer's outcome"
+    )
     p.set_defaults(func=_steer)
 
 
@@ -80,7 +92,7 @@ def _context(args: argparse.Namespace) -> tuple[str, Any]:
 
 # -- reading ----------------------------------------------------------------------------
 def _read(args: argparse.Namespace) -> int:
-    from driftline.consumers.registry_state import load_state
+    from driftline.consumers.trainer.state_loader import load_state
 
     bootstrap, names = _context(args)
     state = load_state(bootstrap, names)
@@ -106,19 +118,26 @@ def _when(ts: float | None) -> str:
 
 
 def _list_rows(state: Any, model: str | None) -> list[dict[str, Any]]:
-    from driftline.consumers.versioning import sort_versions
+    from driftline.consumers.registry.versioning import sort_versions
 
     rows = []
     for model_id in [model] if model else state.models():
         versions = state.versions.get(model_id, {})
         for version in sort_versions(versions):
             v = versions[version]
-            rows.append({"model_id": model_id, "version": version,
-                         "serving": "*" if state.serving_version(model_id) == version else "",
-                         "status": v.status, "bump": v.bump, "created": _when(v.created_at),
-                         "gate": "pass" if v.gate.get("passed") else "fail",
-                         "metrics": " ".join(f"{k}={val:.4g}" for k, val in sorted(v.metrics.items()) if k != "n"),
-                         "live": _live_summary(_live_figures(state.audit.get(model_id, []), version))})
+            rows.append(
+                {
+                    "model_id": model_id,
+                    "version": version,
+                    "serving": "*" if state.serving_version(model_id) == version else "",
+                    "status": v.status,
+                    "bump": v.bump,
+                    "created": _when(v.created_at),
+                    "gate": "pass" if v.gate.get("passed") else "fail",
+                    "metrics": " ".join(f"{k}={val:.4g}" for k, val in sorted(v.metrics.items()) if k != "n"),
+                    "live": _live_summary(_live_figures(state.audit.get(model_id, []), version)),
+                }
+            )
     return rows
 
 
@@ -155,45 +174,69 @@ def _live_figures(audit: list[dict[str, Any]], version: str) -> dict[str, Any]:
 
 def _print_show(d: dict[str, Any]) -> None:
     lineage = d["lineage"]
-    print(f"{d['model_id']} {d['version']}  status={d['status']}  serving={d['serving']}  bump={d['bump']} "
-          f"(from {d['parent_version']})")
-    print(f"created {_when(d['created_at'])} for request {d['request_id']}; status by {d['status_by']}: "
-          f"{d['status_reason']}")
-    print(f"spec: task={d['spec']['task']} model={d['spec']['model']} params={d['spec']['params']} "
-          f"features={len(d['spec']['features'])}")
+    print(
+        f"{d['model_id']} {d['version']}  status={d['status']}  serving={d['serving']}  bump={d['bump']} "
+        f"(from {d['parent_version']})"
+    )
+    print(
+        f"created {_when(d['created_at'])} for request {d['request_id']}; status by {d['status_by']}: "
+        f"{d['status_reason']}"
+    )
+    print(
+        f"spec: task={d['spec']['task']} model={d['spec']['model']} params={d['spec']['params']} "
+        f"features={len(d['spec']['features'])}"
+    )
     print("metrics:  " + " ".join(f"{k}={v}" for k, v in sorted(d["metrics"].items())))
     if d["champion_metrics"]:
         print("champion: " + " ".join(f"{k}={v}" for k, v in sorted(d["champion_metrics"].items())))
     trigger = d.get("trigger") or {}
     if trigger:
         start = trigger.get("drift_start")
-        print(f"asked for by: {trigger.get('rule')} (requests {', '.join(trigger.get('request_ids') or [])}); "
-              f"drift started {_when(start) if start else 'unknown'}")
+        print(
+            f"asked for by: {trigger.get('rule')} (requests {', '.join(trigger.get('request_ids') or [])}); "
+            f"drift started {_when(start) if start else 'unknown'}"
+        )
     selection = d.get("selection") or {}
     if selection:
         valid = selection.get("validation") or {}
-        print(f"chosen: window={selection.get('window')} learner={selection.get('learner')}; validated on "
-              f"{valid.get('n')} rows {_when(valid.get('ts_from'))} .. {_when(valid.get('ts_to'))}")
+        print(
+            f"chosen: window={selection.get('window')} learner={selection.get('learner')}; validated on "
+            f"{valid.get('n')} rows {_when(valid.get('ts_from'))} .. {_when(valid.get('ts_to'))}"
+        )
         for t in selection.get("trials") or []:
-            figures = " ".join(f"{k}={v:.4g}" for k, v in sorted((t.get("metrics") or {}).items())
-                               if isinstance(v, (int, float)) and k != "n")
-            print(f"  tried {t.get('window')}/{t.get('learner')}: n_train={t.get('n_train')} "
-                  f"{figures or t.get('skipped', '')}")
+            figures = " ".join(
+                f"{k}={v:.4g}"
+                for k, v in sorted((t.get("metrics") or {}).items())
+                if isinstance(v, (int, float)) and k != "n"
+            )
+            print(
+                f"  tried {t.get('window')}/{t.get('learner')}: n_train={t.get('n_train')} "
+                f"{figures or t.get('skipped', '')}"
+            )
     live = d.get("live") or {}
     if live:
-        print("live:     " + " ".join(f"{k}={v:.4g}" for k, v in sorted(live.items())
-                                      if isinstance(v, (int, float))) + f"  ({live.get('verdict', 'short')})")
+        print(
+            "live:     "
+            + " ".join(f"{k}={v:.4g}" for k, v in sorted(live.items()) if isinstance(v, (int, float)))
+            + f"  ({live.get('verdict', 'short')})"
+        )
     print(f"gate: {'PASSED' if d['gate']['passed'] else 'FAILED'} — {d['gate']['reason']}")
     for c in d["gate"]["checks"]:
-        print(f"  {c['kind']:<15} {c['metric']:<10} value={c['value']:.4g} bound={c['bound']:.4g} "
-              f"{'ok' if c['passed'] else 'FAIL'}")
-    print(f"lineage: {lineage['n_rows']} rows of {lineage['topic']} (policy {lineage['policy']}), "
-          f"sha256={lineage['sha256']}")
+        print(
+            f"  {c['kind']:<15} {c['metric']:<10} value={c['value']:.4g} bound={c['bound']:.4g} "
+            f"{'ok' if c['passed'] else 'FAIL'}"
+        )
+    print(
+        f"lineage: {lineage['n_rows']} rows of {lineage['topic']} (policy {lineage['policy']}), "
+        f"sha256={lineage['sha256']}"
+    )
     for r in lineage["ranges"]:
         print(f"  partition {r['partition']}: offsets [{r['start']}, {r['end']})")
     a = d["artifact"]
-    print(f"artifact: {a['format']} {a['size']} bytes sha256={a['sha256'][:16]}… key={a['key_id']} "
-          f"{'inline' if not a['location'] else a['location']}")
+    print(
+        f"artifact: {a['format']} {a['size']} bytes sha256={a['sha256'][:16]}… key={a['key_id']} "
+        f"{'inline' if not a['location'] else a['location']}"
+    )
     print(f"timings (s): {d.get('durations')}")
 
 
@@ -201,8 +244,13 @@ def _history_row(e: dict[str, Any]) -> dict[str, Any]:
     reason = e.get("reason") or e.get("detail") or (e.get("gate") or {}).get("reason", "")
     if e.get("type") in ("model_version_promoted", "model_version_rolled_back"):
         reason = f"{e.get('from_version')} -> {e.get('version')}: {reason}"
-    return {"at": _when(e.get("at")), "type": e.get("type"), "version": e.get("version", ""),
-            "actor": e.get("actor", "trainer" if "request_id" in e else ""), "reason": reason}
+    return {
+        "at": _when(e.get("at")),
+        "type": e.get("type"),
+        "version": e.get("version", ""),
+        "actor": e.get("actor", "trainer" if "request_id" in e else ""),
+        "reason": reason,
+    }
 
 
 def _table(rows: list[dict[str, Any]], columns: list[str]) -> None:
@@ -221,15 +269,20 @@ def _steer(args: argparse.Namespace) -> int:
 
     bootstrap, names = _context(args)
     if args.models_command == "register":
-        from driftline.consumers.registry_writer import write_training_rows
+        from driftline.consumers.trainer.client import write_training_rows
 
         ranges = write_training_rows(bootstrap, names.labeled, args.model, _read_jsonl(args.from_file))
-        cmd = ModelCommand("register_model", args.model, args.by, args.reason or f"register from {args.from_file}",
-                           training_set={"topic": names.labeled, "ranges": [r.to_dict() for r in ranges]},
-                           task=args.task)
+        cmd = ModelCommand(
+            "register_model",
+            args.model,
+            args.by,
+            args.reason or f"register from {args.from_file}",
+            training_set={"topic": names.labeled, "ranges": [r.to_dict() for r in ranges]},
+            task=args.task,
+        )
     else:
         cmd = ModelCommand(_STEER[args.models_command], args.model, args.by, args.reason, version=args.version)
-    from driftline.consumers.registry_writer import send_command, wait_for_outcome
+    from driftline.consumers.trainer.client import send_command, wait_for_outcome
 
     send_command(bootstrap, names.control, cmd)
     print(f"sent {cmd.type} {cmd.model_id} {cmd.version or ''} (command id {cmd.id})")

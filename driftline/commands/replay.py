@@ -12,18 +12,17 @@ import os
 import sys
 import time
 from collections.abc import Iterator
-from typing import TYPE_CHECKING
 from pathlib import Path
-from typing import IO, Any
+from typing import IO, TYPE_CHECKING, Any
 
 import orjson
 
 from driftline.config import load_settings
 from driftline.errors import DriftlineError
-from driftline.stream.monitor_config import MonitorConfig
+from driftline.stream.drift.monitor_config import MonitorConfig
 
 if TYPE_CHECKING:  # the replay core pulls in River and scipy: import it only when replaying
-    from driftline.stream.replay import ReplaySummary
+    from driftline.stream.replay.engine import ReplaySummary
 
 __all__ = ["register", "run"]
 
@@ -43,10 +42,16 @@ def register(subparsers: Any) -> None:
     parser.add_argument("--reference", help="JSONL of raw events whose features form the reference profile")
     parser.add_argument("--config", dest="replay_config", help="driftline.toml ([windows], [policy], [reference])")
     parser.add_argument("--windows", action="store_true", help="also print every closed window's scores")
-    parser.add_argument("--batch-size", type=int, default=4096, help="events per micro-batch (results do not depend on it)")
-    parser.add_argument("--jobs", type=int, default=min(4, os.cpu_count() or 1),
-                        help="processes decoding lines, this one included (default: cores, at most 4; "
-                        "1 = no worker processes); results do not depend on it")
+    parser.add_argument(
+        "--batch-size", type=int, default=4096, help="events per micro-batch (results do not depend on it)"
+    )
+    parser.add_argument(
+        "--jobs",
+        type=int,
+        default=min(4, os.cpu_count() or 1),
+        help="processes decoding lines, this one included (default: cores, at most 4; "
+        "1 = no worker processes); results do not depend on it",
+    )
     parser.set_defaults(func=run)
 
 
@@ -55,7 +60,7 @@ def run(args: argparse.Namespace, stdout: IO[bytes] | None = None, stderr: IO[st
     out = stdout or sys.stdout.buffer
     err = stderr or sys.stderr
     config_path = getattr(args, "replay_config", None) or getattr(args, "config", None)
-    from driftline.stream.replay import Replay, read_reference
+    from driftline.stream.replay.engine import Replay, read_reference
 
     config = MonitorConfig.from_settings(load_settings(config_path))
     references = read_reference(_lines(args.reference), config) if args.reference else None
@@ -65,8 +70,7 @@ def run(args: argparse.Namespace, stdout: IO[bytes] | None = None, stderr: IO[st
     def emit(item: Any) -> None:
         out.write(orjson.dumps(item.to_dict(), option=orjson.OPT_SERIALIZE_NUMPY) + b"\n")
 
-    replay = Replay(config, references, args.batch_size, emit, emit if args.windows else None,
-                    getattr(args, "jobs", 1))
+    replay = Replay(config, references, args.batch_size, emit, emit if args.windows else None, getattr(args, "jobs", 1))
     progress = _Progress(err) if err.isatty() else None
 
     def after_chunk() -> None:
@@ -119,14 +123,15 @@ class _Progress:
         self.stream = stream
         self.started = self.last = time.perf_counter()
 
-    def show(self, summary: "ReplaySummary") -> None:
+    def show(self, summary: ReplaySummary) -> None:
         now = time.perf_counter()
         if now - self.last < 0.5:
             return
         self.last = now
         rate = summary.lines / max(now - self.started, 1e-9)
         self.stream.write(
-            f"\r{summary.lines:,} lines  {summary.windows:,} windows  {summary.decisions:,} decisions  {rate:,.0f} events/s"
+            f"\r{summary.lines:,} lines  {summary.windows:,} windows  {summary.decisions:,} decisions  "
+            f"{rate:,.0f} events/s"
         )
         self.stream.flush()
 
@@ -134,7 +139,7 @@ class _Progress:
         self.stream.write("\r\x1b[K")
 
 
-def format_summary(summary: "ReplaySummary") -> str:
+def format_summary(summary: ReplaySummary) -> str:
     """The end-of-run summary (stderr)."""
     lines = [
         f"replay: {summary.lines:,} lines read, {summary.events:,} events, {summary.invalid:,} invalid, "

@@ -36,7 +36,8 @@ def run(args: argparse.Namespace) -> int:
     bootstrap = bootstrap_from(settings, args.bootstrap_servers)
     names = TopicNames(prefix=settings.topics.prefix)
     worker = build_worker(settings, bootstrap, names)
-    serve_process_metrics(worker.registry, settings.stream.metrics_port, settings, bootstrap=bootstrap,
-                          app_id=settings.stream.app_id)
+    serve_process_metrics(
+        worker.registry, settings.stream.metrics_port, settings, bootstrap=bootstrap, app_id=settings.stream.app_id
+    )
     run_worker(worker, loglevel=args.log_level)
     return 0

@@ -11,10 +11,10 @@ import argparse
 from typing import Any
 
 from driftline.config import load_settings
-from driftline.kafka.admin import KafkaAdmin
+from driftline.kafka.admin import KafkaAdmin, create_topics
 from driftline.kafka.bootstrap import resolve_bootstrap
 from driftline.kafka.local_broker import configured_port
-from driftline.kafka.topics import TopicNames, create_topics, topic_specs
+from driftline.kafka.topics import TopicNames, topic_specs
 
 __all__ = ["register"]
 

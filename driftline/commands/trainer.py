@@ -13,7 +13,7 @@ from driftline.logs import log
 from driftline.runtime import bootstrap_from, given_flags, serve_process_metrics, stop_on_signals
 
 if TYPE_CHECKING:
-    from driftline.consumers.signing import Ed25519PrivateKey
+    from driftline.consumers.registry.signing import Ed25519PrivateKey
 
 __all__ = ["register", "signing_key"]
 
@@ -22,7 +22,8 @@ logger = logging.getLogger(__name__)
 
 def register(subparsers: argparse._SubParsersAction) -> None:
     parser = subparsers.add_parser(
-        "trainer", help="retrain on requests, validate, version, sign and publish models (exactly-once)")
+        "trainer", help="retrain on requests, validate, version, sign and publish models (exactly-once)"
+    )
     parser.add_argument("--bootstrap-servers", help="Kafka bootstrap servers (default: config, env, local broker)")
     parser.add_argument("--metrics-port", type=int, help="Prometheus port (default [trainer] metrics_port; 0 = any)")
     parser.add_argument("--transactional-id", help="stable id of this trainer (default [trainer] transactional_id)")
@@ -31,20 +32,25 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 def signing_key(settings: Settings, create: bool) -> Ed25519PrivateKey:
     """The artifact signing key (config/env → key file → generated into the key file, logged)."""
-    from driftline.consumers.signing import key_id, load_or_create_signing_key, public_key_file
+    from driftline.consumers.registry.signing import key_id, load_or_create_signing_key, public_key_file
 
     key, created = load_or_create_signing_key(settings.trainer.signing_key, settings.trainer.signing_key_file, create)
     if created:
-        log(logger, logging.WARNING, "generated a new artifact signing key pair; give subscribers the public key",
+        log(
+            logger,
+            logging.WARNING,
+            "generated a new artifact signing key pair; give subscribers the public key",
             key_file=settings.trainer.signing_key_file,
-            public_key_file=str(public_key_file(settings.trainer.signing_key_file)), key_id=key_id(key.public_key()))
+            public_key_file=str(public_key_file(settings.trainer.signing_key_file)),
+            key_id=key_id(key.public_key()),
+        )
     return key
 
 
 def run(args: argparse.Namespace) -> int:
-    from driftline.consumers.trainer import Trainer
-    from driftline.consumers.trainer_metrics import TrainerMetrics
-    from driftline.consumers.training_run import TrainingContext
+    from driftline.consumers.trainer.metrics import TrainerMetrics
+    from driftline.consumers.trainer.service import Trainer
+    from driftline.consumers.training.run import TrainingContext
     from driftline.kafka.topics import TopicNames
 
     overrides = given_flags(args, "metrics_port", "transactional_id")
@@ -52,8 +58,14 @@ def run(args: argparse.Namespace) -> int:
     bootstrap = bootstrap_from(settings, args.bootstrap_servers)
     names = TopicNames(prefix=settings.topics.prefix)
     key = signing_key(settings, create=True)
-    context = TrainingContext(key, settings.trainer.artifact_dir, settings.trainer.inline_limit_bytes,
-                              settings.governance, settings.reference.numeric_bins, settings.reference.top_k)
+    context = TrainingContext(
+        key,
+        settings.trainer.artifact_dir,
+        settings.trainer.inline_limit_bytes,
+        settings.governance,
+        settings.reference.numeric_bins,
+        settings.reference.top_k,
+    )
     registry = CollectorRegistry()
     metrics = TrainerMetrics(registry)
     serve_process_metrics(registry, settings.trainer.metrics_port, settings, bootstrap=bootstrap)

@@ -84,8 +84,11 @@ class ServingOptions:
 
 def serving_producer(bootstrap: str) -> Producer:
     """A plain (idempotent, non-transactional) producer, as a serving app would use."""
-    return Producer(producer_config(bootstrap, **{"linger.ms": 20, "enable.idempotence": True,
-                                                  "message.max.bytes": 8 * 1024 * 1024}))
+    return Producer(
+        producer_config(
+            bootstrap, **{"linger.ms": 20, "enable.idempotence": True, "message.max.bytes": 8 * 1024 * 1024}
+        )
+    )
 
 
 def send(producer: Producer, topic: str, key: bytes | None, value: bytes) -> None:
@@ -137,9 +140,17 @@ def _predict(model: Any, features: Mapping[str, Any]) -> tuple[int, float | None
 class ClosedLoopServing:
     """One model's closed-loop traffic through a real broker, with both baselines."""
 
-    def __init__(self, producer: Producer, names: TopicNames, model_id: str, scenario: Scenario,
-                 subscriber: _HasCurrent, options: ServingOptions | None = None,
-                 malformed: MalformedHook | None = None, oracle: Oracle | None = None) -> None:
+    def __init__(
+        self,
+        producer: Producer,
+        names: TopicNames,
+        model_id: str,
+        scenario: Scenario,
+        subscriber: _HasCurrent,
+        options: ServingOptions | None = None,
+        malformed: MalformedHook | None = None,
+        oracle: Oracle | None = None,
+    ) -> None:
         self.producer = producer
         self.names = names
         self.model_id = model_id
@@ -176,9 +187,13 @@ class ClosedLoopServing:
         started = time.perf_counter()
         prediction, score = _predict(current.model, features)
         r.predict_s += time.perf_counter() - started
-        event: dict[str, Any] = {"model_id": self.model_id, "event_id": f"{self.model_id}-{i}",
-                                 "ts": self.t0 + i / self.options.event_rate, "model_version": current.version,
-                                 "prediction": prediction}
+        event: dict[str, Any] = {
+            "model_id": self.model_id,
+            "event_id": f"{self.model_id}-{i}",
+            "ts": self.t0 + i / self.options.event_rate,
+            "model_version": current.version,
+            "prediction": prediction,
+        }
         if score is not None:
             event["score"] = score
         event["features"] = features
@@ -198,8 +213,12 @@ class ClosedLoopServing:
     def _release(self, upto: float) -> None:
         while self._pending and self._pending[0][0] <= upto:
             due, i, label, x = self._pending.popleft()
-            doc = {"model_id": self.model_id, "event_id": f"{self.model_id}-{i}",
-                   "ts": self.t0 + due / self.options.event_rate, "label": label}
+            doc = {
+                "model_id": self.model_id,
+                "event_id": f"{self.model_id}-{i}",
+                "ts": self.t0 + due / self.options.event_rate,
+                "label": label,
+            }
             send(self.producer, self._topic["labels"], self.key, orjson.dumps(doc))
             self.online.learn_one(x, bool(label))
             self.result.produced_valid += 1
@@ -209,15 +228,19 @@ class ClosedLoopServing:
         self._release(math.inf)
         return self.result
 
-    def run(self, stop: threading.Event | None = None,
-            on_event: Callable[[int], None] | None = None) -> ClosedLoopResult:
+    def run(
+        self, stop: threading.Event | None = None, on_event: Callable[[int], None] | None = None
+    ) -> ClosedLoopResult:
         """Serve every event of the scenario (paced), flush; the result."""
         drive([self], stop, on_event)
         return self.result
 
 
-def drive(servings: Sequence[ClosedLoopServing], stop: threading.Event | None = None,
-          on_event: Callable[[int], None] | None = None) -> None:
+def drive(
+    servings: Sequence[ClosedLoopServing],
+    stop: threading.Event | None = None,
+    on_event: Callable[[int], None] | None = None,
+) -> None:
     """Serve several models' traffic interleaved in one loop, paced at the first one's
     ``rate`` (events per second per model); ``on_event(i)`` after each round."""
     rate = servings[0].options.rate if servings else 0.0
@@ -329,8 +352,11 @@ class ClosedLoopResult:
         if end <= start:
             return (math.nan, math.nan, math.nan)
         span = slice(start, end)
-        return (float(self.served_ok[span].mean()), float(self.online_ok[span].mean()),
-                float(self.oracle_ok[span].mean()))
+        return (
+            float(self.served_ok[span].mean()),
+            float(self.online_ok[span].mean()),
+            float(self.oracle_ok[span].mean()),
+        )
 
     def by_version(self, start: int, end: int) -> dict[str, tuple[int, float]]:
         """Version → (events it served in ``[start, end)``, its served accuracy there)."""
@@ -390,9 +416,14 @@ class ClosedLoopResult:
         """JSON-able summary (blocks, version starts, change reports; no per-event arrays)."""
         served, online, oracle = self.accuracy(0, self.served_events)
         return {
-            "model_id": self.model_id, "scenario": self.scenario, "n_events": self.n_events,
-            "served_events": self.served_events, "changes": list(self.changes), "block": self.block,
-            "produced_valid": self.produced_valid, "produced_invalid": self.produced_invalid,
+            "model_id": self.model_id,
+            "scenario": self.scenario,
+            "n_events": self.n_events,
+            "served_events": self.served_events,
+            "changes": list(self.changes),
+            "block": self.block,
+            "produced_valid": self.produced_valid,
+            "produced_invalid": self.produced_invalid,
             "wall_s": round(self.wall_s, 2),
             "predict_us": round(1e6 * self.predict_s / max(self.served_events, 1), 1),
             "accuracy": {"served": served, "online": online, "oracle": oracle},

@@ -27,17 +27,25 @@ from confluent_kafka import Consumer, KafkaError, TopicPartition
 from prometheus_client import CollectorRegistry
 
 from driftline.config import Settings, load_settings
-from driftline.consumers.signing import Ed25519PublicKey, load_verify_key
+from driftline.consumers.registry.signing import Ed25519PublicKey, load_verify_key
 from driftline.consumers.subscriber import ModelSubscriber, OnError, OnUpdate
 from driftline.demo.closed_loop import ClosedLoopResult, ClosedLoopServing, ServingOptions, serving_producer
 from driftline.demo.processes import DriftlineProcess
 from driftline.demo.scenarios import Scenario, training_rows
-from driftline.kafka.admin import KafkaAdmin
+from driftline.kafka.admin import KafkaAdmin, create_topics
 from driftline.kafka.clients import read_committed_config
-from driftline.kafka.topics import TopicNames, create_topics, topic_specs
+from driftline.kafka.topics import TopicNames, topic_specs
 
-__all__ = ["JoinedTally", "LoopConfig", "LoopRunner", "ScenarioRun", "Target", "TrainerFacts", "read_topic",
-           "run_scenario"]
+__all__ = [
+    "JoinedTally",
+    "LoopConfig",
+    "LoopRunner",
+    "ScenarioRun",
+    "Target",
+    "TrainerFacts",
+    "read_topic",
+    "run_scenario",
+]
 
 Say = Callable[[str], None]
 
@@ -101,8 +109,10 @@ class TrainerFacts:
 
     def describe(self) -> str:
         made = ", ".join(f"{c['version']} {c['status']}" for c in self.created) or "none"
-        return (f"retrain requests {len(self.retrain_requests)} (unanswered {len(self.pending)}); "
-                f"versions created: {made}; promoted: {', '.join(self.promoted) or 'none'}")
+        return (
+            f"retrain requests {len(self.retrain_requests)} (unanswered {len(self.pending)}); "
+            f"versions created: {made}; promoted: {', '.join(self.promoted) or 'none'}"
+        )
 
 
 class LoopRunner:
@@ -122,8 +132,10 @@ class LoopRunner:
         def args(port: int) -> list[str]:
             return ["--bootstrap-servers", config.bootstrap, "--metrics-port", str(port)]
 
-        self.processes = [DriftlineProcess(command, args(port), config.log_dir, env=self.env)
-                          for command, port in zip(("ingest", "stream", "trainer"), ports)]
+        self.processes = [
+            DriftlineProcess(command, args(port), config.log_dir, env=self.env)
+            for command, port in zip(("ingest", "stream", "trainer"), ports)
+        ]
         self._subscribers: list[ModelSubscriber] = []
 
     # -- lifecycle ------------------------------------------------------------------
@@ -140,9 +152,11 @@ class LoopRunner:
     def start(self) -> None:
         """Create the run's topics, then start ingest, stream and trainer."""
         outcome = self.create_topics()
-        self.say(f"topics: {sum(v == 'created' for v in outcome.values())} created, "
-                 f"{sum(v == 'exists' for v in outcome.values())} already there  (broker {self.bootstrap}, "
-                 f"prefix {self.names.prefix!r})")
+        self.say(
+            f"topics: {sum(v == 'created' for v in outcome.values())} created, "
+            f"{sum(v == 'exists' for v in outcome.values())} already there  (broker {self.bootstrap}, "
+            f"prefix {self.names.prefix!r})"
+        )
         for process, port in zip(self.processes, self.config.metrics_ports):
             process.start()
             where = f", metrics http://127.0.0.1:{port}/metrics" if port else ""
@@ -175,32 +189,71 @@ class LoopRunner:
 
     # -- models ---------------------------------------------------------------------
 
-    def register(self, model_id: str, rows: Sequence[Mapping[str, Any]], by: str = "closed-loop",
-                 reason: str = "first version", timeout_s: float = 120.0) -> tuple[bool, str]:
+    def register(
+        self,
+        model_id: str,
+        rows: Sequence[Mapping[str, Any]],
+        by: str = "closed-loop",
+        reason: str = "first version",
+        timeout_s: float = 120.0,
+    ) -> tuple[bool, str]:
         """``driftline models register`` from ``rows`` through the trainer's gate; (ok, its last line)."""
         self.config.log_dir.mkdir(parents=True, exist_ok=True)
         rows_file = self.config.log_dir / f"training-rows-{model_id}.jsonl"
         rows_file.write_bytes(b"".join(orjson.dumps(r) + b"\n" for r in rows))
-        cmd = [sys.executable, "-m", "driftline.cli", "models", "--bootstrap-servers", self.bootstrap, "register",
-               model_id, "--from-file", str(rows_file), "--by", by, "--reason", reason, "--wait", str(timeout_s)]
-        done = subprocess.run(cmd, check=False, capture_output=True, text=True, timeout=timeout_s + 60,
-                              env={**os.environ, **self.env})
+        cmd = [
+            sys.executable,
+            "-m",
+            "driftline.cli",
+            "models",
+            "--bootstrap-servers",
+            self.bootstrap,
+            "register",
+            model_id,
+            "--from-file",
+            str(rows_file),
+            "--by",
+            by,
+            "--reason",
+            reason,
+            "--wait",
+            str(timeout_s),
+        ]
+        done = subprocess.run(
+            cmd, check=False, capture_output=True, text=True, timeout=timeout_s + 60, env={**os.environ, **self.env}
+        )
         lines = [ln for ln in done.stdout.splitlines() if ln.strip()]
         return done.returncode == 0, lines[-1] if lines else done.stderr.strip()[-300:]
 
     def verify_key(self) -> Ed25519PublicKey:
         """The trainer's public key, as this run's subscribers must use it."""
-        return load_verify_key(self._setting("subscriber", "verify_key"),
-                               self._setting("subscriber", "verify_key_file"), self._setting("trainer", "signing_key"))
+        return load_verify_key(
+            self._setting("subscriber", "verify_key"),
+            self._setting("subscriber", "verify_key_file"),
+            self._setting("trainer", "signing_key"),
+        )
 
-    def subscriber(self, model_id: str, on_update: OnUpdate | None = None, on_error: OnError | None = None,
-                   registry: CollectorRegistry | None = None) -> ModelSubscriber:
+    def subscriber(
+        self,
+        model_id: str,
+        on_update: OnUpdate | None = None,
+        on_error: OnError | None = None,
+        registry: CollectorRegistry | None = None,
+    ) -> ModelSubscriber:
         """A ``ModelSubscriber`` of this run's model-updates (not started; stopped by ``stop``)."""
         cache_dir = f"{self._setting('subscriber', 'cache_dir')}/{self.config.run_id}"
         artifact_dir = self._setting("subscriber", "artifact_dir") or None
-        subscriber = ModelSubscriber(model_id, self.bootstrap, self.names.model_updates, self.verify_key(),
-                                     cache_dir=cache_dir, artifact_dir=artifact_dir, on_update=on_update,
-                                     on_error=on_error, registry=registry)
+        subscriber = ModelSubscriber(
+            model_id,
+            self.bootstrap,
+            self.names.model_updates,
+            self.verify_key(),
+            cache_dir=cache_dir,
+            artifact_dir=artifact_dir,
+            on_update=on_update,
+            on_error=on_error,
+            registry=registry,
+        )
         self._subscribers.append(subscriber)
         return subscriber
 
@@ -234,10 +287,17 @@ class LoopRunner:
             if doc.get("request_id"):
                 facts.outcomes.setdefault(str(doc["request_id"]), []).append(kind)
             if kind == "model_version_created":
-                facts.created.append({"version": doc.get("version"), "status": doc.get("status"),
-                                      "bump": doc.get("bump"), "request_id": doc.get("request_id"),
-                                      "gate": (doc.get("gate") or {}).get("reason"),
-                                      "metrics": doc.get("metrics"), "champion_metrics": doc.get("champion_metrics")})
+                facts.created.append(
+                    {
+                        "version": doc.get("version"),
+                        "status": doc.get("status"),
+                        "bump": doc.get("bump"),
+                        "request_id": doc.get("request_id"),
+                        "gate": (doc.get("gate") or {}).get("reason"),
+                        "metrics": doc.get("metrics"),
+                        "champion_metrics": doc.get("champion_metrics"),
+                    }
+                )
             elif kind == "model_version_promoted":
                 facts.promoted.append(str(doc.get("version")))
         return facts
@@ -254,8 +314,9 @@ class LoopRunner:
 
 def read_topic(bootstrap: str, topic: str, timeout_s: float = 30.0) -> Iterator[dict[str, Any]]:
     """Every JSON value of ``topic`` up to its end now (``read_committed``); others skipped."""
-    consumer = Consumer(read_committed_config(bootstrap, f"driftline-loop-{uuid.uuid4().hex[:8]}",
-                                              **{"enable.partition.eof": True}))
+    consumer = Consumer(
+        read_committed_config(bootstrap, f"driftline-loop-{uuid.uuid4().hex[:8]}", **{"enable.partition.eof": True})
+    )
     try:
         partitions = sorted(consumer.list_topics(topic, timeout=10.0).topics[topic].partitions)
         ends = {p: consumer.get_watermark_offsets(TopicPartition(topic, p), timeout=10.0)[1] for p in partitions}
@@ -380,35 +441,68 @@ class ScenarioRun:
         out = []
         for change in self.result.change_reports():
             got = "never" if change.recovery is None else f"{change.recovery:,} events"
-            out.append(Target(f"recovery within {max_recovery:,} events of the change at {change.at:,}",
-                              change.recovery is not None and change.recovery <= max_recovery, got))
-            out.append(Target(f"mean served accuracy after the change at {change.at:,} >= {ratio} x oracle's",
-                              change.served >= ratio * change.oracle,
-                              f"{change.served:.3f} vs {ratio * change.oracle:.3f} "
-                              f"(oracle {change.oracle:.3f}, online {change.online:.3f})"))
+            out.append(
+                Target(
+                    f"recovery within {max_recovery:,} events of the change at {change.at:,}",
+                    change.recovery is not None and change.recovery <= max_recovery,
+                    got,
+                )
+            )
+            out.append(
+                Target(
+                    f"mean served accuracy after the change at {change.at:,} >= {ratio} x oracle's",
+                    change.served >= ratio * change.oracle,
+                    f"{change.served:.3f} vs {ratio * change.oracle:.3f} "
+                    f"(oracle {change.oracle:.3f}, online {change.online:.3f})",
+                )
+            )
         if not self.result.changes:
             made = self.new_versions()
-            out.append(Target("no version published after the first",
-                              not made and len(self.result.versions) <= 1,
-                              f"versions created after the first: {len(made)}; served "
-                              f"{' -> '.join(self.result.versions)}; retrain requests "
-                              f"{len(self.facts.retrain_requests)}"))
+            out.append(
+                Target(
+                    "no version published after the first",
+                    not made and len(self.result.versions) <= 1,
+                    f"versions created after the first: {len(made)}; served "
+                    f"{' -> '.join(self.result.versions)}; retrain requests "
+                    f"{len(self.facts.retrain_requests)}",
+                )
+            )
         return out
 
     def to_dict(self) -> dict[str, Any]:
-        return {**self.result.to_dict(), "registered": self.registered, "swaps": self.swaps,
-                "joined": self.joined, "version_mismatches": self.version_mismatches,
-                "caught_up": self.caught_up, "log_dir": str(self.log_dir),
-                "pipeline": {"retrain_requests": [{k: r.get(k) for k in ("id", "rule", "reasons", "window")}
-                                                  for r in self.facts.retrain_requests],
-                             "created": self.facts.created, "promoted": self.facts.promoted},
-                "targets": [vars(t) for t in self.targets()]}
+        return {
+            **self.result.to_dict(),
+            "registered": self.registered,
+            "swaps": self.swaps,
+            "joined": self.joined,
+            "version_mismatches": self.version_mismatches,
+            "caught_up": self.caught_up,
+            "log_dir": str(self.log_dir),
+            "pipeline": {
+                "retrain_requests": [
+                    {k: r.get(k) for k in ("id", "rule", "reasons", "window")} for r in self.facts.retrain_requests
+                ],
+                "created": self.facts.created,
+                "promoted": self.facts.promoted,
+            },
+            "targets": [vars(t) for t in self.targets()],
+        }
 
 
-def run_scenario(bootstrap: str, scenario: Scenario, options: ServingOptions, work_dir: Path, *,
-                 model_id: str | None = None, first_rows: int = 20_000, env: Mapping[str, str] | None = None,
-                 report_every: int = 5_000, settle_timeout_s: float = 180.0, keep_topics: bool = False,
-                 say: Say = print) -> ScenarioRun:
+def run_scenario(
+    bootstrap: str,
+    scenario: Scenario,
+    options: ServingOptions,
+    work_dir: Path,
+    *,
+    model_id: str | None = None,
+    first_rows: int = 20_000,
+    env: Mapping[str, str] | None = None,
+    report_every: int = 5_000,
+    settle_timeout_s: float = 180.0,
+    keep_topics: bool = False,
+    say: Say = print,
+) -> ScenarioRun:
     """Run ``scenario`` closed-loop through its own ingest/stream/trainer processes.
 
     Registers 1.0.0 on ``first_rows`` concept-A rows, serves every event with the
@@ -425,14 +519,20 @@ def run_scenario(bootstrap: str, scenario: Scenario, options: ServingOptions, wo
     def on_update(_model: str, version: str, _m: Any, event: dict[str, Any]) -> None:
         at = serving.i if serving is not None else 0
         swaps.append((version, at))
-        say(f"  >> {model} now serving {version} at event {at:,} "
-            f"({event.get('type')} by {event.get('actor')}: {str(event.get('reason'))[:100]})")
+        say(
+            f"  >> {model} now serving {version} at event {at:,} "
+            f"({event.get('type')} by {event.get('actor')}: {str(event.get('reason'))[:100]})"
+        )
 
     runner.start()
     tally: JoinedTally | None = None
     try:
-        ok, registered = runner.register(model, training_rows(first_rows), by="closed-loop",
-                                         reason=f"first version: {first_rows:,} rows of concept A")
+        ok, registered = runner.register(
+            model,
+            training_rows(first_rows),
+            by="closed-loop",
+            reason=f"first version: {first_rows:,} rows of concept A",
+        )
         say(f"registered {model}: {registered}")
         if not ok:
             raise RuntimeError(f"registering {model} failed: {registered}")
@@ -443,9 +543,11 @@ def run_scenario(bootstrap: str, scenario: Scenario, options: ServingOptions, wo
         tally = runner.joined()
         producer = serving_producer(bootstrap)
         serving = ClosedLoopServing(producer, runner.names, model, scenario, subscriber, options)
-        say(f"serving {scenario.n_events:,} events of {scenario.name} closed-loop at {options.rate:g} ev/s "
+        say(
+            f"serving {scenario.n_events:,} events of {scenario.name} closed-loop at {options.rate:g} ev/s "
             f"(event time {options.event_rate:g} ev/s, labels {options.label_delay} events late; "
-            f"changes at {', '.join(f'{c:,}' for c in scenario.changes) or 'none'})")
+            f"changes at {', '.join(f'{c:,}' for c in scenario.changes) or 'none'})"
+        )
         serving.run(on_event=_progress(serving, report_every, say))
         result = serving.result
         caught_up = runner.wait_joined(tally, {model: result.served_events}, settle_timeout_s)
@@ -454,8 +556,10 @@ def run_scenario(bootstrap: str, scenario: Scenario, options: ServingOptions, wo
         mismatches = tally.mismatches(model, result.version_of)
         if not caught_up:
             gone = runner.exited()
-            say(f"the stream joined {joined:,} of {result.served_events:,} events"
-                + (f"; {gone.command} exited:\n{gone.tail()}" if gone else ""))
+            say(
+                f"the stream joined {joined:,} of {result.served_events:,} events"
+                + (f"; {gone.command} exited:\n{gone.tail()}" if gone else "")
+            )
         return ScenarioRun(result, facts, swaps, registered, joined, mismatches, caught_up, config.log_dir)
     finally:
         if tally is not None:
@@ -475,8 +579,10 @@ def _progress(serving: ClosedLoopServing, every: int, say: Say) -> Callable[[int
             return
         r = serving.result
         served, online, oracle = r.accuracy(n - min(every, r.block), n)
-        say(f"  [{r.scenario}] event {n:>9,}/{r.n_events:,}  serving {r.version_of(i)}  last {r.block:,}: "
+        say(
+            f"  [{r.scenario}] event {n:>9,}/{r.n_events:,}  serving {r.version_of(i)}  last {r.block:,}: "
             f"served {served:.3f} online {online:.3f} oracle {oracle:.3f}  "
-            f"({n / max(time.monotonic() - started, 1e-9):.0f} ev/s)")
+            f"({n / max(time.monotonic() - started, 1e-9):.0f} ev/s)"
+        )
 
     return on_event

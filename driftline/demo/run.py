@@ -78,11 +78,14 @@ def run_demo(settings: Settings, bootstrap: str, options: DemoOptions, say: Call
     run_id = time.strftime("demo-%Y%m%d-%H%M%S", time.gmtime())
     base = options.metrics_port_base
     ports = [base + i if base else 0 for i in range(4)]
-    runner = LoopRunner(LoopConfig(bootstrap, run_id, options.log_dir, metrics_ports=(ports[0], ports[1], ports[2])),
-                        say, settings)
+    runner = LoopRunner(
+        LoopConfig(bootstrap, run_id, options.log_dir, metrics_ports=(ports[0], ports[1], ports[2])), say, settings
+    )
     names = runner.names
-    say(f"this run's topics start with {names.prefix!r}; "
-        f"set DRIFTLINE_TOPICS_PREFIX={names.prefix} to inspect them afterwards")
+    say(
+        f"this run's topics start with {names.prefix!r}; "
+        f"set DRIFTLINE_TOPICS_PREFIX={names.prefix} to inspect them afterwards"
+    )
     runner.start()
     reader = _Reader(bootstrap, names)
     reader.say = say
@@ -100,8 +103,10 @@ def run_demo(settings: Settings, bootstrap: str, options: DemoOptions, say: Call
         for subscriber in subscribers:
             subscriber.start()
         if not all(subscriber.wait_for_first(30) for subscriber in subscribers):
-            say("a model's first version never reached its subscriber; see the trainer's log:\n"
-                + runner.processes[2].tail())
+            say(
+                "a model's first version never reached its subscriber; see the trainer's log:\n"
+                + runner.processes[2].tail()
+            )
             return 1
         servings = _serve(bootstrap, names, scenarios, subscribers, options, counts, reader, say)
         _wait_for_all(reader, counts, options.timeout_s, runner, subscribers, say)
@@ -114,24 +119,35 @@ def run_demo(settings: Settings, bootstrap: str, options: DemoOptions, say: Call
     return 0 if ok and counts.decisions > 0 and any(len(sub.versions) >= 2 for sub in subscribers) else 1
 
 
-def _serve(bootstrap: str, names: TopicNames, scenarios: dict[str, Scenario], subscribers: list[DemoSubscriber],
-           options: DemoOptions, counts: _Counts, reader: _Reader,
-           say: Callable[[str], None]) -> list[ClosedLoopServing]:
+def _serve(
+    bootstrap: str,
+    names: TopicNames,
+    scenarios: dict[str, Scenario],
+    subscribers: list[DemoSubscriber],
+    options: DemoOptions,
+    counts: _Counts,
+    reader: _Reader,
+    say: Callable[[str], None],
+) -> list[ClosedLoopServing]:
     """Every model's requests, predicted by its subscriber's current model, paced in wall-clock time."""
     producer = serving_producer(bootstrap)
     servings = []
     for k, subscriber in enumerate(subscribers):
         opts = ServingOptions(rate=options.rate, label_delay=options.label_delay, seed=k)
         junk = malformed_every(options.malformed_every) if k == 0 else None  # one stream of junk for the run
-        serving = ClosedLoopServing(producer, names, subscriber.model_id, scenarios[subscriber.model_id],
-                                    subscriber, opts, malformed=junk)
+        serving = ClosedLoopServing(
+            producer, names, subscriber.model_id, scenarios[subscriber.model_id], subscriber, opts, malformed=junk
+        )
         subscriber.position = lambda s=serving: s.i
         servings.append(serving)
-    changes = ", ".join(f"{s.model_id} {s.scenario.name} at {s.scenario.changes[0]:,}"
-                        for s in servings if s.scenario.changes)
-    say(f"serving {options.events_per_model:,} requests per model for {len(servings)} models closed-loop at "
+    changes = ", ".join(
+        f"{s.model_id} {s.scenario.name} at {s.scenario.changes[0]:,}" for s in servings if s.scenario.changes
+    )
+    say(
+        f"serving {options.events_per_model:,} requests per model for {len(servings)} models closed-loop at "
         f"{options.rate:g}/s each: predictions by the served version (features inline), labels "
-        f"{options.label_delay} events later, malformed messages mixed in; concept changes: {changes}")
+        f"{options.label_delay} events later, malformed messages mixed in; concept changes: {changes}"
+    )
     window = _WindowLines(servings, options.window_events, say)
     last = [time.monotonic()]
 
@@ -172,8 +188,9 @@ class _WindowLines:
             versions = r.by_version(start, n)
             if not versions:
                 continue
-            served = ", ".join(f"{v} {acc:.3f}" + (f" x{k:,}" if len(versions) > 1 else "")
-                               for v, (k, acc) in versions.items())
+            served = ", ".join(
+                f"{v} {acc:.3f}" + (f" x{k:,}" if len(versions) > 1 else "") for v, (k, acc) in versions.items()
+            )
             parts.append(f"{s.model_id} {served} (oracle {r.accuracy(start, n)[2]:.3f})")
             notes += [f"{s.model_id}'s concept changes at {c:,}" for c in r.changes if start <= c < n]
         note = f"   <- {'; '.join(notes)}" if notes else ""
@@ -181,8 +198,14 @@ class _WindowLines:
         return True
 
 
-def _wait_for_all(reader: _Reader, counts: _Counts, timeout_s: float, runner: LoopRunner,
-                  subscribers: list[DemoSubscriber], say: Callable[[str], None]) -> None:
+def _wait_for_all(
+    reader: _Reader,
+    counts: _Counts,
+    timeout_s: float,
+    runner: LoopRunner,
+    subscribers: list[DemoSubscriber],
+    say: Callable[[str], None],
+) -> None:
     """Until every event is accounted for and a subscriber swapped to a retrained version, or the timeout."""
     deadline = time.monotonic() + timeout_s
     while time.monotonic() < deadline:
@@ -203,24 +226,35 @@ _last_progress: list[str] = [""]
 
 def _progress(counts: _Counts, say: Callable[[str], None]) -> None:
     """One progress line, printed only when something changed."""
-    line = (f"  produced {counts.produced_valid + counts.produced_invalid:>8,}  |  "
+    line = (
+        f"  produced {counts.produced_valid + counts.produced_invalid:>8,}  |  "
         f"valid in observations {counts.observed_events:>8,} ({counts.observed_batches:,} batches)  |  "
-        f"dlq {counts.dlq:>4,}  |  windows closed {counts.windows:>3}  |  retrain requests {counts.decisions}")
+        f"dlq {counts.dlq:>4,}  |  windows closed {counts.windows:>3}  |  retrain requests {counts.decisions}"
+    )
     if line != _last_progress[0]:
         _last_progress[0] = line
         say(line)
 
 
-def _summary(counts: _Counts, names: TopicNames, runner: LoopRunner, subscribers: list[DemoSubscriber],
-             servings: list[ClosedLoopServing], span: int, say: Callable[[str], None]) -> None:
+def _summary(
+    counts: _Counts,
+    names: TopicNames,
+    runner: LoopRunner,
+    subscribers: list[DemoSubscriber],
+    servings: list[ClosedLoopServing],
+    span: int,
+    say: Callable[[str], None],
+) -> None:
     say("")
     say(f"valid events: produced {counts.produced_valid:,}, in {names.observations}: {counts.observed_events:,}")
     say(f"malformed:    produced {counts.produced_invalid:,}, in {names.dlq}: {counts.dlq:,} (original bytes kept)")
     say(f"windows:      {counts.windows} closed (scores vs thresholds in {names.windows})")
     say(f"decisions:    {counts.decisions} retrain requests on {names.control}")
     for subscriber in subscribers:
-        say(f"serving:      the demo's {subscriber.model_id} subscriber served "
-            f"{' -> '.join(subscriber.versions) or 'nothing'}")
+        say(
+            f"serving:      the demo's {subscriber.model_id} subscriber served "
+            f"{' -> '.join(subscriber.versions) or 'nothing'}"
+        )
     say("served accuracy (every prediction made by the version serving then; the oracle knows each concept):")
     for serving in servings:
         _served_summary(serving, span, say)
@@ -301,8 +335,10 @@ class _Reader:
         if doc.get("type") != "retrain_requested":
             return
         counts.decisions += 1
-        self.say(f"  >> {doc['model_id']}: retrain requested ({doc['rule']}) for window "
-                 f"{_clock(doc['window']['start'])}-{_clock(doc['window']['end'])}: {'; '.join(doc['reasons'])[:160]}")
+        self.say(
+            f"  >> {doc['model_id']}: retrain requested ({doc['rule']}) for window "
+            f"{_clock(doc['window']['start'])}-{_clock(doc['window']['end'])}: {'; '.join(doc['reasons'])[:160]}"
+        )
 
     def close(self) -> None:
         self.consumer.close()

@@ -154,12 +154,14 @@ def make_scenario(name: str, n_events: int, change_at: int | None = None, ramp: 
         return Scenario(name, n_events, (Phase(0, CONCEPT_A), Phase(change, CONCEPT_B_SHIFTED)), (change,))
     if name == "gradual":
         length = max(1, min(ramp, (n_events - change) // 2))
-        return Scenario(name, n_events, (Phase(0, CONCEPT_A), Phase(change, CONCEPT_B, length)),
-                        (change + length // 2,))
+        return Scenario(
+            name, n_events, (Phase(0, CONCEPT_A), Phase(change, CONCEPT_B, length)), (change + length // 2,)
+        )
     if name == "recurring":
         back = change + (n_events - change) // 2
-        return Scenario(name, n_events, (Phase(0, CONCEPT_A), Phase(change, CONCEPT_B), Phase(back, CONCEPT_A)),
-                        (change, back))
+        return Scenario(
+            name, n_events, (Phase(0, CONCEPT_A), Phase(change, CONCEPT_B), Phase(back, CONCEPT_A)), (change, back)
+        )
     raise ValueError(f"unknown scenario {name!r}; one of {', '.join(SCENARIOS)}")
 
 
@@ -184,8 +186,9 @@ class Oracle:
     def __init__(self, scenario: Scenario, n_fit: int = 20_000, seed: int = 99) -> None:
         self.scenario = scenario
         rng = np.random.default_rng(seed)
-        self.models: dict[str, np.ndarray] = {c.name: _fit(c, n_fit, scenario.label_noise, rng)
-                                              for c in scenario.concepts}
+        self.models: dict[str, np.ndarray] = {
+            c.name: _fit(c, n_fit, scenario.label_noise, rng) for c in scenario.concepts
+        }
 
     def predict(self, i: int, features: Mapping[str, Any]) -> int:
         """The oracle's label for event ``i`` (the concept in force there)."""

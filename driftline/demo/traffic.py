@@ -43,8 +43,10 @@ MALFORMED: tuple[tuple[str, bytes | None, bytes], ...] = (
 
 def demo_scenarios(events_per_model: int, models: dict[str, str] | None = None) -> dict[str, Scenario]:
     """Each demo model's scenario over ``events_per_model`` events, the change half-way."""
-    return {model: make_scenario(kind, events_per_model, change_at=events_per_model // 2)
-            for model, kind in (models or DEMO_MODELS).items()}
+    return {
+        model: make_scenario(kind, events_per_model, change_at=events_per_model // 2)
+        for model, kind in (models or DEMO_MODELS).items()
+    }
 
 
 def malformed_every(every: int = 500) -> MalformedHook:
@@ -143,10 +145,22 @@ class SyntheticTraffic:
         key = model.encode()
         score = float(1 / (1 + np.exp(-(x[0] + x[1]))))
         truth = (x[1] - x[0] if drifted else x[0] + x[1]) + self.rng.normal(scale=0.3) > 0
-        yield RawMessage("features", key, orjson.dumps(
-            {"model_id": model, "event_id": event_id, "ts": ts, "features": features}))
-        yield RawMessage("predictions", key, orjson.dumps(
-            {"model_id": model, "event_id": event_id, "ts": ts, "model_version": "1.0.0",
-             "prediction": int(score > 0.5), "score": round(score, 4)}))
+        yield RawMessage(
+            "features", key, orjson.dumps({"model_id": model, "event_id": event_id, "ts": ts, "features": features})
+        )
+        yield RawMessage(
+            "predictions",
+            key,
+            orjson.dumps(
+                {
+                    "model_id": model,
+                    "event_id": event_id,
+                    "ts": ts,
+                    "model_version": "1.0.0",
+                    "prediction": int(score > 0.5),
+                    "score": round(score, 4),
+                }
+            ),
+        )
         label = {"model_id": model, "event_id": event_id, "ts": ts + self.label_delay / self.rate, "label": int(truth)}
         pending.append((i + self.label_delay, RawMessage("labels", key, orjson.dumps(label))))

@@ -17,14 +17,17 @@ from collections.abc import Iterable, Mapping
 from concurrent.futures import Future
 from concurrent.futures import TimeoutError as FutureTimeout
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any, Literal
 
 from confluent_kafka import KafkaError, KafkaException
 from confluent_kafka.admin import AdminClient, ConfigResource, NewTopic, ResourceType
 
 from driftline.errors import KafkaOperationFailed
 
-__all__ = ["KafkaAdmin", "NewTopicRequest", "TopicOutcome", "error_code"]
+if TYPE_CHECKING:
+    from driftline.kafka.topics import TopicSpec
+
+__all__ = ["KafkaAdmin", "NewTopicRequest", "TopicOutcome", "create_topics", "error_code"]
 
 _LOG = logging.getLogger(__name__)
 
@@ -107,8 +110,11 @@ class KafkaAdmin:
             metadata = self._call("list_topics", lambda: self.client.list_topics(timeout=t))
             for name in list(pending):
                 topic = metadata.topics.get(name)
-                if topic is not None and topic.error is None and topic.partitions and all(
-                    p.leader >= 0 for p in topic.partitions.values()
+                if (
+                    topic is not None
+                    and topic.error is None
+                    and topic.partitions
+                    and all(p.leader >= 0 for p in topic.partitions.values())
                 ):
                     pending.discard(name)
             if pending and time.monotonic() > deadline:
@@ -129,8 +135,9 @@ class KafkaAdmin:
     def create_topics(self, requests: Iterable[NewTopicRequest], timeout: float | None = None) -> list[TopicOutcome]:
         """Ask for every topic in one request; one outcome per topic, in request order."""
         new_topics = [
-            NewTopic(r.name, num_partitions=r.partitions, replication_factor=r.replication_factor,
-                     config=dict(r.config))
+            NewTopic(
+                r.name, num_partitions=r.partitions, replication_factor=r.replication_factor, config=dict(r.config)
+            )
             for r in requests
         ]
         if not new_topics:
@@ -194,3 +201,31 @@ def _settle(future: Future[Any], timeout: float) -> tuple[Any, KafkaError | None
         raise KafkaOperationFailed("admin request", "UNKNOWN", str(exc)) from exc
     except FutureTimeout as exc:
         raise KafkaOperationFailed("admin request", "_TIMED_OUT", f"no answer within {timeout + 5:.0f} s") from exc
+
+
+def create_topics(
+    admin: KafkaAdmin,
+    specs: Iterable[TopicSpec],
+    *,
+    replication_factor: int = -1,
+    timeout: float | None = None,
+) -> dict[str, Literal["created", "exists"]]:
+    """Create the topics that do not exist yet; safe to run any number of times.
+
+    Returns topic name → ``"created"`` or ``"exists"`` in spec order, once every topic is
+    usable (in the broker's metadata with partition leaders). An existing topic is left as
+    it is (its partitions and configs are not changed). Any other failure raises
+    ``KafkaOperationFailed`` with the Kafka error code.
+    """
+    requests = [NewTopicRequest(s.name, s.partitions, s.config, replication_factor) for s in specs]
+    result: dict[str, Literal["created", "exists"]] = {}
+    for outcome in admin.create_topics(requests, timeout=timeout):
+        if outcome.error is None:
+            result[outcome.name] = "created"
+        elif outcome.code == "TOPIC_ALREADY_EXISTS":
+            result[outcome.name] = "exists"
+        else:
+            raise KafkaOperationFailed(f"create topic {outcome.name}", outcome.code or "", outcome.error.str())
+    if result:
+        admin.wait_for_topics(result, timeout=timeout)
+    return result

@@ -9,8 +9,14 @@ from __future__ import annotations
 
 from typing import Any
 
-__all__ = ["FETCH_TUNING", "KEY_PARTITIONER", "producer_config", "transactional_consumer_config",
-           "transactional_producer_config", "read_committed_config"]
+__all__ = [
+    "FETCH_TUNING",
+    "KEY_PARTITIONER",
+    "producer_config",
+    "read_committed_config",
+    "transactional_consumer_config",
+    "transactional_producer_config",
+]
 
 KEY_PARTITIONER = "murmur2_random"
 """The Java client's partitioner (and aiokafka's, so faust's): one key lands in one partition

@@ -69,9 +69,19 @@ def ensure_jars(cache_root: str | os.PathLike[str] | None = None) -> Path:
             shutil.copy(RUNTIME_DIR / "pom.xml", work / "pom.xml")
             out = staging / "libs"
             proc = subprocess.run(
-                [mvn, "-q", "-B", "-f", str(work / "pom.xml"), "dependency:copy-dependencies",
-                 f"-DoutputDirectory={out}", "-DincludeScope=runtime"],
-                capture_output=True, text=True, check=False,
+                [
+                    mvn,
+                    "-q",
+                    "-B",
+                    "-f",
+                    str(work / "pom.xml"),
+                    "dependency:copy-dependencies",
+                    f"-DoutputDirectory={out}",
+                    "-DincludeScope=runtime",
+                ],
+                capture_output=True,
+                text=True,
+                check=False,
             )
             if proc.returncode != 0 or not any(out.glob("kafka_2.13-*.jar")):
                 tail = (proc.stdout + proc.stderr).strip().splitlines()[-20:]

@@ -5,7 +5,8 @@ still has Java and Maven. The jars are resolved once into a cache shared by ever
 instance; each instance directory holds its own config, data, pid file and log, so
 several brokers (one per developer or test session) run side by side on their own ports.
 
-The jars come from `driftline.kafka.kafka_jars`. The broker runs detached (its own session) so ``driftline kafka start`` can return.
+The jars come from `driftline.kafka.kafka_jars`. The broker runs detached (its own
+session) so ``driftline kafka start`` can return.
 ``stop`` ends exactly the process recorded in the pid file, and only after checking that
 the pid still belongs to a java process started for this instance directory, so a
 recycled pid is never signalled.
@@ -34,11 +35,11 @@ from driftline.kafka.admin import KafkaAdmin
 from driftline.kafka.kafka_jars import INSTALL_HINT, KAFKA_VERSION, RUNTIME_DIR, ensure_jars
 
 __all__ = [
-    "KAFKA_VERSION",
     "DEFAULT_PORT",
-    "configured_port",
+    "KAFKA_VERSION",
     "BrokerStatus",
     "LocalBroker",
+    "configured_port",
     "default_instance_dir",
 ]
 
@@ -167,8 +168,9 @@ class LocalBroker:
         config.write_text(_server_properties(port, controller_port, self.data_dir))
         if not (self.data_dir / "meta.properties").exists():
             self._format(java, libs, config)
-        self._record_path.write_text(json.dumps({"port": port, "controller_port": controller_port,
-                                                 "kafka_version": KAFKA_VERSION}))
+        self._record_path.write_text(
+            json.dumps({"port": port, "controller_port": controller_port, "kafka_version": KAFKA_VERSION})
+        )
         pid = self._spawn(java, libs, config)
         _LOG.info("kafka starting at %s (pid %d, log %s)", self.bootstrap_servers, pid, self.log_path)
         try:
@@ -221,8 +223,20 @@ class LocalBroker:
 
     def _format(self, java: str, libs: Path, config: Path) -> None:
         _LOG.info("formatting kafka storage in %s", self.data_dir)
-        cmd = [java, "-XX:TieredStopAtLevel=1", *_log4j_opts(), "-cp", f"{libs}/*", "kafka.tools.StorageTool", "format",
-               "--standalone", "-t", _cluster_id(), "-c", str(config)]
+        cmd = [
+            java,
+            "-XX:TieredStopAtLevel=1",
+            *_log4j_opts(),
+            "-cp",
+            f"{libs}/*",
+            "kafka.tools.StorageTool",
+            "format",
+            "--standalone",
+            "-t",
+            _cluster_id(),
+            "-c",
+            str(config),
+        ]
         proc = subprocess.run(cmd, capture_output=True, text=True, check=False)
         if proc.returncode != 0:
             raise BrokerUnavailable(f"kafka storage format failed:\n{(proc.stdout + proc.stderr).strip()}")
@@ -231,14 +245,28 @@ class LocalBroker:
         _rotate(self.log_path)
         heap = os.environ.get("KAFKA_HEAP_OPTS", "-Xms128m -Xmx512m").split()
         jvm = os.environ.get("KAFKA_JVM_PERFORMANCE_OPTS", _JVM_OPTS).split()
-        cmd = [java, *heap, *jvm, "-Djava.awt.headless=true", *_log4j_opts(),
-               f"-Ddriftline.instance={self.instance_dir}", "-cp", f"{libs}/*", "kafka.Kafka", str(config)]
+        cmd = [
+            java,
+            *heap,
+            *jvm,
+            "-Djava.awt.headless=true",
+            *_log4j_opts(),
+            f"-Ddriftline.instance={self.instance_dir}",
+            "-cp",
+            f"{libs}/*",
+            "kafka.Kafka",
+            str(config),
+        ]
         with open(self.log_path, "ab") as log:
             log.write(f"{_START_MARKER} {KAFKA_VERSION} at {time.strftime('%Y-%m-%dT%H:%M:%S')}\n".encode())
             log.flush()
             self._process = subprocess.Popen(
-                cmd, stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT,
-                cwd=self.instance_dir, start_new_session=True,
+                cmd,
+                stdin=subprocess.DEVNULL,
+                stdout=log,
+                stderr=subprocess.STDOUT,
+                cwd=self.instance_dir,
+                start_new_session=True,
                 preexec_fn=_parent_death_signal() if self.die_with_parent else None,
             )
         self.pid_path.write_text(f"{self._process.pid}\n")
@@ -266,7 +294,7 @@ class LocalBroker:
             text = self.log_path.read_text(errors="replace")
         except OSError:
             return "(no log)"
-        latest = text[text.rfind(_START_MARKER):] if _START_MARKER in text else text
+        latest = text[text.rfind(_START_MARKER) :] if _START_MARKER in text else text
         return "\n".join(latest.splitlines()[-lines:])
 
     def _live_pid(self) -> int | None:

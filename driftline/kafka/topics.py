@@ -1,7 +1,8 @@
 """Every topic driftline uses, declared once: names, partition counts and configs.
 
 Why here: processes, the CLI and tests all need the same names and the same topic
-settings; a ``TopicNames`` instance is passed around instead of string literals, and a
+settings (pure: ``driftline.kafka.admin.create_topics`` creates them); a ``TopicNames``
+instance is passed around instead of string literals, and a
 prefix gives tests (and side-by-side deployments) their own isolated set of topics.
 
 Partition choices:
@@ -25,15 +26,14 @@ Examples:
 from __future__ import annotations
 
 import re
-from collections.abc import Iterable, Mapping
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from types import MappingProxyType
-from typing import Literal, overload
+from typing import overload
 
-from driftline.errors import ConfigError, KafkaOperationFailed
-from driftline.kafka.admin import KafkaAdmin, NewTopicRequest
+from driftline.errors import ConfigError
 
-__all__ = ["TopicSpec", "TopicNames", "topic_specs", "create_topics", "COMPACTED", "FOREVER", "MAX_MESSAGE_BYTES"]
+__all__ = ["COMPACTED", "FOREVER", "MAX_MESSAGE_BYTES", "TopicNames", "TopicSpec", "topic_specs"]
 
 _VALID_NAME = re.compile(r"^[a-zA-Z0-9._-]{1,249}$")
 
@@ -160,31 +160,3 @@ def topic_specs(
         count = partitions.get(logical, event_partitions if per_event else fixed)
         specs.append(TopicSpec(name, count, {**config, **configs.get(logical, {})}))
     return tuple(specs)
-
-
-def create_topics(
-    admin: KafkaAdmin,
-    specs: Iterable[TopicSpec],
-    *,
-    replication_factor: int = -1,
-    timeout: float | None = None,
-) -> dict[str, Literal["created", "exists"]]:
-    """Create the topics that do not exist yet; safe to run any number of times.
-
-    Returns topic name → ``"created"`` or ``"exists"`` in spec order, once every topic is
-    usable (in the broker's metadata with partition leaders). An existing topic is left as
-    it is (its partitions and configs are not changed). Any other failure raises
-    ``KafkaOperationFailed`` with the Kafka error code.
-    """
-    requests = [NewTopicRequest(s.name, s.partitions, s.config, replication_factor) for s in specs]
-    result: dict[str, Literal["created", "exists"]] = {}
-    for outcome in admin.create_topics(requests, timeout=timeout):
-        if outcome.error is None:
-            result[outcome.name] = "created"
-        elif outcome.code == "TOPIC_ALREADY_EXISTS":
-            result[outcome.name] = "exists"
-        else:
-            raise KafkaOperationFailed(f"create topic {outcome.name}", outcome.code or "", outcome.error.str())
-    if result:
-        admin.wait_for_topics(result, timeout=timeout)
-    return result

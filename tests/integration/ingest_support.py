@@ -24,8 +24,9 @@ __all__ = ["Committed", "CommittedReader", "feature_event", "ingest_process", "p
 
 def feature_event(model_id: str, i: int, n_features: int = 20) -> bytes:
     features = {f"f{j}": (i * 7 + j) % 97 / 10.0 for j in range(n_features)}
-    return orjson.dumps({"model_id": model_id, "event_id": f"{model_id}-{i}", "ts": 1_767_225_600 + i / 100,
-                         "features": features})
+    return orjson.dumps(
+        {"model_id": model_id, "event_id": f"{model_id}-{i}", "ts": 1_767_225_600 + i / 100, "features": features}
+    )
 
 
 @dataclass
@@ -70,7 +71,7 @@ class CommittedReader:
         return self.seen
 
     def _record(self, msg: object) -> None:
-        from driftline.consumers.dlq import parse_dlq_headers
+        from driftline.kafka.dlq import parse_dlq_headers
 
         if msg.topic() == self.observations:  # type: ignore[attr-defined]
             batch = decode_batch(msg.value())  # type: ignore[attr-defined]
@@ -89,8 +90,22 @@ class CommittedReader:
 
 def ingest_process(bootstrap: str, prefix: str, group: str, *extra: str) -> subprocess.Popen[bytes]:
     """``driftline ingest`` as a real OS process, with topics under ``prefix``."""
-    env = dict(os.environ, DRIFTLINE_TOPICS_PREFIX=prefix, DRIFTLINE_INGEST_GROUP_ID=group,
-               DRIFTLINE_INGEST_TRANSACTIONAL_ID=f"{group}-txn", DRIFTLINE_INGEST_BATCH_MAX_MS="100")
-    cmd = [sys.executable, "-m", "driftline.cli", "ingest", "--bootstrap-servers", bootstrap,
-           "--metrics-port", "0", *extra]
+    env = dict(
+        os.environ,
+        DRIFTLINE_TOPICS_PREFIX=prefix,
+        DRIFTLINE_INGEST_GROUP_ID=group,
+        DRIFTLINE_INGEST_TRANSACTIONAL_ID=f"{group}-txn",
+        DRIFTLINE_INGEST_BATCH_MAX_MS="100",
+    )
+    cmd = [
+        sys.executable,
+        "-m",
+        "driftline.cli",
+        "ingest",
+        "--bootstrap-servers",
+        bootstrap,
+        "--metrics-port",
+        "0",
+        *extra,
+    ]
     return subprocess.Popen(cmd, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)

@@ -33,16 +33,42 @@ FAST_GROUP = {
 }
 
 
-def stream_process(bootstrap: str, prefix: str, app_id: str, data_dir: Path, metrics_port: int = 0,
-                   store: str = "memory", log: Path | None = None,
-                   extra_env: dict[str, str] | None = None) -> subprocess.Popen[bytes]:
+def stream_process(
+    bootstrap: str,
+    prefix: str,
+    app_id: str,
+    data_dir: Path,
+    metrics_port: int = 0,
+    store: str = "memory",
+    log: Path | None = None,
+    extra_env: dict[str, str] | None = None,
+) -> subprocess.Popen[bytes]:
     """``driftline stream`` as a real OS process (its own session, so kill -9 hits only it)."""
-    env = {**os.environ, "DRIFTLINE_TOPICS_PREFIX": prefix, "DRIFTLINE_STREAM_DATA_DIR": str(data_dir), **FAST_GROUP,
-           **(extra_env or {})}
-    level = ["--log-level", os.environ["STREAM_TEST_LOG_LEVEL"]] if os.environ.get(
-        "STREAM_TEST_LOG_LEVEL") else []  # e.g. info: faust's rebalance/recovery steps
-    cmd = [sys.executable, "-m", "driftline.cli", *level, "stream", "--bootstrap-servers", bootstrap, "--app-id", app_id,
-           "--metrics-port", str(metrics_port), "--store", store]
+    env = {
+        **os.environ,
+        "DRIFTLINE_TOPICS_PREFIX": prefix,
+        "DRIFTLINE_STREAM_DATA_DIR": str(data_dir),
+        **FAST_GROUP,
+        **(extra_env or {}),
+    }
+    level = (
+        ["--log-level", os.environ["STREAM_TEST_LOG_LEVEL"]] if os.environ.get("STREAM_TEST_LOG_LEVEL") else []
+    )  # e.g. info: faust's rebalance/recovery steps
+    cmd = [
+        sys.executable,
+        "-m",
+        "driftline.cli",
+        *level,
+        "stream",
+        "--bootstrap-servers",
+        bootstrap,
+        "--app-id",
+        app_id,
+        "--metrics-port",
+        str(metrics_port),
+        "--store",
+        store,
+    ]
     out = open(log, "ab") if log is not None else subprocess.DEVNULL  # noqa: SIM115 - closed with the process
     return subprocess.Popen(cmd, env=env, stdout=out, stderr=out, start_new_session=True)
 
@@ -96,11 +122,19 @@ def observation_messages(events: Iterable[dict], batch_size: int = 500) -> list[
     return out
 
 
-def feature_events(model_id: str, n: int, start: int = 0, rate: float = 100.0, t0: float = 1_767_225_600.0) -> list[dict]:
+def feature_events(
+    model_id: str, n: int, start: int = 0, rate: float = 100.0, t0: float = 1_767_225_600.0
+) -> list[dict]:
     """``n`` in-order feature events (no jitter, so none is late)."""
-    return [{"model_id": model_id, "event_id": f"{model_id}-{i}", "ts": t0 + i / rate,
-             "features": {"a": float(i % 17), "b": float((i * 7) % 13), "c": ["x", "y", "z"][i % 3]}}
-            for i in range(start, start + n)]
+    return [
+        {
+            "model_id": model_id,
+            "event_id": f"{model_id}-{i}",
+            "ts": t0 + i / rate,
+            "features": {"a": float(i % 17), "b": float((i * 7) % 13), "c": ["x", "y", "z"][i % 3]},
+        }
+        for i in range(start, start + n)
+    ]
 
 
 def closing_event(model_id: str, t0: float = 1_767_225_600.0) -> dict:
@@ -129,8 +163,9 @@ def window_tally(records: Iterable[object]) -> tuple[dict[str, int], dict[str, i
     return dict(per_model), seen, conflicts
 
 
-def wait_for_window_tally(consume_all, topic: str, expected: dict[str, int],
-                          timeout: float) -> tuple[dict[str, int], list[str]]:
+def wait_for_window_tally(
+    consume_all, topic: str, expected: dict[str, int], timeout: float
+) -> tuple[dict[str, int], list[str]]:
     """Until every model's closed windows hold ``expected`` events (or ``timeout``):
     the last ``window_tally`` per model and its conflicts."""
     deadline = time.monotonic() + timeout

@@ -23,13 +23,28 @@ MODELS = ("churn", "fraud")
 
 
 def test_demo_closes_the_loop(kafka_bootstrap: str, tmp_path: Path) -> None:
-    env = dict(os.environ, DRIFTLINE_SUBSCRIBER_CACHE_DIR=str(tmp_path / "subscriber"),
-               DRIFTLINE_TRAINER_SIGNING_KEY_FILE=str(tmp_path / "signing.key"),
-               DRIFTLINE_SUBSCRIBER_VERIFY_KEY_FILE=str(tmp_path / "signing.pub"),
-               DRIFTLINE_TRAINER_ARTIFACT_DIR=str(tmp_path / "artifacts"),
-               DRIFTLINE_STREAM_DATA_DIR=str(tmp_path / "stream"))
-    cmd = [sys.executable, "-m", "driftline.cli", "demo", "--bootstrap-servers", kafka_bootstrap,
-           "--events", str(EVENTS), "--timeout", "240", "--log-dir", str(tmp_path / "logs")]
+    env = dict(
+        os.environ,
+        DRIFTLINE_SUBSCRIBER_CACHE_DIR=str(tmp_path / "subscriber"),
+        DRIFTLINE_TRAINER_SIGNING_KEY_FILE=str(tmp_path / "signing.key"),
+        DRIFTLINE_SUBSCRIBER_VERIFY_KEY_FILE=str(tmp_path / "signing.pub"),
+        DRIFTLINE_TRAINER_ARTIFACT_DIR=str(tmp_path / "artifacts"),
+        DRIFTLINE_STREAM_DATA_DIR=str(tmp_path / "stream"),
+    )
+    cmd = [
+        sys.executable,
+        "-m",
+        "driftline.cli",
+        "demo",
+        "--bootstrap-servers",
+        kafka_bootstrap,
+        "--events",
+        str(EVENTS),
+        "--timeout",
+        "240",
+        "--log-dir",
+        str(tmp_path / "logs"),
+    ]
     done = subprocess.run(cmd, check=False, capture_output=True, text=True, timeout=400, env=env, cwd=tmp_path)
     out = done.stdout
     assert done.returncode == 0, out[-4000:] + done.stderr[-2000:]

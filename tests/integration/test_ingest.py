@@ -15,16 +15,22 @@ import pytest
 from prometheus_client import CollectorRegistry
 
 from driftline.commands.ingest import ingest_topics
-from driftline.config import IngestSettings
-from driftline.consumers.ingest import Ingest
-from driftline.consumers.ingest_metrics import IngestMetrics
+from driftline.consumers.ingest.metrics import IngestMetrics
+from driftline.consumers.ingest.service import Ingest
+from driftline.consumers.ingest.settings import IngestSettings
 
 from .ingest_support import CommittedReader, feature_event, ingest_process, produce
 
 pytestmark = pytest.mark.kafka
 
-VALID_PREDICTION = {"model_id": "m1", "event_id": "p-1", "ts": "2026-11-26T12:00:00Z", "model_version": "1.0.0",
-                    "prediction": 1, "score": 0.7}
+VALID_PREDICTION = {
+    "model_id": "m1",
+    "event_id": "p-1",
+    "ts": "2026-11-26T12:00:00Z",
+    "model_version": "1.0.0",
+    "prediction": 1,
+    "score": 0.7,
+}
 
 # (name, topic attribute, key, value, rule the DLQ header must name)
 BAD_INPUT = [
@@ -35,15 +41,34 @@ BAD_INPUT = [
     ("ill-typed", "labels", b"m1", b'{"model_id": "m1", "event_id": 5, "ts": 1, "label": 1}', None),
     ("nan", "features", b"m1", b'{"model_id": "m1", "event_id": "a", "ts": 1, "features": {"x": NaN}}', None),
     ("infinity", "features", b"m1", b'{"model_id": "m1", "event_id": "a", "ts": 1, "features": {"x": Infinity}}', None),
-    ("long-string", "features", b"m1",
-     orjson.dumps({"model_id": "m1", "event_id": "a" * 300, "ts": 1, "features": {}}), None),
-    ("over-1MiB", "features", b"m1",
-     orjson.dumps({"model_id": "m1", "event_id": "a", "ts": 1, "features": {"x": "y" * (1024 * 1024)}}), None),
-    ("too-many-features", "features", b"m1",
-     orjson.dumps({"model_id": "m1", "event_id": "a", "ts": 1, "features": {f"f{i}": 1 for i in range(10_001)}}),
-     None),
-    ("nested-object", "features", b"m1", b'{"model_id": "m1", "event_id": "a", "ts": 1, "features": {"x": {"y": 1}}}',
-     None),
+    (
+        "long-string",
+        "features",
+        b"m1",
+        orjson.dumps({"model_id": "m1", "event_id": "a" * 300, "ts": 1, "features": {}}),
+        None,
+    ),
+    (
+        "over-1MiB",
+        "features",
+        b"m1",
+        orjson.dumps({"model_id": "m1", "event_id": "a", "ts": 1, "features": {"x": "y" * (1024 * 1024)}}),
+        None,
+    ),
+    (
+        "too-many-features",
+        "features",
+        b"m1",
+        orjson.dumps({"model_id": "m1", "event_id": "a", "ts": 1, "features": {f"f{i}": 1 for i in range(10_001)}}),
+        None,
+    ),
+    (
+        "nested-object",
+        "features",
+        b"m1",
+        b'{"model_id": "m1", "event_id": "a", "ts": 1, "features": {"x": {"y": 1}}}',
+        None,
+    ),
     ("nested-array", "features", b"m1", b'{"model_id": "m1", "event_id": "a", "ts": 1, "features": {"x": [1]}}', None),
     ("empty-value", "labels", b"m1", b"", None),
     ("null-key", "predictions", None, orjson.dumps(VALID_PREDICTION), None),
@@ -66,7 +91,7 @@ def test_valid_events_batched_once_and_every_bad_message_in_dlq(kafka_bootstrap:
     n_valid = 3000
     produce(kafka_bootstrap, topic_names.features, ((b"m1", feature_event("m1", i)) for i in range(n_valid // 2)))
     produce(kafka_bootstrap, topic_names.features, ((b"m2", feature_event("m2", i)) for i in range(n_valid // 2)))
-    for name, attr, key, value, _ in BAD_INPUT:
+    for _name, attr, key, value, _ in BAD_INPUT:
         produce(kafka_bootstrap, getattr(topic_names, attr), [(key, value)])
     produce(kafka_bootstrap, topic_names.predictions, [(b"m1", orjson.dumps(VALID_PREDICTION))])
     registry = CollectorRegistry()
@@ -86,7 +111,7 @@ def test_valid_events_batched_once_and_every_bad_message_in_dlq(kafka_bootstrap:
     assert len(seen.dlq) == len(BAD_INPUT)
     dlq_values = sorted(v or b"" for _, v, _ in seen.dlq)
     assert dlq_values == sorted(value for _, _, _, value, _ in BAD_INPUT)  # bytes unchanged
-    for _, value, headers in seen.dlq:
+    for _, _value, headers in seen.dlq:
         assert headers["source.topic"].startswith(topic_names.prefix)
         assert int(headers["source.offset"]) >= 0 and headers["error"] and headers["error.rule"]
     rules = {(v or b""): h["error.rule"] for _, v, h in seen.dlq}
@@ -96,7 +121,10 @@ def test_valid_events_batched_once_and_every_bad_message_in_dlq(kafka_bootstrap:
     sample = registry.get_sample_value
     assert sample("driftline_ingest_valid_events_total", {"topic": topic_names.features}) == n_valid
     invalid_total = sum(
-        s.value for m in registry.collect() if m.name == "driftline_ingest_invalid_events" for s in m.samples
+        s.value
+        for m in registry.collect()
+        if m.name == "driftline_ingest_invalid_events"
+        for s in m.samples
         if s.name.endswith("_total")
     )
     assert invalid_total == len(BAD_INPUT)
@@ -106,8 +134,14 @@ def test_valid_events_batched_once_and_every_bad_message_in_dlq(kafka_bootstrap:
 @pytest.mark.slow
 def test_kill_9_mid_run_then_restart_loses_and_doubles_nothing(kafka_bootstrap: str, topic_names) -> None:
     n = 200_000
-    producer_thread = threading.Thread(target=produce, args=(
-        kafka_bootstrap, topic_names.features, ((f"m{i % 5}".encode(), feature_event(f"m{i % 5}", i)) for i in range(n))))
+    producer_thread = threading.Thread(
+        target=produce,
+        args=(
+            kafka_bootstrap,
+            topic_names.features,
+            ((f"m{i % 5}".encode(), feature_event(f"m{i % 5}", i)) for i in range(n)),
+        ),
+    )
     producer_thread.start()
     group = f"g-{uuid.uuid4()}"
     reader = CommittedReader(kafka_bootstrap, topic_names.observations, topic_names.dlq)
@@ -174,8 +208,12 @@ def test_events_from_kcat_are_accepted(kafka_bootstrap: str, topic_names) -> Non
         '{"model_id": "edge-1", "event_id": "k2", "ts": "2026-01-01T00:00:01Z", "features": {"a": null}}',
     ]
     payload = "".join(f"edge-1\t{line}\n" for line in lines)
-    subprocess.run([kcat, "-P", "-b", kafka_bootstrap, "-t", topic_names.features, "-K", "\t"],
-                   input=payload.encode(), check=True, timeout=30)
+    subprocess.run(
+        [kcat, "-P", "-b", kafka_bootstrap, "-t", topic_names.features, "-K", "\t"],
+        input=payload.encode(),
+        check=True,
+        timeout=30,
+    )
     registry = CollectorRegistry()
     stop, thread = _run_ingest_thread(kafka_bootstrap, topic_names, f"g-{uuid.uuid4()}", registry)
     reader = CommittedReader(kafka_bootstrap, topic_names.observations, topic_names.dlq)

@@ -40,11 +40,15 @@ def _partitions_written(config: dict, topic: str, transactional: bool) -> dict[s
 
 
 @pytest.mark.parametrize("transactional", [False, True])
-def test_librdkafka_producers_partition_keys_like_aiokafka(kafka_bootstrap: str, topic_factory: Callable[..., str],
-                                                           transactional: bool) -> None:
+def test_librdkafka_producers_partition_keys_like_aiokafka(
+    kafka_bootstrap: str, topic_factory: Callable[..., str], transactional: bool
+) -> None:
     topic = topic_factory(partitions=6)
-    config = (transactional_producer_config(kafka_bootstrap, f"partitioning-{topic}") if transactional
-              else producer_config(kafka_bootstrap))
+    config = (
+        transactional_producer_config(kafka_bootstrap, f"partitioning-{topic}")
+        if transactional
+        else producer_config(kafka_bootstrap)
+    )
     written = _partitions_written(config, topic, transactional)
     partitioner = DefaultPartitioner()
     expected = {key: partitioner(key.encode(), list(range(6)), list(range(6))) for key in KEYS}

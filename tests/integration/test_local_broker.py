@@ -15,11 +15,11 @@ import pytest
 
 from driftline.commands import kafka as kafka_command
 from driftline.errors import BrokerUnavailable
-from driftline.kafka.admin import KafkaAdmin
+from driftline.kafka.admin import KafkaAdmin, create_topics
 from driftline.kafka.bootstrap import resolve_bootstrap
 from driftline.kafka.kafka_jars import ensure_jars, jar_cache_dir
 from driftline.kafka.local_broker import LocalBroker
-from driftline.kafka.topics import TopicSpec, create_topics
+from driftline.kafka.topics import TopicSpec
 
 from ..kafka_fixtures import free_ports
 

@@ -68,8 +68,11 @@ def panel_queries() -> list[tuple[str, str]]:
     """(panel title, PromQL) of every target, ``$model`` as Grafana's "All" sends it."""
     dashboard = json.loads(DASHBOARD.read_text())
     (variable,) = dashboard["templating"]["list"]
-    return [(panel["title"], target["expr"].replace(f"${variable['name']}", variable["allValue"]))
-            for panel in dashboard["panels"] for target in panel.get("targets", [])]
+    return [
+        (panel["title"], target["expr"].replace(f"${variable['name']}", variable["allValue"]))
+        for panel in dashboard["panels"]
+        for target in panel.get("targets", [])
+    ]
 
 
 def api(port: int, path: str, **params: Any) -> Any:
@@ -80,10 +83,19 @@ def api(port: int, path: str, **params: Any) -> Any:
     return body["data"]
 
 
-MUST_RISE = ("Valid events ingested /s", "Rejected to the DLQ /s", "Events applied by the stream /s",
-             "Retrain requests (1 h)", "Windows closed by status /min", "Label join /s",
-             "Serving now (trainer)", "Subscribers serving", "Trainings by outcome (1 h)",
-             "Gate verdicts (1 h)", "Serving accuracy: live (last joined rows) vs its gate")
+MUST_RISE = (
+    "Valid events ingested /s",
+    "Rejected to the DLQ /s",
+    "Events applied by the stream /s",
+    "Retrain requests (1 h)",
+    "Windows closed by status /min",
+    "Label join /s",
+    "Serving now (trainer)",
+    "Subscribers serving",
+    "Trainings by outcome (1 h)",
+    "Gate verdicts (1 h)",
+    "Serving accuracy: live (last joined rows) vs its gate",
+)
 """Panels that a demo run must move above 0 (it ingests, rejects, windows, decides,
 joins labels, retrains through the gate and swaps the subscriber)."""
 
@@ -91,8 +103,9 @@ joins labels, retrains through the gate and swaps the subscriber)."""
 def peak(result: list[dict[str, Any]]) -> float:
     """The largest real number in a range query's result; -inf when it has none (no
     series, or only NaN: histogram_quantile of nothing gives NaN)."""
-    values = [float(value) for series in result for _, value in series["values"]
-              if value not in ("NaN", "+Inf", "-Inf")]
+    values = [
+        float(value) for series in result for _, value in series["values"] if value not in ("NaN", "+Inf", "-Inf")
+    ]
     return max(values, default=float("-inf"))
 
 
@@ -102,36 +115,71 @@ def test_a_real_prometheus_has_data_for_every_dashboard_panel(kafka_bootstrap: s
     (prometheus_port,) = free_ports(1)
     config = tmp_path / "prometheus.yml"
     targets = ", ".join(f'"127.0.0.1:{base + i}"' for i in range(len(ENDPOINTS)))
-    config.write_text(f"global:\n  scrape_interval: 1s\nscrape_configs:\n  - job_name: driftline\n"
-                      f"    static_configs:\n      - targets: [{targets}]\n")
+    config.write_text(
+        f"global:\n  scrape_interval: 1s\nscrape_configs:\n  - job_name: driftline\n"
+        f"    static_configs:\n      - targets: [{targets}]\n"
+    )
     prometheus = subprocess.Popen(
-        [binary, f"--config.file={config}", f"--storage.tsdb.path={tmp_path / 'tsdb'}",
-         f"--web.listen-address=127.0.0.1:{prometheus_port}", "--log.level=warn"],
-        stdout=subprocess.DEVNULL, stderr=(tmp_path / "prometheus.log").open("wb"))
+        [
+            binary,
+            f"--config.file={config}",
+            f"--storage.tsdb.path={tmp_path / 'tsdb'}",
+            f"--web.listen-address=127.0.0.1:{prometheus_port}",
+            "--log.level=warn",
+        ],
+        stdout=subprocess.DEVNULL,
+        stderr=(tmp_path / "prometheus.log").open("wb"),
+    )
     try:
         _wait_ready(prometheus_port, prometheus)
-        env = dict(os.environ, DRIFTLINE_SUBSCRIBER_CACHE_DIR=str(tmp_path / "subscriber"),
-                   DRIFTLINE_TRAINER_SIGNING_KEY_FILE=str(tmp_path / "signing.key"),
-                   DRIFTLINE_SUBSCRIBER_VERIFY_KEY_FILE=str(tmp_path / "signing.pub"),
-                   DRIFTLINE_TRAINER_ARTIFACT_DIR=str(tmp_path / "artifacts"),
-                   DRIFTLINE_STREAM_DATA_DIR=str(tmp_path / "stream"))
+        env = dict(
+            os.environ,
+            DRIFTLINE_SUBSCRIBER_CACHE_DIR=str(tmp_path / "subscriber"),
+            DRIFTLINE_TRAINER_SIGNING_KEY_FILE=str(tmp_path / "signing.key"),
+            DRIFTLINE_SUBSCRIBER_VERIFY_KEY_FILE=str(tmp_path / "signing.pub"),
+            DRIFTLINE_TRAINER_ARTIFACT_DIR=str(tmp_path / "artifacts"),
+            DRIFTLINE_STREAM_DATA_DIR=str(tmp_path / "stream"),
+        )
         started = time.time()
         demo = subprocess.run(
-            [sys.executable, "-m", "driftline.cli", "demo", "--bootstrap-servers", kafka_bootstrap,
-             "--events", "20000", "--timeout", "240", "--log-dir", str(tmp_path / "logs"),
-             "--metrics-port-base", str(base)],
-            capture_output=True, text=True, timeout=400, env=env, cwd=tmp_path)
+            [
+                sys.executable,
+                "-m",
+                "driftline.cli",
+                "demo",
+                "--bootstrap-servers",
+                kafka_bootstrap,
+                "--events",
+                "20000",
+                "--timeout",
+                "240",
+                "--log-dir",
+                str(tmp_path / "logs"),
+                "--metrics-port-base",
+                str(base),
+            ],
+            capture_output=True,
+            text=True,
+            timeout=400,
+            env=env,
+            cwd=tmp_path,
+        )
         ended = time.time()
         assert demo.returncode == 0, demo.stdout[-4000:] + demo.stderr[-2000:]
         for i, name in enumerate(ENDPOINTS):
             assert f"http://127.0.0.1:{base + i}/metrics" in demo.stdout, name
         span = {"start": f"{started:.3f}", "end": f"{ended + 2:.3f}", "step": "2"}
         up = api(prometheus_port, "query_range", query="max_over_time(up[1h])", **span)
-        scraped = {series["metric"]["instance"] for series in up["result"]
-                   if any(value == "1" for _, value in series["values"])}
+        scraped = {
+            series["metric"]["instance"]
+            for series in up["result"]
+            if any(value == "1" for _, value in series["values"])
+        }
         assert scraped == {f"127.0.0.1:{base + i}" for i in range(len(ENDPOINTS))}, up
-        results = [(title, query, api(prometheus_port, "query_range", query=query, **span)["result"])
-                   for title, query in panel_queries()]
+        results = [
+            (title, query, api(prometheus_port, "query_range", query=query, **span)["result"])
+            for title, query in panel_queries()
+        ]
         peaks: dict[str, float] = {}
         empty = []
         for title, query, result in results:

@@ -44,8 +44,11 @@ def _harness_ok(run: ScenarioRun) -> None:
 
 
 def _table(run: ScenarioRun) -> str:
-    lines = [f"{b.start:>6}-{b.end:<6} served {b.served:.3f} online {b.online:.3f} oracle {b.oracle:.3f} "
-             f"{','.join(b.versions)}" for b in run.result.blocks()]
+    lines = [
+        f"{b.start:>6}-{b.end:<6} served {b.served:.3f} online {b.online:.3f} oracle {b.oracle:.3f} "
+        f"{','.join(b.versions)}"
+        for b in run.result.blocks()
+    ]
     return "\n".join([*lines, f"versions served: {run.result.version_starts()}", run.facts.describe()])
 
 
@@ -61,8 +64,7 @@ def test_served_accuracy_recovers_after_a_concept_change(kafka_bootstrap: str, t
 
 
 def test_a_stationary_stream_publishes_no_new_version(kafka_bootstrap: str, tmp_path: Path) -> None:
-    run = run_scenario(kafka_bootstrap, make_scenario("stationary", 10_000), OPTIONS, tmp_path,
-                       first_rows=FIRST_ROWS)
+    run = run_scenario(kafka_bootstrap, make_scenario("stationary", 10_000), OPTIONS, tmp_path, first_rows=FIRST_ROWS)
     _harness_ok(run)
     assert run.result.versions == ["1.0.0"], _table(run)
     assert not run.new_versions(), _table(run)

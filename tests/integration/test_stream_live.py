@@ -12,13 +12,13 @@ import pytest
 from prometheus_client import CollectorRegistry
 
 from driftline.commands.ingest import ingest_topics
-from driftline.config import IngestSettings
-from driftline.consumers.dlq import parse_dlq_headers
-from driftline.consumers.ingest import Ingest
-from driftline.consumers.ingest_metrics import IngestMetrics
-from driftline.stream.monitor import MonitorConfig
-from driftline.stream.replay import replay_lines
-from driftline.stream.windows import WindowSettings
+from driftline.consumers.ingest.metrics import IngestMetrics
+from driftline.consumers.ingest.service import Ingest
+from driftline.consumers.ingest.settings import IngestSettings
+from driftline.kafka.dlq import parse_dlq_headers
+from driftline.stream.drift.monitor import MonitorConfig
+from driftline.stream.drift.windows import WindowSettings
+from driftline.stream.replay.engine import replay_lines
 
 from ..kafka_fixtures import free_ports
 from ..synthetic import stationary_events, to_jsonl, with_mean_shift
@@ -60,8 +60,9 @@ def _wait_records(consume_all, topic: str, predicate, timeout: float) -> list:
     return records
 
 
-def test_live_ingest_and_stream_make_the_same_decisions_as_replay(kafka_bootstrap, topic_names, produce,
-                                                                  consume_all, tmp_path: Path) -> None:
+def test_live_ingest_and_stream_make_the_same_decisions_as_replay(
+    kafka_bootstrap, topic_names, produce, consume_all, tmp_path: Path
+) -> None:
     drifting = with_mean_shift(12_000, change_at=6_000, feature="x3", shift_sigma=1.0, model_id="shifty")
     calm = stationary_events(12_000, seed=7, model_id="calm")
     events = [e for pair in zip(drifting, calm) for e in pair]
@@ -88,13 +89,15 @@ def test_live_ingest_and_stream_make_the_same_decisions_as_replay(kafka_bootstra
     assert all(r.key == orjson.loads(r.value)["model_id"].encode() for r in control)
 
 
-def test_invalid_batches_and_updates_go_to_the_dlq_and_the_worker_keeps_going(kafka_bootstrap, topic_names, produce,
-                                                                               consume_all, tmp_path: Path) -> None:
+def test_invalid_batches_and_updates_go_to_the_dlq_and_the_worker_keeps_going(
+    kafka_bootstrap, topic_names, produce, consume_all, tmp_path: Path
+) -> None:
     produce(topic_names.model_updates, [(b"m1", b"{not json")])
     (port,) = free_ports(1)
     app_id = f"stream-{uuid.uuid4().hex[:8]}"
-    worker = stream_process(kafka_bootstrap, topic_names.prefix, app_id, tmp_path / "w", metrics_port=port,
-                            log=tmp_path / "w.log")
+    worker = stream_process(
+        kafka_bootstrap, topic_names.prefix, app_id, tmp_path / "w", metrics_port=port, log=tmp_path / "w.log"
+    )
     with workers(worker):
         wait_for_members(kafka_bootstrap, app_id, 1)
         bad = [(b"m1", b'{"v": 1, "model_id": "m1"}', [("origin", b"rogue")]), (b"m1", b"\xff\xfe")]

@@ -62,8 +62,9 @@ def test_aborted_transactions_are_never_counted(kafka_bootstrap, topic_names, co
     assert per_model == {"m0": EVENTS}, (tmp_path / "w.log").read_text()[-2000:]
 
 
-def test_an_aborted_transaction_at_the_end_of_a_partition_is_not_a_stall(kafka_bootstrap, topic_names, consume_all,
-                                                                        tmp_path: Path) -> None:
+def test_an_aborted_transaction_at_the_end_of_a_partition_is_not_a_stall(
+    kafka_bootstrap, topic_names, consume_all, tmp_path: Path
+) -> None:
     """Aborted records and their marker after the last committed record are never delivered
     (read_committed): the watchdog may re-seek once to make sure, not every period."""
     messages = observation_messages(feature_events("m0", EVENTS), batch_size=250)
@@ -76,8 +77,15 @@ def test_an_aborted_transaction_at_the_end_of_a_partition_is_not_a_stall(kafka_b
     app_id = f"stream-{uuid.uuid4().hex[:8]}"
     (port,) = free_ports(1)
     stall_after_s = 2.0  # the watchdog checks every second
-    worker = stream_process(kafka_bootstrap, topic_names.prefix, app_id, tmp_path / "w", metrics_port=port,
-                            log=tmp_path / "w.log", extra_env={"DRIFTLINE_STREAM_STALL_AFTER_S": str(stall_after_s)})
+    worker = stream_process(
+        kafka_bootstrap,
+        topic_names.prefix,
+        app_id,
+        tmp_path / "w",
+        metrics_port=port,
+        log=tmp_path / "w.log",
+        extra_env={"DRIFTLINE_STREAM_STALL_AFTER_S": str(stall_after_s)},
+    )
     with workers(worker):
         wait_for_members(kafka_bootstrap, app_id, 1)
         wait_for_window_tally(consume_all, topic_names.windows, {"m0": EVENTS}, timeout=90)

@@ -41,8 +41,9 @@ def _messages() -> list[tuple[bytes, bytes]]:
 def _producer(produce, topic: str, messages, pace_s: float) -> threading.Thread:
     def run() -> None:
         for i in range(0, len(messages), 4):
-            produce(topic, messages[i:i + 4])
+            produce(topic, messages[i : i + 4])
             time.sleep(pace_s)
+
     thread = threading.Thread(target=run, daemon=True)
     thread.start()
     return thread
@@ -60,8 +61,9 @@ def _finish(produce, consume_all, names, producer: threading.Thread) -> None:
     assert per_model == {m: EVENTS for m in MODELS}
 
 
-def test_two_workers_one_killed_the_other_takes_over(kafka_bootstrap, topic_names, produce, consume_all,
-                                                      tmp_path: Path) -> None:
+def test_two_workers_one_killed_the_other_takes_over(
+    kafka_bootstrap, topic_names, produce, consume_all, tmp_path: Path
+) -> None:
     app_id = f"stream-{uuid.uuid4().hex[:8]}"
     a = stream_process(kafka_bootstrap, topic_names.prefix, app_id, tmp_path / "a", log=tmp_path / "a.log")
     b = stream_process(kafka_bootstrap, topic_names.prefix, app_id, tmp_path / "b", log=tmp_path / "b.log")
@@ -78,8 +80,7 @@ def test_two_workers_one_killed_the_other_takes_over(kafka_bootstrap, topic_name
         assert b.poll() is None, (tmp_path / "b.log").read_text()[-3000:]
 
 
-def test_single_worker_killed_and_restarted(kafka_bootstrap, topic_names, produce, consume_all,
-                                            tmp_path: Path) -> None:
+def test_single_worker_killed_and_restarted(kafka_bootstrap, topic_names, produce, consume_all, tmp_path: Path) -> None:
     app_id = f"stream-{uuid.uuid4().hex[:8]}"
     first = stream_process(kafka_bootstrap, topic_names.prefix, app_id, tmp_path / "w", log=tmp_path / "w1.log")
     with workers(first) as running:

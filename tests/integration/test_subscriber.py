@@ -9,8 +9,8 @@ import pickle
 import orjson
 from prometheus_client import CollectorRegistry
 
-from driftline.consumers.signing import Ed25519PrivateKey
-from driftline.consumers.subscriber import ModelSubscriber
+from driftline.consumers.registry.signing import Ed25519PrivateKey
+from driftline.consumers.subscriber.client import ModelSubscriber
 
 from .trainer_support import PUBLIC_KEY, labeled_rows, produce_rows, request, trainer_thread, values
 
@@ -25,8 +25,9 @@ class _Explodes:
         return (os.mkdir, (self.marker,))
 
 
-def test_tampered_and_unsigned_artifacts_are_refused_and_never_unpickled(kafka_bootstrap, topic_names, produce,
-                                                                        consume_all, tmp_path):
+def test_tampered_and_unsigned_artifacts_are_refused_and_never_unpickled(
+    kafka_bootstrap, topic_names, produce, consume_all, tmp_path
+):
     produce_rows(produce, topic_names.labeled, labeled_rows("t", 400))
     with trainer_thread(kafka_bootstrap, topic_names, tmp_path):
         produce(topic_names.control, [request("t")])
@@ -38,8 +39,15 @@ def test_tampered_and_unsigned_artifacts_are_refused_and_never_unpickled(kafka_b
     relabelled = {**good, "version": "9.9.7"}  # genuine bytes, signed for 1.0.0 only
     errors: list[tuple[str | None, str]] = []
     registry = CollectorRegistry()
-    sub = ModelSubscriber("t", kafka_bootstrap, topic_names.model_updates, PUBLIC_KEY, cache_dir=tmp_path / "c",
-                          on_error=lambda _m, v, exc: errors.append((v, str(exc))), registry=registry).start()
+    sub = ModelSubscriber(
+        "t",
+        kafka_bootstrap,
+        topic_names.model_updates,
+        PUBLIC_KEY,
+        cache_dir=tmp_path / "c",
+        on_error=lambda _m, v, exc: errors.append((v, str(exc))),
+        registry=registry,
+    ).start()
     try:
         assert sub.wait_for("1.0.0", 30)
         deadline_ok = True
@@ -58,8 +66,13 @@ def test_tampered_and_unsigned_artifacts_are_refused_and_never_unpickled(kafka_b
     again = ModelSubscriber("t", "127.0.0.1:1", topic_names.model_updates, PUBLIC_KEY, cache_dir=tmp_path / "c")
     assert again.version == "1.0.0" and again.predict_one(labeled_rows("t", 1)[0]["features"]) in (True, False)
     # …but not a cached copy signed under another key
-    other = ModelSubscriber("t", "127.0.0.1:1", topic_names.model_updates, Ed25519PrivateKey.generate().public_key(),
-                            cache_dir=tmp_path / "c")
+    other = ModelSubscriber(
+        "t",
+        "127.0.0.1:1",
+        topic_names.model_updates,
+        Ed25519PrivateKey.generate().public_key(),
+        cache_dir=tmp_path / "c",
+    )
     assert other.version is None
 
 

@@ -12,8 +12,8 @@ from confluent_kafka import Producer
 
 from driftline.commands import topics as topics_command
 from driftline.errors import KafkaOperationFailed
-from driftline.kafka.admin import KafkaAdmin
-from driftline.kafka.topics import TopicNames, TopicSpec, create_topics
+from driftline.kafka.admin import KafkaAdmin, create_topics
+from driftline.kafka.topics import TopicNames, TopicSpec
 
 pytestmark = pytest.mark.kafka
 
@@ -61,7 +61,10 @@ def test_topics_create_twice_reports_created_then_exists_with_the_right_configs(
 
 
 def test_topics_create_uses_env_bootstrap_and_starts_no_local_broker(
-    kafka_bootstrap: str, names: TopicNames, tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+    kafka_bootstrap: str,
+    names: TopicNames,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
     capsys: pytest.CaptureFixture[str],
 ) -> None:
     monkeypatch.setenv("KAFKA_BOOTSTRAP_SERVERS", kafka_bootstrap)
@@ -76,7 +79,7 @@ def test_existing_topic_with_other_partitions_is_reported_not_changed(
     create_topics(kafka_admin, [TopicSpec(names.control, 3)])
     assert _cli("create", "--bootstrap-servers", kafka_bootstrap, "--prefix", names.prefix) == 0
     out = capsys.readouterr().out
-    line = next(l for l in out.splitlines() if l.startswith(names.control + " "))
+    line = next(row for row in out.splitlines() if row.startswith(names.control + " "))
     assert "exists" in line and "partitions=3" in line and "spec says 6" in line
     assert kafka_admin.partition_counts([names.control]) == {names.control: 3}
 

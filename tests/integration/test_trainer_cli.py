@@ -15,8 +15,9 @@ def test_register_then_inspect_with_the_cli(kafka_bootstrap, topic_names, tmp_pa
     config = tmp_path / "driftline.toml"
     config.write_text(f'[topics]\nprefix = "{topic_names.prefix}"\n', encoding="utf-8")
     rows = tmp_path / "rows.jsonl"
-    rows.write_bytes(b"\n".join(orjson.dumps({"features": r["features"], "label": r["label"]})
-                                for r in labeled_rows("reg", 400)))
+    rows.write_bytes(
+        b"\n".join(orjson.dumps({"features": r["features"], "label": r["label"]}) for r in labeled_rows("reg", 400))
+    )
     cli = ["--config", str(config), "models", "--bootstrap-servers", kafka_bootstrap]
     with trainer_thread(kafka_bootstrap, topic_names, tmp_path):
         assert main([*cli, "register", "reg", "--from-file", str(rows), "--by", "ana", "--wait", "60"]) == 0
@@ -24,8 +25,12 @@ def test_register_then_inspect_with_the_cli(kafka_bootstrap, topic_names, tmp_pa
     capsys.readouterr()
     assert main([*cli, "list", "--json"]) == 0
     [listed] = json.loads(capsys.readouterr().out)
-    assert (listed["model_id"], listed["version"], listed["serving"], listed["status"]) == ("reg", "1.0.0", "*",
-                                                                                            "approved")
+    assert (listed["model_id"], listed["version"], listed["serving"], listed["status"]) == (
+        "reg",
+        "1.0.0",
+        "*",
+        "approved",
+    )
     assert main([*cli, "show", "reg"]) == 0
     shown = capsys.readouterr().out
     assert "lineage: 400 rows" in shown and "sha256=" in shown and "partition" in shown

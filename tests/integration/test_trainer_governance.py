@@ -2,11 +2,20 @@
 
 from __future__ import annotations
 
-from driftline.consumers.registry_writer import send_command, wait_for_outcome
-from driftline.consumers.subscriber import ModelSubscriber
+from driftline.consumers.subscriber.client import ModelSubscriber
+from driftline.consumers.trainer.client import send_command, wait_for_outcome
 from driftline.schemas.registry import ModelCommand
 
-from .trainer_support import PUBLIC_KEY, labeled_rows, produce_rows, request, settings, trainer_thread, values, wait_state
+from .trainer_support import (
+    PUBLIC_KEY,
+    labeled_rows,
+    produce_rows,
+    request,
+    settings,
+    trainer_thread,
+    values,
+    wait_state,
+)
 
 LOOSE = {"accuracy": {"abs": 0.05}}
 
@@ -26,8 +35,9 @@ def test_duplicate_requests_yield_one_version(kafka_bootstrap, topic_names, prod
     assert len(values(consume_all, topic_names.registry)) == 1
 
 
-def test_a_request_during_the_cooldown_is_deferred_and_handled_after_it(kafka_bootstrap, topic_names, produce,
-                                                                         tmp_path):
+def test_a_request_during_the_cooldown_is_deferred_and_handled_after_it(
+    kafka_bootstrap, topic_names, produce, tmp_path
+):
     produce_rows(produce, topic_names.labeled, labeled_rows("cool", 300))
     with trainer_thread(kafka_bootstrap, topic_names, tmp_path, settings(cooldown_s=4.0, recheck_s=0.5)):
         produce(topic_names.control, [request("cool", 0.0), request("cool", 60.0)])
@@ -44,7 +54,9 @@ def test_a_request_during_the_cooldown_is_deferred_and_handled_after_it(kafka_bo
 
 def test_major_bump_waits_for_approval_then_serves(kafka_bootstrap, topic_names, produce, tmp_path):
     produce_rows(produce, topic_names.labeled, labeled_rows("ap", 600))
-    sub = ModelSubscriber("ap", kafka_bootstrap, topic_names.model_updates, PUBLIC_KEY, cache_dir=tmp_path / "c").start()
+    sub = ModelSubscriber(
+        "ap", kafka_bootstrap, topic_names.model_updates, PUBLIC_KEY, cache_dir=tmp_path / "c"
+    ).start()
     try:
         with trainer_thread(kafka_bootstrap, topic_names, tmp_path, settings(gate_non_regression=LOOSE)):
             produce(topic_names.control, [request("ap", 0.0)])
@@ -68,7 +80,9 @@ def test_major_bump_waits_for_approval_then_serves(kafka_bootstrap, topic_names,
 
 def test_rollback_restores_the_previous_version_for_subscribers(kafka_bootstrap, topic_names, produce, tmp_path):
     produce_rows(produce, topic_names.labeled, labeled_rows("rb", 600))
-    sub = ModelSubscriber("rb", kafka_bootstrap, topic_names.model_updates, PUBLIC_KEY, cache_dir=tmp_path / "c").start()
+    sub = ModelSubscriber(
+        "rb", kafka_bootstrap, topic_names.model_updates, PUBLIC_KEY, cache_dir=tmp_path / "c"
+    ).start()
     try:
         with trainer_thread(kafka_bootstrap, topic_names, tmp_path, settings(gate_non_regression=LOOSE)):
             produce(topic_names.control, [request("rb", 0.0)])
@@ -76,8 +90,11 @@ def test_rollback_restores_the_previous_version_for_subscribers(kafka_bootstrap,
             produce_rows(produce, topic_names.labeled, labeled_rows("rb", 600, start=600, seed=2))
             produce(topic_names.control, [request("rb", 60.0)])
             assert sub.wait_for("1.0.1", 60)  # same features and spec, new data → patch, auto-deployed
-            first_profile = wait_state(kafka_bootstrap, topic_names,
-                                       lambda s: "1.0.1" in s.taken("rb")).version("rb", "1.0.0").reference_profile
+            first_profile = (
+                wait_state(kafka_bootstrap, topic_names, lambda s: "1.0.1" in s.taken("rb"))
+                .version("rb", "1.0.0")
+                .reference_profile
+            )
             cmd = ModelCommand("rollback_model", "rb", "ops", "1.0.1 misbehaves in production")
             send_command(kafka_bootstrap, topic_names.control, cmd)
             assert sub.wait_for("1.0.0", 60)
@@ -89,15 +106,18 @@ def test_rollback_restores_the_previous_version_for_subscribers(kafka_bootstrap,
         sub.stop()
 
 
-def test_a_paused_model_records_requests_without_training_until_resumed(kafka_bootstrap, topic_names, produce,
-                                                                         tmp_path):
+def test_a_paused_model_records_requests_without_training_until_resumed(
+    kafka_bootstrap, topic_names, produce, tmp_path
+):
     produce_rows(produce, topic_names.labeled, labeled_rows("pz", 400))
     with trainer_thread(kafka_bootstrap, topic_names, tmp_path, settings(recheck_s=0.5)):
         produce(topic_names.control, [request("pz", 0.0)])
         wait_state(kafka_bootstrap, topic_names, lambda s: s.serving_version("pz") == "1.0.0")
         pause = ModelCommand("pause_model", "pz", "ana", "investigating a data issue")
         send_command(kafka_bootstrap, topic_names.control, pause)
-        assert [e["type"] for e in wait_for_outcome(kafka_bootstrap, topic_names.audit, pause.id, 30)] == ["model_paused"]
+        assert [e["type"] for e in wait_for_outcome(kafka_bootstrap, topic_names.audit, pause.id, 30)] == [
+            "model_paused"
+        ]
         produce(topic_names.control, [request("pz", 60.0)])
         state = wait_state(kafka_bootstrap, topic_names, lambda s: "pz:60:drift" in s.handled)
         assert state.paused == {"pz"} and state.taken("pz") == {"1.0.0"}
@@ -106,7 +126,8 @@ def test_a_paused_model_records_requests_without_training_until_resumed(kafka_bo
         resume = ModelCommand("resume_model", "pz", "ana", "data fixed")
         send_command(kafka_bootstrap, topic_names.control, resume)
         assert [e["type"] for e in wait_for_outcome(kafka_bootstrap, topic_names.audit, resume.id, 30)] == [
-            "model_resumed"]
+            "model_resumed"
+        ]
         produce(topic_names.control, [request("pz", 120.0)])
         state = wait_state(kafka_bootstrap, topic_names, lambda s: len(s.taken("pz")) == 2)
     assert state.paused == set()

@@ -2,19 +2,26 @@
 
 from __future__ import annotations
 
-from driftline.consumers.artifacts import load_model
-from driftline.consumers.subscriber import ModelSubscriber
-from driftline.consumers.training_set import rebuild
+from driftline.consumers.registry.artifacts import load_model
+from driftline.consumers.subscriber.client import ModelSubscriber
+from driftline.consumers.trainer.labeled_reader import rebuild
 
 from .trainer_support import PUBLIC_KEY, labeled_rows, produce_rows, request, trainer_thread, values, wait_state
 
 
-def test_retrain_request_publishes_a_version_the_subscriber_loads(kafka_bootstrap, topic_names, produce,
-                                                                  consume_all, tmp_path):
+def test_retrain_request_publishes_a_version_the_subscriber_loads(
+    kafka_bootstrap, topic_names, produce, consume_all, tmp_path
+):
     produce_rows(produce, topic_names.labeled, labeled_rows("churn", 1000) + labeled_rows("other", 300, seed=3))
     updates: list[str] = []
-    sub = ModelSubscriber("churn", kafka_bootstrap, topic_names.model_updates, PUBLIC_KEY, cache_dir=tmp_path / "cache",
-                          on_update=lambda m, v, _model, _e: updates.append(v)).start()
+    sub = ModelSubscriber(
+        "churn",
+        kafka_bootstrap,
+        topic_names.model_updates,
+        PUBLIC_KEY,
+        cache_dir=tmp_path / "cache",
+        on_update=lambda m, v, _model, _e: updates.append(v),
+    ).start()
     try:
         with trainer_thread(kafka_bootstrap, topic_names, tmp_path) as trainer:
             produce(topic_names.control, [request("churn")])
@@ -75,7 +82,7 @@ def test_max_rows_caps_the_training_set_across_partitions(kafka_bootstrap, topic
     """A model's rows in two partitions: the newest ``max_rows`` overall, not ``max_rows`` from each."""
     import orjson
 
-    from driftline.consumers.training_set import LabeledReader, build_training_set
+    from driftline.consumers.trainer.labeled_reader import LabeledReader, build_training_set
 
     topic = topic_factory(partitions=2)
     rows = labeled_rows("split", 1000)

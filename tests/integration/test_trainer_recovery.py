@@ -29,21 +29,43 @@ def concept_rows(model_id: str, start: int, n: int, rule: str, seed: int = 0) ->
     for i in range(start, start + n):
         x = {f"f{j}": rng.gauss(0.0, 1.0) for j in range(5)}
         y = (x["f0"] + x["f1"] if rule == "A" else x["f0"] - x["f1"]) + rng.gauss(0.0, 0.05) > 0
-        rows.append({"model_id": model_id, "event_id": f"{model_id}-{i}", "ts": T0 + i, "model_version": "1.0.0",
-                     "prediction": y, "score": None, "label": y, "features": x, "scores": None, "label_ts": None})
+        rows.append(
+            {
+                "model_id": model_id,
+                "event_id": f"{model_id}-{i}",
+                "ts": T0 + i,
+                "model_version": "1.0.0",
+                "prediction": y,
+                "score": None,
+                "label": y,
+                "features": x,
+                "scores": None,
+                "label_ts": None,
+            }
+        )
     return rows
 
 
 def drift_request(model_id: str, drift_at: int, rule: str = "underperforming") -> tuple[str, bytes]:
-    req = RetrainRequested(model_id, T0 + drift_at, T0 + drift_at + 300, rule, ("served at chance",),
-                           {"drift_started_ts": T0 + drift_at}, T0 + drift_at + 300, drift_at, "1.0.0")
+    req = RetrainRequested(
+        model_id,
+        T0 + drift_at,
+        T0 + drift_at + 300,
+        rule,
+        ("served at chance",),
+        {"drift_started_ts": T0 + drift_at},
+        T0 + drift_at + 300,
+        drift_at,
+        "1.0.0",
+    )
     return model_id, orjson.dumps(req.to_dict())
 
 
 def test_a_concept_change_is_retrained_on_the_rows_after_it(kafka_bootstrap, topic_names, produce, tmp_path):
     produce_rows(produce, topic_names.labeled, concept_rows("cc", 0, 3000, "A"))
-    with trainer_thread(kafka_bootstrap, topic_names, tmp_path,
-                        settings(min_rows_after_drift=600, recheck_s=0.5, max_rows=20_000)):
+    with trainer_thread(
+        kafka_bootstrap, topic_names, tmp_path, settings(min_rows_after_drift=600, recheck_s=0.5, max_rows=20_000)
+    ):
         produce(topic_names.control, [request("cc")])
         wait_state(kafka_bootstrap, topic_names, lambda s: s.serving_version("cc") == "1.0.0")
         produce_rows(produce, topic_names.labeled, concept_rows("cc", 3000, 300, "B"))
@@ -81,8 +103,9 @@ PLUGIN = textwrap.dedent('''
 ''')
 
 
-def test_a_candidate_that_learned_the_old_rule_is_rejected_on_post_drift_rows(kafka_bootstrap, topic_names,
-                                                                              produce, tmp_path, monkeypatch):
+def test_a_candidate_that_learned_the_old_rule_is_rejected_on_post_drift_rows(
+    kafka_bootstrap, topic_names, produce, tmp_path, monkeypatch
+):
     (tmp_path / "old_rule_plugin.py").write_text(PLUGIN, encoding="utf-8")
     monkeypatch.syspath_prepend(str(tmp_path))
     produce_rows(produce, topic_names.labeled, concept_rows("old", 0, 2000, "A"))

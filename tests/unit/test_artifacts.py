@@ -6,8 +6,8 @@ import pickle
 
 import pytest
 
-from driftline.consumers.artifacts import ArtifactRejected, load_model, pack_model, sign
-from driftline.consumers.signing import (
+from driftline.consumers.registry.artifacts import ArtifactRejected, load_model, pack_model, sign
+from driftline.consumers.registry.signing import (
     Ed25519PrivateKey,
     key_id,
     load_or_create_signing_key,
@@ -49,8 +49,9 @@ def test_large_artifact_without_directory_is_an_error():
         pack_model(b"x" * 5000, "m", "1.0.0", KEY, inline_limit=1000)
 
 
-@pytest.mark.parametrize("change", ["bytes", "unsigned", "other_key", "other_version", "forged", "garbled",
-                                    "legacy_hmac"])
+@pytest.mark.parametrize(
+    "change", ["bytes", "unsigned", "other_key", "other_version", "forged", "garbled", "legacy_hmac"]
+)
 def test_tampering_is_refused_before_unpickling(tmp_path, change):
     marker = str(tmp_path / "unpickled")
     ref = pack_model({"ok": True}, "m", "1.0.0", KEY)
@@ -68,8 +69,15 @@ def test_tampering_is_refused_before_unpickling(tmp_path, change):
         import hashlib
 
         digest = hashlib.sha256(evil).hexdigest()
-        ref = ArtifactRef(**{**ref.__dict__, "inline": base64.b64encode(evil).decode(), "sha256": digest,
-                             "size": len(evil), "signature": sign("m", "1.0.0", digest, Ed25519PrivateKey.generate())})
+        ref = ArtifactRef(
+            **{
+                **ref.__dict__,
+                "inline": base64.b64encode(evil).decode(),
+                "sha256": digest,
+                "size": len(evil),
+                "signature": sign("m", "1.0.0", digest, Ed25519PrivateKey.generate()),
+            }
+        )
     elif change == "garbled":
         ref = ArtifactRef(**{**ref.__dict__, "signature": "not hex"})
     else:
@@ -77,9 +85,15 @@ def test_tampering_is_refused_before_unpickling(tmp_path, change):
     with pytest.raises(ArtifactRejected) as info:
         load_model(ref, "m", version, key)
     assert not os.path.exists(marker)
-    expected = {"bytes": "digest mismatch", "unsigned": "unsigned", "other_key": "signed with key",
-                "other_version": "bad signature", "forged": "bad signature", "garbled": "bad signature",
-                "legacy_hmac": "register the model again"}[change]
+    expected = {
+        "bytes": "digest mismatch",
+        "unsigned": "unsigned",
+        "other_key": "signed with key",
+        "other_version": "bad signature",
+        "forged": "bad signature",
+        "garbled": "bad signature",
+        "legacy_hmac": "register the model again",
+    }[change]
     assert expected in str(info.value)
 
 

@@ -29,8 +29,7 @@ EVENTS = [
     FeatureEvent("churn", "e1", 10.0, {"age": 41, "plan": "pro"}),
     PredictionEvent("churn", "e1", 10.5, "1.0.0", 1, score=0.81),
     FeatureEvent("churn", "e2", 11.0, {"age": None, "tenure": 3.5, "vip": True}),
-    PredictionEvent("churn", "e2", 11.5, "1.0.0", "stay", scores={"stay": 0.7, "churn": 0.3},
-                    features={"age": 52.0}),
+    PredictionEvent("churn", "e2", 11.5, "1.0.0", "stay", scores={"stay": 0.7, "churn": 0.3}, features={"age": 52.0}),
     LabelEvent("churn", "e1", 12.0, 1),
 ]
 
@@ -43,8 +42,7 @@ def test_columns_follow_the_readme_layout() -> None:
     batch = build()
     assert len(batch) == 5
     assert batch.kind.dtype == np.int8
-    assert batch.kind.tolist() == [KIND_FEATURE, KIND_PREDICTION, KIND_FEATURE, KIND_PREDICTION,
-                                   KIND_LABEL]
+    assert batch.kind.tolist() == [KIND_FEATURE, KIND_PREDICTION, KIND_FEATURE, KIND_PREDICTION, KIND_LABEL]
     assert batch.event_id == ["e1", "e1", "e2", "e2", "e1"]
     assert batch.ts.tolist() == [10.0, 10.5, 11.0, 11.5, 12.0]
     assert batch.has_features.tolist() == [True, False, True, True, False]
@@ -67,12 +65,15 @@ def test_features_seen_mid_batch_are_backfilled_with_none() -> None:
 
 
 def test_numeric_column_is_nan_for_null_missing_strings_and_booleans() -> None:
-    batch = batch_from_events("m", [
-        FeatureEvent("m", "a", 0.0, {"x": 1, "y": True}),
-        FeatureEvent("m", "b", 0.0, {"x": "oops", "y": 2.5}),
-        FeatureEvent("m", "c", 0.0, {"x": None}),
-        FeatureEvent("m", "d", 0.0, {"x": 2**63, "y": False}),
-    ])
+    batch = batch_from_events(
+        "m",
+        [
+            FeatureEvent("m", "a", 0.0, {"x": 1, "y": True}),
+            FeatureEvent("m", "b", 0.0, {"x": "oops", "y": 2.5}),
+            FeatureEvent("m", "c", 0.0, {"x": None}),
+            FeatureEvent("m", "d", 0.0, {"x": 2**63, "y": False}),
+        ],
+    )
     x, y = batch.numeric_column("x"), batch.numeric_column("y")
     assert x.dtype == np.float64
     np.testing.assert_array_equal(x, [1.0, np.nan, np.nan, float(2**63)])
@@ -82,8 +83,7 @@ def test_numeric_column_is_nan_for_null_missing_strings_and_booleans() -> None:
 
 
 def test_numeric_column_does_not_parse_numeric_strings() -> None:
-    batch = batch_from_events("m", [FeatureEvent("m", "a", 0.0, {"x": "1.5"}),
-                                    FeatureEvent("m", "b", 0.0, {"x": 2})])
+    batch = batch_from_events("m", [FeatureEvent("m", "a", 0.0, {"x": "1.5"}), FeatureEvent("m", "b", 0.0, {"x": 2})])
     np.testing.assert_array_equal(batch.numeric_column("x"), [np.nan, 2.0])
 
 
@@ -109,8 +109,7 @@ def test_round_trip_through_the_wire() -> None:
     decoded = decode_batch(raw)
     assert decoded == batch  # 41 travels as 41.0, equal in Python and to the drift core
     assert decoded.features["age"] == [41.0, None, None, 52.0, None]
-    np.testing.assert_array_equal(decoded.numeric_column("tenure"),
-                                  [np.nan, np.nan, 3.5, np.nan, np.nan])
+    np.testing.assert_array_equal(decoded.numeric_column("tenure"), [np.nan, np.nan, 3.5, np.nan, np.nan])
     assert decoded.only_numbers("age") and not decoded.only_numbers("plan")
 
 
@@ -128,19 +127,24 @@ def _numeric_doc(**change) -> bytes:
     return orjson.dumps(doc)
 
 
-@pytest.mark.parametrize("raw, field, rule", [
-    (_numeric_doc(data="not base64!"), "numeric.data", "base64"),
-    (_numeric_doc(data=""), "numeric.data", "length"),
-    (_numeric_doc(names=["age"]), "numeric.data", "length"),
-    (_numeric_doc(names=["age", "age"]), "numeric.names", "uniqueItems"),
-    (_numeric_doc(names=["age", "plan"]), "numeric.names", "duplicate"),
-    (_numeric_doc(names=["age", 3]), "numeric.names", "type"),
-    (_numeric_doc(data=base64.b64encode(np.full(10, np.inf).tobytes()).decode()), "numeric.data",
-     "finite"),
-    (orjson.dumps({**orjson.loads(encode_batch(build())), "v": 1}), "numeric", "additionalProperties"),
-    (orjson.dumps({k: v for k, v in orjson.loads(encode_batch(build())).items() if k != "numeric"}),
-     "numeric", "required"),
-])
+@pytest.mark.parametrize(
+    "raw, field, rule",
+    [
+        (_numeric_doc(data="not base64!"), "numeric.data", "base64"),
+        (_numeric_doc(data=""), "numeric.data", "length"),
+        (_numeric_doc(names=["age"]), "numeric.data", "length"),
+        (_numeric_doc(names=["age", "age"]), "numeric.names", "uniqueItems"),
+        (_numeric_doc(names=["age", "plan"]), "numeric.names", "duplicate"),
+        (_numeric_doc(names=["age", 3]), "numeric.names", "type"),
+        (_numeric_doc(data=base64.b64encode(np.full(10, np.inf).tobytes()).decode()), "numeric.data", "finite"),
+        (orjson.dumps({**orjson.loads(encode_batch(build())), "v": 1}), "numeric", "additionalProperties"),
+        (
+            orjson.dumps({k: v for k, v in orjson.loads(encode_batch(build())).items() if k != "numeric"}),
+            "numeric",
+            "required",
+        ),
+    ],
+)
 def test_numeric_block_names_what_is_wrong(raw: bytes, field: str, rule: str) -> None:
     error = decode_batch(raw)
     assert isinstance(error, InvalidEvent) and (error.field, error.rule) == (field, rule), error
@@ -183,25 +187,28 @@ def good_doc() -> dict:
     return orjson.loads(encode_batch(build()))
 
 
-@pytest.mark.parametrize(("change", "field", "rule"), [
-    (lambda d: d.pop("ts"), "ts", "required"),
-    (lambda d: d.update(v=3), "v", "enum"),
-    (lambda d: d.update(v=True), "v", "enum"),
-    (lambda d: d.update(n=0), "n", "minimum"),
-    (lambda d: d.update(n="5"), "n", "type"),
-    (lambda d: d.update(n=6), "kind", "length"),
-    (lambda d: d.update(model_id="a b"), "model_id", "pattern"),
-    (lambda d: d.update(extra=[]), "extra", "additionalProperties"),
-    (lambda d: d["kind"].__setitem__(0, "features"), "kind", "enum"),
-    (lambda d: d["ts"].__setitem__(2, "11"), "ts", "type"),
-    (lambda d: d["ts"].append(1.0), "ts", "length"),
-    (lambda d: d["features"]["plan"].pop(), "features.plan", "length"),
-    (lambda d: d["features"].update(x=[{}] * 5), "features.x", "type"),
-    (lambda d: d.update(features=[]), "features", "type"),
-    (lambda d: d["scores"].__setitem__(0, {"a": "b"}), "scores", "type"),
-    (lambda d: d["has_features"].__setitem__(0, 1), "has_features", "type"),
-    (lambda d: d["score"].__setitem__(0, "0.1"), "score", "type"),
-])
+@pytest.mark.parametrize(
+    ("change", "field", "rule"),
+    [
+        (lambda d: d.pop("ts"), "ts", "required"),
+        (lambda d: d.update(v=3), "v", "enum"),
+        (lambda d: d.update(v=True), "v", "enum"),
+        (lambda d: d.update(n=0), "n", "minimum"),
+        (lambda d: d.update(n="5"), "n", "type"),
+        (lambda d: d.update(n=6), "kind", "length"),
+        (lambda d: d.update(model_id="a b"), "model_id", "pattern"),
+        (lambda d: d.update(extra=[]), "extra", "additionalProperties"),
+        (lambda d: d["kind"].__setitem__(0, "features"), "kind", "enum"),
+        (lambda d: d["ts"].__setitem__(2, "11"), "ts", "type"),
+        (lambda d: d["ts"].append(1.0), "ts", "length"),
+        (lambda d: d["features"]["plan"].pop(), "features.plan", "length"),
+        (lambda d: d["features"].update(x=[{}] * 5), "features.x", "type"),
+        (lambda d: d.update(features=[]), "features", "type"),
+        (lambda d: d["scores"].__setitem__(0, {"a": "b"}), "scores", "type"),
+        (lambda d: d["has_features"].__setitem__(0, 1), "has_features", "type"),
+        (lambda d: d["score"].__setitem__(0, "0.1"), "score", "type"),
+    ],
+)
 def test_decode_batch_names_what_is_wrong(change, field: str, rule: str) -> None:
     doc = good_doc()
     change(doc)
@@ -210,8 +217,7 @@ def test_decode_batch_names_what_is_wrong(change, field: str, rule: str) -> None
     assert (result.field, result.rule) == (field, rule), str(result)
 
 
-@pytest.mark.parametrize("raw", [b"", None, b"\xff", b"{", b"[]", b"null", b'{"v":1}',
-                                 b'{"v":1,"n":1e400}'])
+@pytest.mark.parametrize("raw", [b"", None, b"\xff", b"{", b"[]", b"null", b'{"v":1}', b'{"v":1,"n":1e400}'])
 def test_foreign_messages_never_raise(raw: bytes | None) -> None:
     assert isinstance(decode_batch(raw), InvalidEvent)
 
@@ -227,9 +233,17 @@ def test_decode_batch_document_rejects_nan() -> None:
 
 # ------------------------------------------------------------------ runs of decode_features
 def _feature_raws(models: list[str], strings: bool = False) -> list[bytes]:
-    return [orjson.dumps({"model_id": m, "event_id": f"e{i}", "ts": float(i),
-                          "features": {"x": i, "y": f"s{i}" if strings else i / 2}})
-            for i, m in enumerate(models)]
+    return [
+        orjson.dumps(
+            {
+                "model_id": m,
+                "event_id": f"e{i}",
+                "ts": float(i),
+                "features": {"x": i, "y": f"s{i}" if strings else i / 2},
+            }
+        )
+        for i, m in enumerate(models)
+    ]
 
 
 def test_run_by_model_keeps_each_models_rows_in_order() -> None:
@@ -252,7 +266,7 @@ def test_run_by_model_keeps_each_models_rows_in_order() -> None:
 
 
 def test_packer_cuts_runs_at_max_events_and_keeps_every_row() -> None:
-    from driftline.consumers.packer import BatchPacker
+    from driftline.consumers.ingest.packer import BatchPacker
     from driftline.schemas.columnar import decode_features
 
     packer = BatchPacker(max_events=4)

@@ -8,8 +8,9 @@ import warnings
 import numpy as np
 import pytest
 
-from driftline.consumers.batch_learners import BatchModel, FeatureEncoder, learner_kwargs
-from driftline.consumers.candidate import candidate_spec, evaluate, time_split, train_candidate
+from driftline.consumers.training.batch_learners import BatchModel, FeatureEncoder, learner_kwargs
+from driftline.consumers.training.candidate import candidate_spec, time_split, train_candidate
+from driftline.consumers.training.evaluation import evaluate
 
 FEATURES = [f"x{i}" for i in range(6)] + ["plan", "flag"]
 
@@ -34,8 +35,14 @@ def _rows(n, task="binary", seed=0, noise=0.0, holes=False):
 
 
 def _fit(rows, task, learner, **kw):
-    return BatchModel.fit([r["features"] for r in rows], [_y(task, r["label"]) for r in rows], task=task,
-                          features=FEATURES, learner=learner, **kw)
+    return BatchModel.fit(
+        [r["features"] for r in rows],
+        [_y(task, r["label"]) for r in rows],
+        task=task,
+        features=FEATURES,
+        learner=learner,
+        **kw,
+    )
 
 
 def _y(task, label):
@@ -51,9 +58,17 @@ def test_logistic_converges_and_is_calibrated_on_a_clean_linear_rule():
     assert metrics["accuracy"] >= 0.97 and metrics["log_loss"] < 0.15
 
 
-@pytest.mark.parametrize(("task", "learner"), [("binary", "logistic"), ("multiclass", "logistic"),
-                                               ("regression", "ridge"), ("binary", "hist_gbdt"),
-                                               ("multiclass", "hist_gbdt"), ("regression", "hist_gbdt")])
+@pytest.mark.parametrize(
+    ("task", "learner"),
+    [
+        ("binary", "logistic"),
+        ("multiclass", "logistic"),
+        ("regression", "ridge"),
+        ("binary", "hist_gbdt"),
+        ("multiclass", "hist_gbdt"),
+        ("regression", "hist_gbdt"),
+    ],
+)
 def test_per_row_predictions_equal_sklearns_batch_predictions(task, learner):
     rows = _rows(1500, task, seed=1, holes=True)
     model = _fit(rows[:1200], task, learner)
@@ -86,8 +101,13 @@ def test_pickle_round_trip_predicts_the_same_without_the_training_rows():
 
 def test_unseen_category_and_missing_values_do_not_raise():
     model = _fit(_rows(600, seed=4, holes=True), "binary", "logistic")
-    for x in ({}, {"plan": "enterprise"}, {"x0": None, "x1": float("nan"), "x2": "text"}, {"flag": None},
-              {"x0": float("-inf"), "other": 5}):
+    for x in (
+        {},
+        {"plan": "enterprise"},
+        {"x0": None, "x1": float("nan"), "x2": "text"},
+        {"flag": None},
+        {"x0": float("-inf"), "other": 5},
+    ):
         p = model.predict_proba_one(x)
         assert set(p) == {False, True} and math.isclose(sum(p.values()), 1.0) and isinstance(model.predict_one(x), bool)
 
@@ -103,15 +123,30 @@ def test_encoding_matches_featurevector_meaning():
     assert "a?missing" not in gbdt.columns and math.isnan(gbdt.row({})[0])
 
 
-
 def test_matrix_is_row_by_row_for_every_kind_of_value():
     # matrix() encodes column by column with numpy; it must mean exactly what row() means
     rng = random.Random(11)
-    kinds = [lambda: rng.gauss(0, 1), lambda: rng.randint(-3, 3), lambda: rng.random() < 0.5, lambda: None,
-             lambda: float("nan"), lambda: float("inf"), lambda: rng.choice(["p", "q", "r"]), lambda: "1.5",
-             lambda: {"nested": 1}, lambda: [1, 2]]
-    xs = [{"num": rng.gauss(0, 1), "cat": rng.choice(["p", "q"]), "mixed": rng.choice(kinds)(),
-           "sparse": None if rng.random() < 0.3 else rng.gauss(5, 1)} for _ in range(500)]
+    kinds = [
+        lambda: rng.gauss(0, 1),
+        lambda: rng.randint(-3, 3),
+        lambda: rng.random() < 0.5,
+        lambda: None,
+        lambda: float("nan"),
+        lambda: float("inf"),
+        lambda: rng.choice(["p", "q", "r"]),
+        lambda: "1.5",
+        lambda: {"nested": 1},
+        lambda: [1, 2],
+    ]
+    xs = [
+        {
+            "num": rng.gauss(0, 1),
+            "cat": rng.choice(["p", "q"]),
+            "mixed": rng.choice(kinds)(),
+            "sparse": None if rng.random() < 0.3 else rng.gauss(5, 1),
+        }
+        for _ in range(500)
+    ]
     features = ["num", "cat", "mixed", "sparse", "absent"]
     for impute in (True, False):
         enc = FeatureEncoder(features, xs, impute=impute)
@@ -119,6 +154,7 @@ def test_matrix_is_row_by_row_for_every_kind_of_value():
         expected = np.array([enc.row(x) for x in probe], dtype=float)
         assert np.array_equal(enc.matrix(probe), expected, equal_nan=True)
     assert enc.matrix([]).shape == (0, len(enc.columns))
+
 
 def test_sample_weight_shifts_the_fit_toward_the_weighted_rows():
     rng = random.Random(5)
@@ -149,8 +185,10 @@ def test_auto_kind_through_train_candidate():
     assert isinstance(model, BatchModel) and evaluate(model, valid, "binary")["accuracy"] >= 0.95
 
 
-@pytest.mark.parametrize(("task", "learner"), [("binary", "logistic"), ("binary", "hist_gbdt"),
-                                               ("multiclass", "logistic"), ("regression", "ridge")])
+@pytest.mark.parametrize(
+    ("task", "learner"),
+    [("binary", "logistic"), ("binary", "hist_gbdt"), ("multiclass", "logistic"), ("regression", "ridge")],
+)
 def test_evaluate_batch_path_equals_per_row_path(task, learner):
     rows = _rows(1200, task, seed=8, noise=0.05, holes=True)
     model = _fit(rows[:900], task, learner)
@@ -160,6 +198,7 @@ def test_evaluate_batch_path_equals_per_row_path(task, learner):
             return model.predict_one(x)
 
         if task != "regression":
+
             def predict_proba_one(self, x):
                 return model.predict_proba_one(x)
 

@@ -14,8 +14,11 @@ from ..bench_runs import bench_output
 def test_profile_update_bench_runs_and_the_profile_stays_small() -> None:
     out = bench_output("profile_update.py", "--rows", "1000", "--features", "8", "--batches", "5")
     assert out.count("WindowProfile.update") == 2 and "real ObservationBatch" in out
-    sizes = [int(line.split("to_dict")[1].split("B")[0].replace(",", ""))
-             for line in out.splitlines() if "pickled to_dict" in line]
+    sizes = [
+        int(line.split("to_dict")[1].split("B")[0].replace(",", ""))
+        for line in out.splitlines()
+        if "pickled to_dict" in line
+    ]
     assert len(sizes) == 3 and max(sizes) < 2 * min(sizes), "O(features x bins), not O(events)"
 
 

@@ -7,20 +7,20 @@ import math
 import numpy as np
 import pytest
 
-from driftline.stream import scores
-from driftline.stream.calibration import (
+from driftline.stream.drift import scores
+from driftline.stream.drift.calibration import (
     FeatureNull,
+    _js_distance,
+    _ks,
+    _psi,
     calibrate_feature,
     nulls_from_reference,
     simulate_null,
     size_bucket,
     tail_quantile,
     window_alpha,
-    _js_distance,
-    _ks,
-    _psi,
 )
-from driftline.stream.reference import ReferenceProfile
+from driftline.stream.drift.reference import ReferenceProfile
 
 
 @pytest.mark.parametrize("mean_windows,k", [(1000, 1), (100_000, 2), (1e6, 3)])
@@ -112,7 +112,8 @@ def test_live_false_alarm_rate_matches_alpha(alpha):
 
 
 def test_calibration_cache_returns_what_a_fresh_calibration_computes():
-    from driftline.stream import calibration as cal
+    from driftline.stream.drift import calibration as cal
+
     null = FeatureNull(np.array([0, 40, 55, 61, 38, 0]), missing=7)
     cal.clear_cache()
     first = cal.calibrate_feature("x", null, 300, ["psi", "ks"], alpha=1e-5, samples=500, seed=3)
@@ -120,8 +121,9 @@ def test_calibration_cache_returns_what_a_fresh_calibration_computes():
     draws = cal.simulate_null(null, 300, ["ks", "psi"], 500, rng)
     assert first == {m: cal.tail_quantile(v, 1e-5) for m, v in draws.items()}
     first["psi"] = -1.0  # callers get copies: the cache is not changed through them
-    again = cal.calibrate_feature("x", FeatureNull(null.counts.copy(), 7), 300, ["ks", "psi", "psi"],
-                                  alpha=1e-5, samples=500, seed=3)
+    again = cal.calibrate_feature(
+        "x", FeatureNull(null.counts.copy(), 7), 300, ["ks", "psi", "psi"], alpha=1e-5, samples=500, seed=3
+    )
     assert again == {m: cal.tail_quantile(v, 1e-5) for m, v in draws.items()}
     assert len(cal._CACHE) == 1
     other = cal.calibrate_feature("x", null, 300, ["psi", "ks"], alpha=1e-3, samples=500, seed=3)

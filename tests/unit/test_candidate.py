@@ -6,7 +6,8 @@ import types
 
 import pytest
 
-from driftline.consumers.candidate import candidate_spec, evaluate, time_split, train_candidate
+from driftline.consumers.training.candidate import candidate_spec, time_split, train_candidate
+from driftline.consumers.training.evaluation import evaluate
 
 
 def _rows(n, task="binary", seed=0):
@@ -15,8 +16,13 @@ def _rows(n, task="binary", seed=0):
     for i in range(n):
         x = {"a": rng.gauss(0, 1), "b": rng.gauss(0, 1), "plan": rng.choice(["pro", "free"]), "flag": i % 3 == 0}
         signal = 2 * x["a"] - x["b"] + (1.0 if x["plan"] == "pro" else 0.0)
-        label = signal > 0.5 if task == "binary" else (round(signal, 3) if task == "regression" else
-                                                       ("hi" if signal > 1 else "mid" if signal > -1 else "lo"))
+        label = (
+            signal > 0.5
+            if task == "binary"
+            else (
+                round(signal, 3) if task == "regression" else ("hi" if signal > 1 else "mid" if signal > -1 else "lo")
+            )
+        )
         rows.append({"ts": float(i), "event_id": str(i), "features": x, "label": label})
     return rows
 
@@ -33,9 +39,10 @@ def test_spec_drops_rare_features_and_infers_the_task():
     assert spec == {"task": "binary", "model": "river", "params": {}, "features": ["a", "b", "flag", "plan"]}
 
 
-@pytest.mark.parametrize(("task", "metric", "bound"), [("binary", "accuracy", 0.85),
-                                                       ("multiclass", "accuracy", 0.55),
-                                                       ("regression", "r2", 0.8)])
+@pytest.mark.parametrize(
+    ("task", "metric", "bound"),
+    [("binary", "accuracy", 0.85), ("multiclass", "accuracy", 0.55), ("regression", "r2", 0.8)],
+)
 def test_river_pipeline_learns_each_task(task, metric, bound):
     train, valid = time_split(_rows(3000, task), 0.2)
     spec = candidate_spec(train, task=task, params={"epochs": 2})

@@ -10,15 +10,15 @@ from typing import Any
 import orjson
 import pytest
 
-from driftline.consumers.candidate import evaluate
-from driftline.consumers.challenger_model import (
+from driftline.consumers.training.challenger_model import (
     ChallengerClassifier,
     ChallengerRegressor,
     challenger_from_export,
 )
-from driftline.stream.challenger import OnlineChallenger, numeric_features
-from driftline.stream.label_join import JoinedRow
-from driftline.stream.river_state import dump_pipeline
+from driftline.consumers.training.evaluation import evaluate
+from driftline.stream.drift.challenger import OnlineChallenger, numeric_features
+from driftline.stream.drift.label_join import JoinedRow
+from driftline.stream.drift.river_state import dump_pipeline
 
 TASKS = ["binary", "multiclass", "regression"]
 
@@ -155,23 +155,27 @@ def _forge(**changes: Any) -> dict[str, Any]:
     return doc
 
 
-@pytest.mark.parametrize("doc", [
-    None,
-    [],
-    _forge(format="driftline.online-challenger"),
-    _forge(v=2),
-    _forge(v=True),
-    _forge(task="ranking"),
-    _forge(task="regression"),  # a classifier's pipeline under another task
-    _forge(n=-1),
-    _forge(n="50"),
-    _forge(features="x"),
-    _forge(features=["x", "x"]),
-    _forge(features=[1]),
-    _forge(extra=1),
-    _forge(model={"kind": "Pipeline"}),
-    _forge(model=None),
-], ids=lambda d: "forged")
+@pytest.mark.parametrize(
+    "doc",
+    [
+        None,
+        [],
+        _forge(format="driftline.online-challenger"),
+        _forge(v=2),
+        _forge(v=True),
+        _forge(task="ranking"),
+        _forge(task="regression"),  # a classifier's pipeline under another task
+        _forge(n=-1),
+        _forge(n="50"),
+        _forge(features="x"),
+        _forge(features=["x", "x"]),
+        _forge(features=[1]),
+        _forge(extra=1),
+        _forge(model={"kind": "Pipeline"}),
+        _forge(model=None),
+    ],
+    ids=lambda d: "forged",
+)
 def test_a_forged_export_is_refused(doc: Any) -> None:
     with pytest.raises(ValueError):
         challenger_from_export(doc)

@@ -21,11 +21,22 @@ from driftline.schemas import (
     parse_rfc3339,
 )
 
-FEATURE = {"model_id": "churn", "event_id": "e1", "ts": 1764158400.5,
-           "features": {"age": 41, "plan": "pro", "active": True, "income": None}}
-PREDICTION = {"model_id": "churn", "event_id": "e1", "ts": 1764158400.5,
-              "model_version": "1.2.0+build.7", "prediction": "churn", "score": 0.81,
-              "scores": {"churn": 0.81, "stay": 0.19}, "features": {"age": 41}}
+FEATURE = {
+    "model_id": "churn",
+    "event_id": "e1",
+    "ts": 1764158400.5,
+    "features": {"age": 41, "plan": "pro", "active": True, "income": None},
+}
+PREDICTION = {
+    "model_id": "churn",
+    "event_id": "e1",
+    "ts": 1764158400.5,
+    "model_version": "1.2.0+build.7",
+    "prediction": "churn",
+    "score": 0.81,
+    "scores": {"churn": 0.81, "stay": 0.19},
+    "features": {"age": 41},
+}
 LABEL = {"model_id": "churn", "event_id": "e1", "ts": "2026-11-26T12:00:00Z", "label": True}
 VALID = {"feature": FEATURE, "prediction": PREDICTION, "label": LABEL}
 
@@ -57,18 +68,20 @@ def test_valid_events_decode_to_typed_events() -> None:
     assert feature == FeatureEvent("churn", "e1", 1764158400.5, FEATURE["features"])
     prediction = both(PREDICTION, "prediction")
     assert isinstance(prediction, PredictionEvent)
-    assert (prediction.model_version, prediction.score, prediction.scores["stay"]) == (
-        "1.2.0+build.7", 0.81, 0.19)
+    assert (prediction.model_version, prediction.score, prediction.scores["stay"]) == ("1.2.0+build.7", 0.81, 0.19)
     label = both(LABEL, "label")
     assert label == LabelEvent("churn", "e1", 1795694400.0, True)
 
 
-@pytest.mark.parametrize(("doc", "kind"), [
-    ({**FEATURE}, "feature"),
-    ({**PREDICTION}, "prediction"),
-    ({**LABEL}, "label"),
-    ({**PREDICTION, "label": 1, "type": "prediction"}, None),  # invalid: label is extra
-])
+@pytest.mark.parametrize(
+    ("doc", "kind"),
+    [
+        ({**FEATURE}, "feature"),
+        ({**PREDICTION}, "prediction"),
+        ({**LABEL}, "label"),
+        ({**PREDICTION, "label": 1, "type": "prediction"}, None),  # invalid: label is extra
+    ],
+)
 def test_kind_inferred_without_type(doc: dict, kind: str | None) -> None:
     result = both(doc)
     if kind is None:
@@ -84,8 +97,7 @@ def test_type_selects_kind_and_must_match_topic() -> None:
     assert (mismatch.field, mismatch.rule) == ("type", "kind_mismatch")
     for bad in ("Feature", 1, None):
         assert (both({**FEATURE, "type": bad}, "feature").rule) == "const"
-        assert (both({**FEATURE, "type": bad}).field, both({**FEATURE, "type": bad}).rule) == (
-            "type", "enum")
+        assert (both({**FEATURE, "type": bad}).field, both({**FEATURE, "type": bad}).rule) == ("type", "enum")
 
 
 def test_inference_prefers_label_then_prediction() -> None:
@@ -176,8 +188,7 @@ def test_boundaries_are_inclusive(kind: str) -> None:
 
 
 def test_feature_values_at_their_limits() -> None:
-    features = {"x" * 256: "v" * 1024, "n": -1.5e300, "i": 2**64 - 1, "j": -(2**63),
-                "b": False, "z": None}
+    features = {"x" * 256: "v" * 1024, "n": -1.5e300, "i": 2**64 - 1, "j": -(2**63), "b": False, "z": None}
     result = both(broken("feature", features=features), "feature")
     assert result.features == features
 
@@ -199,20 +210,23 @@ def test_invalid_event_reads_as_field_and_detail() -> None:
 
 
 # ------------------------------------------------------------------ transport / bad input
-@pytest.mark.parametrize(("raw", "rule"), [
-    (b"", "empty"),
-    (None, "empty"),
-    (b'{"model_id": "\xff"}', "utf8"),
-    (b"\xed\xa0\x80", "utf8"),  # an encoded surrogate is not UTF-8
-    (b"not json", "json"),
-    (b'{"model_id": "m",', "json"),
-    (b'{"model_id":"m","event_id":"e","ts":NaN,"features":{}}', "json"),
-    (b'{"model_id":"m","event_id":"e","ts":0,"features":{"a":Infinity}}', "json"),
-    (b'{"model_id":"m","event_id":"e","ts":0,"features":{"a":1e400}}', "json"),
-    (b"[1, 2]", "type"),
-    (b'"a string"', "type"),
-    (b"null", "type"),
-])
+@pytest.mark.parametrize(
+    ("raw", "rule"),
+    [
+        (b"", "empty"),
+        (None, "empty"),
+        (b'{"model_id": "\xff"}', "utf8"),
+        (b"\xed\xa0\x80", "utf8"),  # an encoded surrogate is not UTF-8
+        (b"not json", "json"),
+        (b'{"model_id": "m",', "json"),
+        (b'{"model_id":"m","event_id":"e","ts":NaN,"features":{}}', "json"),
+        (b'{"model_id":"m","event_id":"e","ts":0,"features":{"a":Infinity}}', "json"),
+        (b'{"model_id":"m","event_id":"e","ts":0,"features":{"a":1e400}}', "json"),
+        (b"[1, 2]", "type"),
+        (b'"a string"', "type"),
+        (b"null", "type"),
+    ],
+)
 def test_transport_rules(raw: bytes | None, rule: str) -> None:
     result = decode_event(raw, "feature")
     assert isinstance(result, InvalidEvent)
@@ -231,19 +245,23 @@ def test_message_over_one_mebibyte_is_rejected_before_parsing() -> None:
 
 
 @pytest.mark.parametrize("bad", [math.nan, math.inf, -math.inf])
-@pytest.mark.parametrize(("kind", "field", "where"), [
-    ("feature", "ts", lambda v: {"ts": v}),
-    ("feature", "features.age", lambda v: {"features": {"age": v}}),
-    ("prediction", "prediction", lambda v: {"prediction": v}),
-    ("prediction", "score", lambda v: {"score": v}),
-    ("prediction", "scores.stay", lambda v: {"scores": {"stay": v}}),
-    ("label", "label", lambda v: {"label": v}),
-])
+@pytest.mark.parametrize(
+    ("kind", "field", "where"),
+    [
+        ("feature", "ts", lambda v: {"ts": v}),
+        ("feature", "features.age", lambda v: {"features": {"age": v}}),
+        ("prediction", "prediction", lambda v: {"prediction": v}),
+        ("prediction", "score", lambda v: {"score": v}),
+        ("prediction", "scores.stay", lambda v: {"scores": {"stay": v}}),
+        ("label", "label", lambda v: {"label": v}),
+    ],
+)
 def test_nan_and_infinity_floats_in_documents(bad: float, kind: str, field: str, where) -> None:
     result = decode_document(broken(kind, **where(bad)), kind)
     assert isinstance(result, InvalidEvent)
     assert (result.field, result.rule) == (field, "finite") or (
-        field == "ts" and bad == math.inf and result.rule == "exclusiveMaximum")
+        field == "ts" and bad == math.inf and result.rule == "exclusiveMaximum"
+    )
 
 
 def test_python_only_types_are_rejected_in_documents() -> None:
@@ -256,17 +274,26 @@ def test_ints_beyond_64_bits_are_read_as_orjson_reads_them() -> None:
     big = 2**64
     doc = broken("feature", features={"a": big})
     assert decode_document(doc, "feature").features["a"] == float(big)
-    assert decode_event(b'{"model_id":"m","event_id":"e","ts":0,"features":{"a":18446744073709551616}}'
-                        ).features["a"] == float(big)
+    assert decode_event(b'{"model_id":"m","event_id":"e","ts":0,"features":{"a":18446744073709551616}}').features[
+        "a"
+    ] == float(big)
     assert decode_document(broken("label", label=10**400), "label").rule == "finite"
 
 
 # ------------------------------------------------------------------ ts parsing
-@pytest.mark.parametrize("text", [
-    "2026-11-26T12:00:00Z", "2026-11-26t12:00:00z", "2026-11-26T12:00:00.123+01:00",
-    "2026-11-26T12:00:00.5-05:30", "2024-02-29T23:59:59.999999999+23:59",
-    "1970-01-01T00:00:00Z", "9999-12-31T23:59:59Z", "2000-02-29T00:00:00-00:00",
-])
+@pytest.mark.parametrize(
+    "text",
+    [
+        "2026-11-26T12:00:00Z",
+        "2026-11-26t12:00:00z",
+        "2026-11-26T12:00:00.123+01:00",
+        "2026-11-26T12:00:00.5-05:30",
+        "2024-02-29T23:59:59.999999999+23:59",
+        "1970-01-01T00:00:00Z",
+        "9999-12-31T23:59:59Z",
+        "2000-02-29T00:00:00-00:00",
+    ],
+)
 def test_rfc3339_matches_datetime(text: str) -> None:
     norm = text.upper().replace("Z", "+00:00")
     head, _, tail = norm.partition(".")
@@ -310,8 +337,13 @@ def test_encode_round_trips(kind: str) -> None:
 def test_encode_leaves_out_absent_optionals() -> None:
     event = PredictionEvent("m", "e", 1.0, "1", 0)
     assert orjson.loads(encode_event(event)) == {
-        "type": "prediction", "model_id": "m", "event_id": "e", "ts": 1.0,
-        "model_version": "1", "prediction": 0}
+        "type": "prediction",
+        "model_id": "m",
+        "event_id": "e",
+        "ts": 1.0,
+        "model_version": "1",
+        "prediction": 0,
+    }
 
 
 def test_key_must_be_present_and_equal_model_id() -> None:
@@ -320,8 +352,7 @@ def test_key_must_be_present_and_equal_model_id() -> None:
     assert check_key("churn", event) is None
     assert (check_key(None, event).field, check_key(None, event).rule) == ("$key", "required")
     assert check_key(b"", event).rule == "required"
-    assert check_key(b"fraud", event) == InvalidEvent("$key", "key_mismatch",
-                                                        check_key(b"fraud", event).detail)
+    assert check_key(b"fraud", event) == InvalidEvent("$key", "key_mismatch", check_key(b"fraud", event).detail)
     assert check_key(b"\xff", event).rule == "key_mismatch"
 
 
@@ -330,18 +361,21 @@ def test_unknown_kind_is_a_programming_error() -> None:
         decode_event(orjson.dumps(FEATURE), "features")  # type: ignore[arg-type]
 
 
-@pytest.mark.parametrize("raw", [
-    b'{"model_id":"m","event_id":"e","ts":1,"features":{"a":"{","b":"[x]"}}',  # brackets in strings
-    b'{ "model_id" : "m", "event_id":"e{", "ts":1, "features": {"a": 1} }',
-    b'{"model_id":"m","event_id":"e","ts":1,"features":{"a":{"b":1}}}',  # nested object
-    b'{"model_id":"m","event_id":"e","ts":1,"features":{"a":[1,2]}}',  # nested array
-    b'{"model_id":"m","event_id":"e","ts":1,"features":{"a":{}}}',
-    b'{"model_id":"m","event_id":"e","ts":1,"model_version":"1","prediction":1,"scores":{"x":0.5},'
-    b'"features":{"a":"}{"}}',
-    b'{"model_id":"m","event_id":"e","ts":1,"model_version":"1","prediction":1,"scores":{"x":{"y":1}}}',
-    b'{"model_id":"m","event_id":"e","ts":1,"model_version":"1","prediction":1,"features":{"a":[]}}',
-    b'{"model_id":"m","event_id":"e","ts":1,"model_version":"1","prediction":"{[","score":0.1}',
-])
+@pytest.mark.parametrize(
+    "raw",
+    [
+        b'{"model_id":"m","event_id":"e","ts":1,"features":{"a":"{","b":"[x]"}}',  # brackets in strings
+        b'{ "model_id" : "m", "event_id":"e{", "ts":1, "features": {"a": 1} }',
+        b'{"model_id":"m","event_id":"e","ts":1,"features":{"a":{"b":1}}}',  # nested object
+        b'{"model_id":"m","event_id":"e","ts":1,"features":{"a":[1,2]}}',  # nested array
+        b'{"model_id":"m","event_id":"e","ts":1,"features":{"a":{}}}',
+        b'{"model_id":"m","event_id":"e","ts":1,"model_version":"1","prediction":1,"scores":{"x":0.5},'
+        b'"features":{"a":"}{"}}',
+        b'{"model_id":"m","event_id":"e","ts":1,"model_version":"1","prediction":1,"scores":{"x":{"y":1}}}',
+        b'{"model_id":"m","event_id":"e","ts":1,"model_version":"1","prediction":1,"features":{"a":[]}}',
+        b'{"model_id":"m","event_id":"e","ts":1,"model_version":"1","prediction":"{[","score":0.1}',
+    ],
+)
 def test_the_fast_paths_structure_checks_agree_with_the_reference(raw: bytes) -> None:
     """Braces and brackets in strings, nested values: the fast paths' byte-level checks
     (no '[', no '{' beyond the parsed objects) decide exactly as the reference does."""

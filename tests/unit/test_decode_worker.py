@@ -11,8 +11,8 @@ from pathlib import Path
 
 import pytest
 
-from driftline.stream import replay_decode
-from driftline.stream.decode_worker import WorkerFailed, WorkerProcess, scratch_directory, stop_workers
+from driftline.stream.replay import decode as replay_decode
+from driftline.stream.replay.decode_worker import WorkerFailed, WorkerProcess, scratch_directory, stop_workers
 
 
 def square_or_fail(task: int) -> int:
@@ -69,9 +69,13 @@ def test_stop_workers_ends_the_processes_and_removes_the_directory() -> None:
 
 def _file(tmp_path: Path, lines: int) -> Path:
     path = tmp_path / "events.jsonl"
-    path.write_bytes(b"".join(
-        b'{"model_id":"m","event_id":"e%d","ts":%d,"features":{"x":%d.5,"y":%d}}\n' % (i, i, i % 7, i % 3)
-        for i in range(lines)) + b"not json\n")
+    path.write_bytes(
+        b"".join(
+            b'{"model_id":"m","event_id":"e%d","ts":%d,"features":{"x":%d.5,"y":%d}}\n' % (i, i, i % 7, i % 3)
+            for i in range(lines)
+        )
+        + b"not json\n"
+    )
     return path
 
 
@@ -115,10 +119,11 @@ def test_workers_exit_and_remove_the_scratch_directory_when_their_caller_is_kill
     script = tmp_path / "caller.py"
     script.write_text(
         "import sys, time\n"
-        "from driftline.stream.replay_decode import ParallelDecoder\n"
+        "from driftline.stream.replay.decode import ParallelDecoder\n"
         "decoder = ParallelDecoder(3)\n"
         "print(decoder._directory, *(w.process.pid for w in decoder._workers), flush=True)\n"
-        "time.sleep(60)\n")
+        "time.sleep(60)\n"
+    )
     caller = subprocess.Popen([sys.executable, str(script)], stdout=subprocess.PIPE, text=True)
     directory, *pids = caller.stdout.readline().split()
     pids = [int(p) for p in pids]
@@ -145,7 +150,7 @@ def _running(pid: int) -> bool:
 def test_scratch_files_go_to_tmpfs_only_when_it_has_room(tmp_path, monkeypatch) -> None:
     import tempfile
 
-    from driftline.stream import decode_worker
+    from driftline.stream.replay import decode_worker
 
     monkeypatch.setattr(decode_worker, "SHARED_MEMORY_ROOT", str(tmp_path))
     roomy = scratch_directory()

@@ -16,11 +16,11 @@ import pytest
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-import synthetic  # noqa: E402
+import synthetic
 
-from driftline.stream.monitor_config import MonitorConfig  # noqa: E402
-from driftline.stream.windows import WindowSettings  # noqa: E402
-from driftline.stream.replay import replay_lines  # noqa: E402
+from driftline.stream.drift.monitor_config import MonitorConfig
+from driftline.stream.drift.windows import WindowSettings
+from driftline.stream.replay.engine import replay_lines
 
 WINDOW_S = MonitorConfig().windows.size_s
 N, CHANGE = 60_000, 30_500  # 100 events/s: the change falls mid-way through a window
@@ -76,7 +76,9 @@ def test_half_sigma_mean_shift_in_one_of_50_features():
 
 
 def test_variance_doubling():
-    decision = assert_detected_once(synthetic.with_variance_change(N, CHANGE, feature="x4", seed=4), f"e{CHANGE}", "drift")
+    decision = assert_detected_once(
+        synthetic.with_variance_change(N, CHANGE, feature="x4", seed=4), f"e{CHANGE}", "drift"
+    )
     assert {b["feature"] for b in decision.evidence["breaches"]} == {"x4"}
 
 

@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
-from driftline.consumers.dlq import dlq_headers, parse_dlq_headers
 from driftline.demo.traffic import MALFORMED, SyntheticTraffic
+from driftline.kafka.dlq import dlq_headers, parse_dlq_headers
 from driftline.schemas.codec import check_key, decode_event
 from driftline.schemas.events import InvalidEvent
 

@@ -15,8 +15,11 @@ PACKAGES = ("driftline", "driftline.schemas", "driftline.stream", "driftline.con
 
 def _modules_with_examples() -> list[str]:
     names = set()
-    infos = [info for package in PACKAGES
-             for info in pkgutil.walk_packages(importlib.import_module(package).__path__, package + ".")]
+    infos = [
+        info
+        for package in PACKAGES
+        for info in pkgutil.walk_packages(importlib.import_module(package).__path__, package + ".")
+    ]
     for info in infos:
         spec = importlib.util.find_spec(info.name)
         origin = spec.origin if spec else None
@@ -31,7 +34,7 @@ MODULES = _modules_with_examples()
 
 
 def test_the_examples_are_found() -> None:
-    assert "driftline.schemas.codec" in MODULES and "driftline.stream.exact_sum" in MODULES
+    assert "driftline.schemas.codec" in MODULES and "driftline.stream.drift.exact_sum" in MODULES
 
 
 @pytest.mark.parametrize("name", MODULES)

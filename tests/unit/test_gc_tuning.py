@@ -52,9 +52,14 @@ def test_freed_batch_memory_is_reused_instead_of_faulted_in_again() -> None:
     import subprocess
     import sys
 
-    faults = {mode: int(subprocess.run([sys.executable, "-c", FAULTS_SCRIPT, mode], check=True,
-                                       capture_output=True, text=True).stdout)
-              for mode in ("default", "tuned")}
+    faults = {
+        mode: int(
+            subprocess.run(
+                [sys.executable, "-c", FAULTS_SCRIPT, mode], check=True, capture_output=True, text=True
+            ).stdout
+        )
+        for mode in ("default", "tuned")
+    }
     assert faults["tuned"] * 3 < faults["default"], faults
 
 

@@ -13,8 +13,12 @@ ROOT = Path(__file__).resolve().parents[2]
 DASHBOARD = ROOT / "deploy" / "grafana" / "dashboards" / "driftline.json"
 _DECLARED = re.compile(r'(Counter|Gauge|Histogram|Summary)\(\s*"(driftline_[a-z_]+)"')
 _QUERIED = re.compile(r"\b(driftline_[a-z_]+)")
-_EXPOSED = {"Counter": ("_total",), "Gauge": ("",), "Histogram": ("_bucket", "_sum", "_count"),
-            "Summary": ("", "_sum", "_count")}
+_EXPOSED = {
+    "Counter": ("_total",),
+    "Gauge": ("",),
+    "Histogram": ("_bucket", "_sum", "_count"),
+    "Summary": ("", "_sum", "_count"),
+}
 
 
 def declared_metrics() -> dict[str, str]:
@@ -44,8 +48,10 @@ def test_every_queried_series_is_one_the_code_exports() -> None:
     exposed = exposed_series(declared)
     dashboard = json.loads(DASHBOARD.read_text())
     unknown = sorted({s for e in queries(dashboard) for s in _QUERIED.findall(e)} - exposed)
-    assert unknown == [], f"dashboard queries series no process exports (counters end in _total, " \
-                          f"histograms are queried as _bucket/_sum/_count): {unknown}"
+    assert unknown == [], (
+        f"dashboard queries series no process exports (counters end in _total, "
+        f"histograms are queried as _bucket/_sum/_count): {unknown}"
+    )
 
 
 def test_panels_do_not_overlap_and_use_the_provisioned_datasource() -> None:

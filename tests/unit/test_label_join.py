@@ -9,8 +9,7 @@ from hypothesis import strategies as st
 
 from driftline.schemas.batch import BatchBuilder
 from driftline.schemas.events import FeatureEvent, LabelEvent, PredictionEvent
-from driftline.stream.label_join import ExpiryCounts, JoinedRow, LabelJoin
-
+from driftline.stream.drift.label_join import ExpiryCounts, JoinedRow, LabelJoin
 
 
 def batch(events: list, model_id: str = "m"):
@@ -41,8 +40,7 @@ def test_prediction_then_label_attaches_earlier_features_and_deletes_entry():
     j = LabelJoin(store, ttl_s=100)
     assert j.add_batch(batch([F("a", 1.0, x=2.5, c="p"), P("a", 2.0, y=0, score=0.2)])) == []
     [row] = j.add_batch(batch([L("a", 5.0, y=1)]))
-    assert row == JoinedRow("m", "a", 2.0, "1.0.0", 0, 0.2, 1, {"x": 2.5, "c": "p"},
-                            None, 5.0)
+    assert row == JoinedRow("m", "a", 2.0, "1.0.0", 0, 0.2, 1, {"x": 2.5, "c": "p"}, None, 5.0)
     assert entries(store) == []
 
 
@@ -72,7 +70,7 @@ def test_expiry_counts_unmatched_kinds_separately_and_keeps_young_entries():
     store: dict = {}
     j = LabelJoin(store, ttl_s=100, bucket_s=10)
     j.add_batch(batch([P("p1", 0), P("p2", 5), L("l1", 3), F("f1", 4, x=1), P("young", 95)]))
-    assert j.expire(105.0) == ExpiryCounts()             # bucket [0,10) ends after 105-100
+    assert j.expire(105.0) == ExpiryCounts()  # bucket [0,10) ends after 105-100
     got = j.expire(110.0)
     assert got == ExpiryCounts(unmatched_labels=1, unmatched_predictions=2, features_only=1)
     assert entries(store) == ["j|m|young"]
@@ -107,7 +105,7 @@ def test_expiry_cost_is_proportional_to_what_expires():
         j.add_batch(batch([P(f"y{t}-{i}", 500.0 + t) for i in range(250)]))
     store.reads, store.forbid_iter = 0, True
     assert j.expire(1015.0).unmatched_predictions == 20
-    assert store.reads <= 20 + 1 + 1                     # entries, one chunk, meta
+    assert store.reads <= 20 + 1 + 1  # entries, one chunk, meta
     store.forbid_iter = False
     assert len(entries(store)) == 5000
 
@@ -117,15 +115,14 @@ def test_tombstones_suppress_redelivered_parts():
     events = [P("a", 1), L("a", 2)]
     for j in (plain, dedup):
         assert len(j.add_batch(batch(events))) == 1
-    assert len(plain.add_batch(batch(events))) == 1      # joined again: consumers dedupe
+    assert len(plain.add_batch(batch(events))) == 1  # joined again: consumers dedupe
     assert dedup.add_batch(batch(events)) == [] and dedup.duplicates == 2
-    assert dedup.expire(10**6) == ExpiryCounts()         # tombstones expire silently
+    assert dedup.expire(10**6) == ExpiryCounts()  # tombstones expire silently
     assert entries(dedup.store) == []
 
 
 def test_joined_row_round_trips_through_json():
-    r = JoinedRow("m", "e", 1.5, "2.0.0", "cat", None, "dog", {"x": 1.0, "b": True},
-                  {"cat": 0.4, "dog": 0.6}, 3.0)
+    r = JoinedRow("m", "e", 1.5, "2.0.0", "cat", None, "dog", {"x": 1.0, "b": True}, {"cat": 0.4, "dog": 0.6}, 3.0)
     assert JoinedRow.from_dict(json.loads(json.dumps(r.to_dict()))) == r
 
 
@@ -144,8 +141,7 @@ def test_any_arrival_order_and_batching_joins_the_same_rows(order, cuts):
     for a, b in zip(bounds, bounds[1:]):
         if b > a:
             rows += j.add_batch(batch(parts[a:b]))
-    assert sorted((r.event_id, r.prediction, r.label) for r in rows) == \
-        [("e0", 0, 0), ("e1", 1, -1), ("e2", 2, -2)]
+    assert sorted((r.event_id, r.prediction, r.label) for r in rows) == [("e0", 0, 0), ("e1", 1, -1), ("e2", 2, -2)]
     got = j.expire(1000.0)  # features arriving after their join linger as features_only
     assert (got.unmatched_predictions, got.unmatched_labels) == (1, 0)
     assert entries(j.store) == []

@@ -11,16 +11,16 @@ import orjson
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-import synthetic  # noqa: E402
+import synthetic
 
-from driftline.schemas.batch import BatchBuilder  # noqa: E402
-from driftline.schemas.codec import decode_event  # noqa: E402
-from driftline.schemas.control import RetrainRequested  # noqa: E402
-from driftline.stream.monitor import ModelMonitor, MonitorOutput  # noqa: E402
-from driftline.stream.monitor_config import MonitorConfig, ReferenceSettings  # noqa: E402
-from driftline.stream.policy import PolicySettings  # noqa: E402
-from driftline.stream.reference import ReferenceProfile  # noqa: E402
-from driftline.stream.windows import WindowSettings  # noqa: E402
+from driftline.schemas.batch import BatchBuilder
+from driftline.schemas.codec import decode_event
+from driftline.schemas.control import RetrainRequested
+from driftline.stream.drift.monitor import ModelMonitor, MonitorOutput
+from driftline.stream.drift.monitor_config import MonitorConfig, ReferenceSettings
+from driftline.stream.drift.policy import PolicySettings
+from driftline.stream.drift.reference import ReferenceProfile
+from driftline.stream.drift.windows import WindowSettings
 
 SMALL = MonitorConfig(windows=WindowSettings(size_s=10.0, allowed_lateness_s=2.0))
 
@@ -52,7 +52,11 @@ def test_first_full_window_becomes_the_reference():
     out = run(monitor, events)
     statuses = [w.status for w in out.windows]
     # window 0 holds the first (jittered) events only: partial, not a reference
-    assert statuses[:3] == ["too_small", "reference", "unscored"] or statuses[:3] == ["unscored", "reference", "unscored"]
+    assert statuses[:3] == ["too_small", "reference", "unscored"] or statuses[:3] == [
+        "unscored",
+        "reference",
+        "unscored",
+    ]
     assert set(statuses[3:]) == {"scored"}
     assert out.reference is not None and monitor.reference is out.reference
     ref_window = out.windows[1].window
@@ -73,8 +77,14 @@ def test_given_reference_scores_every_full_window_from_the_start():
 def test_state_round_trip_mid_stream_continues_identically():
     events = synthetic.with_mean_shift(4_000, 2_050, feature="x1", rate=50.0, n_numeric=3, n_categorical=1)
     events += [
-        {"model_id": "synthetic", "event_id": f"p{i}", "ts": events[-1]["ts"] + i / 50, "model_version": "1",
-         "prediction": i % 2, "features": {"x0": 0.0}}
+        {
+            "model_id": "synthetic",
+            "event_id": f"p{i}",
+            "ts": events[-1]["ts"] + i / 50,
+            "model_version": "1",
+            "prediction": i % 2,
+            "features": {"x0": 0.0},
+        }
         for i in range(10)
     ]
     straight = run(ModelMonitor("synthetic", SMALL), events, size=300)
@@ -97,7 +107,9 @@ def test_late_events_are_counted_and_left_out_of_profiles():
     monitor = ModelMonitor("synthetic", SMALL)
     out = run(monitor, events)
     assert out.late_events == 1 and monitor.counters["late_events"] == 1
-    assert sum(w.window.n_events for w in out.windows) + 1 + sum(w.n_events for w in monitor.open.values()) == len(events)
+    assert sum(w.window.n_events for w in out.windows) + 1 + sum(w.n_events for w in monitor.open.values()) == len(
+        events
+    )
 
 
 def test_count_windows_close_on_their_last_event():
@@ -111,7 +123,9 @@ def test_count_windows_close_on_their_last_event():
 
 def test_without_batch_index_at_index_counts_events():
     config = MonitorConfig(windows=WindowSettings(kind="count", size_events=400))
-    out = run(ModelMonitor("synthetic", config), synthetic.stationary_events(1_200, n_numeric=2), size=333, indexed=False)
+    out = run(
+        ModelMonitor("synthetic", config), synthetic.stationary_events(1_200, n_numeric=2), size=333, indexed=False
+    )
     assert [w.window.at_index for w in out.windows] == [399, 799, 1199]
 
 
@@ -155,8 +169,10 @@ def test_set_reference_makes_open_windows_unscored():
 
 def test_reference_settings_declared_types_are_used():
     config = MonitorConfig(windows=SMALL.windows, reference=ReferenceSettings(types={"x0": "categorical"}))
-    events = [dict(e, features={"x0": round(e["features"]["x0"] or 0)}) for e in
-              synthetic.stationary_events(1_500, rate=50.0, n_numeric=1, n_categorical=0)]
+    events = [
+        dict(e, features={"x0": round(e["features"]["x0"] or 0)})
+        for e in synthetic.stationary_events(1_500, rate=50.0, n_numeric=1, n_categorical=0)
+    ]
     monitor = ModelMonitor("synthetic", config)
     out = run(monitor, events)
     assert out.reference is not None
@@ -167,8 +183,17 @@ def test_reference_settings_declared_types_are_used():
 def test_batch_boundaries_do_not_change_windows_decisions_or_state():
     """Segments between window closes are read as row ranges of the batch (slices, or
     indices when late rows or two windows share a segment); any cut gives one result."""
-    events = synthetic.with_mean_shift(6000, 3500, feature="x2", shift_sigma=3.0, rate=100.0, n_numeric=4,
-                                       n_categorical=1, missing_rate=0.05, jitter_s=3.0)
+    events = synthetic.with_mean_shift(
+        6000,
+        3500,
+        feature="x2",
+        shift_sigma=3.0,
+        rate=100.0,
+        n_numeric=4,
+        n_categorical=1,
+        missing_rate=0.05,
+        jitter_s=3.0,
+    )
     for e in events[::97]:
         e["ts"] -= 30.0  # late rows, and segments holding two windows' rows
     results = []
@@ -177,7 +202,8 @@ def test_batch_boundaries_do_not_change_windows_decisions_or_state():
         out = run(monitor, events, size)
         state = monitor.to_state()
         state.pop("tracker")
-        results.append(([w.to_dict() for w in out.windows], [d.at_index for d in out.decisions],
-                        out.late_events, state))
+        results.append(
+            ([w.to_dict() for w in out.windows], [d.at_index for d in out.decisions], out.late_events, state)
+        )
     assert results[0][1]  # the shift is detected
     assert results[0] == results[1] == results[2]

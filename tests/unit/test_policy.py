@@ -9,12 +9,14 @@ import numpy as np
 import pytest
 
 from driftline.errors import ConfigError
-from driftline.stream.calibration import FeatureNull
-from driftline.stream.policy import DriftPolicy, PolicySettings, WindowInfo
+from driftline.stream.drift.calibration import FeatureNull
+from driftline.stream.drift.policy import DriftPolicy, PolicySettings, WindowInfo
 
 NULLS = {"x": FeatureNull(np.full(10, 1000), missing=100), "c": FeatureNull(np.array([500, 300, 0]), 0, ordered=False)}
-CALM = {"x": SimpleNamespace(psi=0.001, missing_rate_delta=0.0, ks=0.01, wasserstein=0.01),
-        "c": SimpleNamespace(psi=0.001, missing_rate_delta=0.0, ks=None, wasserstein=None)}
+CALM = {
+    "x": SimpleNamespace(psi=0.001, missing_rate_delta=0.0, ks=0.01, wasserstein=0.01),
+    "c": SimpleNamespace(psi=0.001, missing_rate_delta=0.0, ks=None, wasserstein=None),
+}
 DRIFT = {**CALM, "x": SimpleNamespace(psi=0.4, missing_rate_delta=0.0, ks=0.2, wasserstein=0.6)}
 
 
@@ -103,7 +105,9 @@ def test_decision_evidence_lists_scores_against_thresholds():
     assert breach["feature"] == "x" and breach["metric"] == "psi" and breach["score"] == 0.4
     assert 0 < breach["threshold"] < 0.4
     assert decision.evidence["window"] == {"id": 7, "start": 420.0, "end": 480.0, "n_events": 5000, "n_rows": 5000}
-    assert decision.evidence["family"]["window_alpha"] == pytest.approx(PolicySettings(consecutive_windows=1).window_alpha)
+    assert decision.evidence["family"]["window_alpha"] == pytest.approx(
+        PolicySettings(consecutive_windows=1).window_alpha
+    )
     assert decision.reasons[0].startswith("x: psi 0.4 >")
     assert json.loads(json.dumps(closed.to_dict()))["scores"]["x"]["psi"] == 0.4
 

@@ -17,10 +17,10 @@ import pytest
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from column_batches import batch_of_columns  # noqa: E402
+from column_batches import batch_of_columns
 
-from driftline.schemas.batch import ObservationBatch  # noqa: E402
-from driftline.stream.profile import ExactSum, NumericWindow, ReferenceProfile  # noqa: E402
+from driftline.schemas.batch import ObservationBatch
+from driftline.stream.drift.profile import ExactSum, NumericWindow, ReferenceProfile, WindowProfile
 
 
 def _per_feature(ref: ReferenceProfile, batch: ObservationBatch, idx: np.ndarray) -> dict[str, NumericWindow]:
@@ -48,8 +48,21 @@ def _random_case(rng: np.random.Generator, n: int):
     for r in ref_rows[:20]:
         r["x5"] = 7.0  # ties: fewer edges for x5
     ref = ReferenceProfile.from_rows(ref_rows, numeric_bins=int(rng.integers(2, 12)))
-    specials = [None, "a", True, float("nan"), float("inf"), -float("inf"), 1e200, -1e200,
-                0.0, -0.0, 5e-324, 1e-300, 10**6]
+    specials = [
+        None,
+        "a",
+        True,
+        float("nan"),
+        float("inf"),
+        -float("inf"),
+        1e200,
+        -1e200,
+        0.0,
+        -0.0,
+        5e-324,
+        1e-300,
+        10**6,
+    ]
     cols: dict[str, list] = {}
     for j in range(6):
         if j == 3:
@@ -74,7 +87,7 @@ def test_batched_update_equals_per_feature_definition(seed):
     mask = rng.random(n) > 0.5
     picks = np.sort(rng.choice(n, size=n // 2, replace=False))
     for rows in (None, slice(min(a, b), max(a, b)), slice(a, None), mask, picks):
-        w = ref.new_window().update(batch, rows)
+        w = WindowProfile(ref).update(batch, rows)
         idx = np.arange(n)[rows] if rows is not None else np.arange(n)
         if isinstance(rows, np.ndarray) and rows.dtype == bool:
             idx = np.flatnonzero(rows)
@@ -86,10 +99,9 @@ def test_batched_update_equals_per_feature_definition(seed):
 
 
 def test_batched_update_of_a_feature_without_reference_values():
-    ref = ReferenceProfile.from_columns({"x": [None, None], "y": [1.0, 2.0]}, 2,
-                                        {"x": "numeric"}, numeric_bins=4)
+    ref = ReferenceProfile.from_columns({"x": [None, None], "y": [1.0, 2.0]}, 2, {"x": "numeric"}, numeric_bins=4)
     batch = batch_of_columns({"x": [1.0, -2.0, None, "s"], "y": [3.0, None, 1.5, 1.0]}, np.ones(4, bool))
-    w = ref.new_window().update(batch)
+    w = WindowProfile(ref).update(batch)
     expected = _per_feature(ref, batch, np.arange(4))
     assert {k: v.to_dict() for k, v in w.features.items()} == {k: v.to_dict() for k, v in expected.items()}
 

@@ -10,9 +10,9 @@ import pytest
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-import synthetic  # noqa: E402
+import synthetic
 
-from driftline.cli import main  # noqa: E402
+from driftline.cli import main
 
 CONFIG = """
 [windows]
@@ -25,8 +25,10 @@ allowed_lateness_s = 2.0
 def files(tmp_path):
     events = synthetic.with_mean_shift(3_000, 1_530, feature="x1", shift_sigma=1.0, rate=50.0, n_numeric=3)
     other = synthetic.stationary_events(4_000, rate=50.0, n_numeric=1, model_id="other")
-    other = [dict(e, features={**e["features"], "c0": "zzz" if i > 2_030 and i % 3 == 0 else e["features"]["c0"]})
-             for i, e in enumerate(other)]
+    other = [
+        dict(e, features={**e["features"], "c0": "zzz" if i > 2_030 and i % 3 == 0 else e["features"]["c0"]})
+        for i, e in enumerate(other)
+    ]
     merged = sorted(events + other, key=lambda e: e["ts"])
     lines = synthetic.to_jsonl(merged).splitlines(keepends=True)
     lines[5:5] = [b"{not json\n", b'{"model_id": "synthetic", "ts": 1}\n']
@@ -87,8 +89,9 @@ def test_windows_flag_prints_every_closed_window(files, capsys):
 
 def test_reference_file_scores_from_the_first_window(files, capsys):
     tmp, _ = files
-    _, out, _ = replay(capsys, tmp / "events.jsonl", "--config", tmp / "driftline.toml", "--reference", tmp / "ref.jsonl",
-                       "--windows")
+    _, out, _ = replay(
+        capsys, tmp / "events.jsonl", "--config", tmp / "driftline.toml", "--reference", tmp / "ref.jsonl", "--windows"
+    )
     statuses = [o["status"] for o in out if o["type"] == "window_closed" and o["model_id"] == "synthetic"]
     assert "reference" not in statuses and "unscored" not in statuses
     assert any(o["type"] == "retrain_requested" and o["model_id"] == "synthetic" for o in out)
@@ -105,10 +108,10 @@ def test_global_config_option_and_batch_size_do_not_change_results(files, capsys
 def test_jobs_do_not_change_results(files, capsys):
     """Decoding in worker processes (chunks of --batch-size lines) prints the same lines."""
     tmp, _ = files
-    one = replay(capsys, tmp / "events.jsonl", "--config", tmp / "driftline.toml", "--windows",
-                 "--jobs", 1)
-    many = replay(capsys, tmp / "events.jsonl", "--config", tmp / "driftline.toml", "--windows",
-                  "--jobs", 3, "--batch-size", 500)
+    one = replay(capsys, tmp / "events.jsonl", "--config", tmp / "driftline.toml", "--windows", "--jobs", 1)
+    many = replay(
+        capsys, tmp / "events.jsonl", "--config", tmp / "driftline.toml", "--windows", "--jobs", 3, "--batch-size", 500
+    )
     assert one[0] == many[0] == 0 and one[1] == many[1] and len(one[1]) > 2
     counts = [[line for line in err.splitlines() if "events/s" not in line] for err in (one[2], many[2])]
     assert counts[0] == counts[1]  # the summary, but for its timing line
@@ -145,7 +148,9 @@ def test_replay_starts_without_river_drift_or_scipy() -> None:
     only once a prediction meets its label, so a run without labels never pays for them."""
     import subprocess
 
-    probe = ("import sys, driftline.cli, driftline.stream.replay; "
-             "print(sorted(m for m in ('river.drift', 'scipy.stats') if m in sys.modules))")
+    probe = (
+        "import sys, driftline.cli, driftline.stream.replay.engine; "
+        "print(sorted(m for m in ('river.drift', 'scipy.stats') if m in sys.modules))"
+    )
     out = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, check=True)
     assert out.stdout.strip() == "[]", out.stdout + out.stderr

@@ -10,18 +10,17 @@ import orjson
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-import synthetic  # noqa: E402
+import synthetic
 
-from driftline.schemas.batch import batch_from_events  # noqa: E402
-from driftline.schemas.codec import decode_event  # noqa: E402
-from driftline.stream.replay import replay_lines  # noqa: E402
-from driftline.stream.replay_decode import decode_chunk, pack, unpack  # noqa: E402
+from driftline.schemas.batch import batch_from_events
+from driftline.schemas.codec import decode_event
+from driftline.stream.replay import replay_lines
+from driftline.stream.replay.decode import decode_chunk, pack, unpack
 
 
 def _lines() -> list[bytes]:
     """Two models, a drift, categoricals, predictions and labels, and invalid lines."""
-    drifting = synthetic.with_mean_shift(9_000, 6_000, feature="x2", n_numeric=4, n_categorical=1,
-                                         rate=50.0, seed=11)
+    drifting = synthetic.with_mean_shift(9_000, 6_000, feature="x2", n_numeric=4, n_categorical=1, rate=50.0, seed=11)
     concept = synthetic.with_concept_drift(6_000, 3_500, label_delay=50, seed=12)
     for event in concept:
         event["model_id"] = "other"
@@ -50,11 +49,22 @@ def test_a_short_input_starts_no_workers_and_matches() -> None:
 
 
 def test_pack_and_unpack_keep_every_column() -> None:
-    raws = [orjson.dumps({"model_id": "m", "event_id": f"e{i}", "ts": float(i),
-                          "features": {"x": i, "y": None if i % 3 else i / 2, "c": "abc"[i % 3]}})
-            for i in range(50)]
-    raws.append(orjson.dumps({"model_id": "m", "event_id": "p", "ts": 60.0, "model_version": "1",
-                              "prediction": 1, "score": 0.5}))
+    raws = [
+        orjson.dumps(
+            {
+                "model_id": "m",
+                "event_id": f"e{i}",
+                "ts": float(i),
+                "features": {"x": i, "y": None if i % 3 else i / 2, "c": "abc"[i % 3]},
+            }
+        )
+        for i in range(50)
+    ]
+    raws.append(
+        orjson.dumps(
+            {"model_id": "m", "event_id": "p", "ts": 60.0, "model_version": "1", "prediction": 1, "score": 0.5}
+        )
+    )
     (batch,) = decode_chunk(0, raws).batches
     assert batch == batch_from_events("m", [decode_event(r) for r in raws], range(len(raws)))
     back = unpack(pack(batch))
@@ -67,7 +77,7 @@ def test_pack_and_unpack_keep_every_column() -> None:
 
 def test_workers_reading_the_file_give_what_one_process_gives(tmp_path, monkeypatch) -> None:
     """`feed_file` with workers: byte ranges read in the workers, lines renumbered here."""
-    import driftline.stream.replay as replay_module
+    import driftline.stream.replay.engine as replay_module
     from driftline.stream.replay import Replay
 
     lines = _lines()
@@ -90,8 +100,8 @@ def test_workers_reading_the_file_give_what_one_process_gives(tmp_path, monkeypa
 
 
 def test_a_file_of_one_range_starts_no_workers(tmp_path, monkeypatch) -> None:
-    from driftline.stream import replay as replay_module
     from driftline.stream.replay import Replay
+    from driftline.stream.replay import engine as replay_module
 
     path = tmp_path / "short.jsonl"
     path.write_bytes(b"\n".join(_lines()[:300]) + b"\n")
@@ -103,7 +113,7 @@ def test_a_file_of_one_range_starts_no_workers(tmp_path, monkeypatch) -> None:
 
 
 def test_line_ranges_cover_the_file_and_end_at_line_ends(tmp_path) -> None:
-    from driftline.stream.replay_decode import line_ranges, read_lines
+    from driftline.stream.replay.decode import line_ranges, read_lines
 
     data = b"".join(b"x" * (i % 37) + b"\n" for i in range(500)) + b"no newline at the end"
     path = tmp_path / "f"
@@ -112,5 +122,5 @@ def test_line_ranges_cover_the_file_and_end_at_line_ends(tmp_path) -> None:
         ranges = line_ranges(path, size)
         assert sum(length for _, length in ranges) == len(data)
         assert all(a + la == b for (a, la), (b, _) in zip(ranges, ranges[1:]))
-        assert all(data[o + n - 1:o + n] == b"\n" for o, n in ranges[:-1])
+        assert all(data[o + n - 1 : o + n] == b"\n" for o, n in ranges[:-1])
         assert [line for o, n in ranges for line in read_lines(path, o, n)] == data.splitlines(keepends=True)

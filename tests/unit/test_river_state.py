@@ -16,10 +16,10 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from river import compose, linear_model, metrics, multiclass, optim, preprocessing
 
-from driftline.stream import river_state
-from driftline.stream.challenger import OnlineChallenger, challenger_pipeline
-from driftline.stream.label_join import JoinedRow
-from driftline.stream.river_state import dump_metric, dump_pipeline, load_metric, load_pipeline
+from driftline.stream.drift import river_state
+from driftline.stream.drift.challenger import OnlineChallenger, challenger_pipeline
+from driftline.stream.drift.label_join import JoinedRow
+from driftline.stream.drift.river_state import dump_metric, dump_pipeline, load_metric, load_pipeline
 
 TASKS = ["binary", "multiclass", "regression"]
 LABELS = {"binary": [False, True], "multiclass": ["a", "b", "c"], "regression": None}
@@ -75,8 +75,11 @@ def assert_same_future(a: Any, b: Any, task: str, rows: list[tuple[dict, Any]]) 
         b.learn_one(x, y)
     assert dump_pipeline(a) == dump_pipeline(b)
     last_a, last_b = list(a.steps.values())[-1], list(b.steps.values())[-1]
-    heads = ([(last_a, last_b)] if task != "multiclass" else
-             list(zip(last_a.classifiers.values(), last_b.classifiers.values(), strict=True)))
+    heads = (
+        [(last_a, last_b)]
+        if task != "multiclass"
+        else list(zip(last_a.classifiers.values(), last_b.classifiers.values(), strict=True))
+    )
     for head_a, head_b in heads:
         assert same(head_a._weights.to_dict(), head_b._weights.to_dict())
         assert same(head_a.intercept, head_b.intercept)
@@ -84,6 +87,7 @@ def assert_same_future(a: Any, b: Any, task: str, rows: list[tuple[dict, Any]]) 
 
 
 # -- exact round trips ---------------------------------------------------------------------
+
 
 @pytest.mark.parametrize("task", TASKS)
 @pytest.mark.parametrize("seed", [0, 1, 2])
@@ -108,8 +112,12 @@ def test_multiclass_labels_keep_their_types_and_order(labels: list[Any]) -> None
 
 
 @settings(max_examples=30, deadline=None, suppress_health_check=[HealthCheck.too_slow])
-@given(task=st.sampled_from(TASKS), seed=st.integers(0, 2**32), warmup=st.integers(0, 150),
-       scale=st.sampled_from([1e-300, 1e-3, 1.0, 1e6, 1e150]))
+@given(
+    task=st.sampled_from(TASKS),
+    seed=st.integers(0, 2**32),
+    warmup=st.integers(0, 150),
+    scale=st.sampled_from([1e-300, 1e-3, 1.0, 1e6, 1e150]),
+)
 def test_round_trip_is_exact_for_any_stream(task: str, seed: int, warmup: int, scale: float) -> None:
     rows = stream(task, warmup + 200, seed, scale=scale)
     model = trained(task, rows[:warmup])
@@ -139,16 +147,29 @@ def test_diverged_models_still_round_trip() -> None:
 
 def test_hyper_parameters_round_trip() -> None:
     model = preprocessing.StandardScaler(with_std=False) | linear_model.LogisticRegression(
-        optimizer=optim.SGD(0.3), loss=optim.losses.Log(weight_pos=2.0, weight_neg=0.5), l2=0.01,
-        intercept_init=0.25, intercept_lr=0.05, clip_gradient=3.0, initializer=optim.initializers.Constant(0.1))
+        optimizer=optim.SGD(0.3),
+        loss=optim.losses.Log(weight_pos=2.0, weight_neg=0.5),
+        l2=0.01,
+        intercept_init=0.25,
+        intercept_lr=0.05,
+        clip_gradient=3.0,
+        initializer=optim.initializers.Constant(0.1),
+    )
     rows = stream("binary", 300, 3)
     for x, y in rows[:100]:
         model.learn_one(x, y)
     again = load_pipeline(through_json(dump_pipeline(model)))
     head = again["LogisticRegression"]
-    assert (head.optimizer.lr.learning_rate, head.l2, head.intercept_init, head.intercept_lr.learning_rate,
-            head.clip_gradient, head.initializer.value, head.loss.weight_pos, head.loss.weight_neg) == (
-        0.3, 0.01, 0.25, 0.05, 3.0, 0.1, 2.0, 0.5)
+    assert (
+        head.optimizer.lr.learning_rate,
+        head.l2,
+        head.intercept_init,
+        head.intercept_lr.learning_rate,
+        head.clip_gradient,
+        head.initializer.value,
+        head.loss.weight_pos,
+        head.loss.weight_neg,
+    ) == (0.3, 0.01, 0.25, 0.05, 3.0, 0.1, 2.0, 0.5)
     assert again["StandardScaler"].with_std is False
     assert_same_future(again, model, "binary", rows[100:])
 
@@ -198,6 +219,7 @@ def test_a_binary_accuracy_keeps_bool_labels() -> None:
 
 # -- forged documents ----------------------------------------------------------------------
 
+
 def _binary_doc() -> dict:
     return through_json(dump_pipeline(trained("binary", stream("binary", 60, 0))))
 
@@ -217,6 +239,7 @@ def _scaler(doc: dict) -> dict:
 def _set(path: Callable[[dict], dict], key: str, value: Any) -> Callable[[dict], None]:
     def mutate(doc: dict) -> None:
         path(doc)[key] = value
+
     return mutate
 
 
@@ -267,7 +290,8 @@ FORGERIES: dict[str, Callable[[dict], None]] = {
     "step name not a string": _set(lambda d: d["steps"][0], "name", 7),
     "no steps": _set(lambda d: d, "steps", []),
     "too many steps": lambda d: d.update(
-        steps=[d["steps"][0] | {"name": f"s{i}"} for i in range(river_state.MAX_STEPS)] + d["steps"][1:]),
+        steps=[d["steps"][0] | {"name": f"s{i}"} for i in range(river_state.MAX_STEPS)] + d["steps"][1:]
+    ),
     "wrong format": _set(lambda d: d, "format", "pickle"),
     "future version": _set(lambda d: d, "v", 2),
     "version true": _set(lambda d: d, "v", True),
@@ -284,7 +308,8 @@ OVR_FORGERIES: dict[str, Callable[[dict], None]] = {
     "template a regressor": lambda d: _head(d)["classifier"].update(kind="LinearRegression"),
     "sub-model a regressor": lambda d: _head(d)["classifiers"][0][1].update(kind="LinearRegression"),
     "too many classes": lambda d: _head(d).update(
-        classifiers=[[i, _head(d)["classifier"]] for i in range(river_state.MAX_CLASSES + 1)]),
+        classifiers=[[i, _head(d)["classifier"]] for i in range(river_state.MAX_CLASSES + 1)]
+    ),
     "sub-model forged lr": lambda d: _head(d)["classifiers"][1][1]["optimizer"]["lr"].update(learning_rate="Infinity"),
 }
 
@@ -361,13 +386,16 @@ def test_a_forged_metric_is_refused(name: str) -> None:
         load_metric(doc)
 
 
-@pytest.mark.parametrize("forge", [
-    lambda d: d["mean"].update(n=-1.0),
-    lambda d: d["mean"].update(n="NaN"),
-    lambda d: d["mean"].update(mean="1.0"),
-    lambda d: d["mean"].update(extra=1),
-    lambda d: d.update(mean=[1.0, 2.0]),
-])
+@pytest.mark.parametrize(
+    "forge",
+    [
+        lambda d: d["mean"].update(n=-1.0),
+        lambda d: d["mean"].update(n="NaN"),
+        lambda d: d["mean"].update(mean="1.0"),
+        lambda d: d["mean"].update(extra=1),
+        lambda d: d.update(mean=[1.0, 2.0]),
+    ],
+)
 def test_a_forged_running_mean_is_refused(forge: Callable[[dict], None]) -> None:
     metric = metrics.MAE()
     metric.update(1.0, 2.0)
@@ -378,6 +406,7 @@ def test_a_forged_running_mean_is_refused(forge: Callable[[dict], None]) -> None
 
 
 # -- unsupported objects -------------------------------------------------------------------
+
 
 class _MyLogisticRegression(linear_model.LogisticRegression):
     pass
@@ -400,25 +429,33 @@ UNSUPPORTED: dict[str, Callable[[], Any]] = {
     "a rolling scaler": lambda: preprocessing.StandardScaler(window_size=3) | linear_model.LogisticRegression(),
     "Adam": lambda: preprocessing.StandardScaler() | linear_model.LogisticRegression(optimizer=optim.Adam()),
     "L1": lambda: preprocessing.StandardScaler() | linear_model.LinearRegression(l1=0.1),
-    "a decaying intercept rate": lambda: preprocessing.StandardScaler() | linear_model.LogisticRegression(
-        intercept_lr=optim.schedulers.InverseScaling(0.1)),
-    "a decaying learning rate": lambda: preprocessing.StandardScaler() | linear_model.LinearRegression(
-        optimizer=optim.SGD(optim.schedulers.InverseScaling(0.1))),
+    "a decaying intercept rate": lambda: (
+        preprocessing.StandardScaler()
+        | linear_model.LogisticRegression(intercept_lr=optim.schedulers.InverseScaling(0.1))
+    ),
+    "a decaying learning rate": lambda: (
+        preprocessing.StandardScaler()
+        | linear_model.LinearRegression(optimizer=optim.SGD(optim.schedulers.InverseScaling(0.1)))
+    ),
     "hinge loss": lambda: preprocessing.StandardScaler() | linear_model.LogisticRegression(loss=optim.losses.Hinge()),
-    "absolute loss": lambda: preprocessing.StandardScaler() | linear_model.LinearRegression(
-        loss=optim.losses.Absolute()),
-    "a random initializer": lambda: preprocessing.StandardScaler() | linear_model.LogisticRegression(
-        initializer=optim.initializers.Normal(seed=1)),
-    "one-vs-rest of another classifier": lambda: preprocessing.StandardScaler() | multiclass.OneVsRestClassifier(
-        linear_model.PAClassifier()),
+    "absolute loss": lambda: (
+        preprocessing.StandardScaler() | linear_model.LinearRegression(loss=optim.losses.Absolute())
+    ),
+    "a random initializer": lambda: (
+        preprocessing.StandardScaler() | linear_model.LogisticRegression(initializer=optim.initializers.Normal(seed=1))
+    ),
+    "one-vs-rest of another classifier": lambda: (
+        preprocessing.StandardScaler() | multiclass.OneVsRestClassifier(linear_model.PAClassifier())
+    ),
     "a subclass": lambda: preprocessing.StandardScaler() | _MyLogisticRegression(),
     "a scaler last": lambda: compose.Pipeline(preprocessing.StandardScaler()),
     "an unknown attribute": lambda: _with_attribute(challenger_pipeline("binary")),
     "a non-string feature name": lambda: _learned(challenger_pipeline("binary"), {1: 1.0}, True),
     "a tuple class label": lambda: _learned(challenger_pipeline("multiclass"), {"x": 1.0}, ("a", 1)),
     "a NaN class label": lambda: _learned(challenger_pipeline("multiclass"), {"x": 1.0}, math.nan),
-    "an infinite learning rate": lambda: preprocessing.StandardScaler() | linear_model.LinearRegression(
-        optimizer=optim.SGD(math.inf)),
+    "an infinite learning rate": lambda: (
+        preprocessing.StandardScaler() | linear_model.LinearRegression(optimizer=optim.SGD(math.inf))
+    ),
 }
 
 
@@ -428,8 +465,17 @@ def test_an_unsupported_model_is_refused_by_name(name: str) -> None:
         dump_pipeline(UNSUPPORTED[name]())
 
 
-@pytest.mark.parametrize("metric", [metrics.F1(), metrics.MacroFBeta(beta=2.0), metrics.ROCAUC(), metrics.MSE(),
-                                    metrics.Precision(), metrics.ConfusionMatrix()])
+@pytest.mark.parametrize(
+    "metric",
+    [
+        metrics.F1(),
+        metrics.MacroFBeta(beta=2.0),
+        metrics.ROCAUC(),
+        metrics.MSE(),
+        metrics.Precision(),
+        metrics.ConfusionMatrix(),
+    ],
+)
 def test_an_unsupported_metric_is_refused_by_name(metric: Any) -> None:
     with pytest.raises(ValueError, match=f"unsupported .*{type(metric).__name__}"):
         dump_metric(metric)
@@ -442,12 +488,17 @@ def test_the_error_names_what_is_unsupported() -> None:
 
 # -- the challenger's state ------------------------------------------------------------------
 
+
 def joined(task: str, n: int, seed: int) -> list[JoinedRow]:
     rng = random.Random(seed)
     rows = []
     for i in range(n):
-        features = {"x": rng.gauss(0, 1), "plan": rng.choice(["free", "pro", None]), "vip": rng.random() < 0.3,
-                    "age": rng.randint(18, 80)}
+        features = {
+            "x": rng.gauss(0, 1),
+            "plan": rng.choice(["free", "pro", None]),
+            "vip": rng.random() < 0.3,
+            "age": rng.randint(18, 80),
+        }
         if task == "regression":
             label: Any = 3.0 * features["x"] + rng.gauss(0, 1)
         elif task == "binary":

@@ -37,8 +37,10 @@ VALIDATORS = {
     name: Draft202012Validator(json.loads((SCHEMAS / f"{name}.schema.json").read_text()))
     for name in (*KINDS, "observation-batch")
 }
-SETTINGS = settings(max_examples=250, deadline=None,
-                    suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large])
+SETTINGS = settings(
+    max_examples=250, deadline=None, suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large]
+)
+
 
 # ------------------------------------------------------------------ parts
 # Mostly valid values, with the boundary and near-miss cases mixed in at a lower rate.
@@ -53,14 +55,15 @@ numbers = st.one_of(
     st.integers(-(2**63), 2**64 - 1),
     st.floats(allow_nan=False, allow_infinity=False),
 )
-scalars = mostly(st.one_of(st.none(), st.booleans(), numbers, short_text),
-                 st.text(min_size=1024, max_size=1025))
-model_ids = mostly(st.from_regex(r"\A[A-Za-z0-9._-]{1,128}\Z"),
-                   st.sampled_from(["m" * 128, "m" * 129, "churn\n", "a b", "", "é", "1+2"]))
-versions = mostly(st.from_regex(r"\A[A-Za-z0-9._+-]{1,64}\Z"),
-                  st.sampled_from(["v" * 64, "v" * 65, "1.0\n", "1 0", ""]))
-event_ids = mostly(st.text(min_size=1, max_size=8), st.text(min_size=256, max_size=257),
-                   st.just(""))
+scalars = mostly(st.one_of(st.none(), st.booleans(), numbers, short_text), st.text(min_size=1024, max_size=1025))
+model_ids = mostly(
+    st.from_regex(r"\A[A-Za-z0-9._-]{1,128}\Z"),
+    st.sampled_from(["m" * 128, "m" * 129, "churn\n", "a b", "", "é", "1+2"]),
+)
+versions = mostly(
+    st.from_regex(r"\A[A-Za-z0-9._+-]{1,64}\Z"), st.sampled_from(["v" * 64, "v" * 65, "1.0\n", "1 0", ""])
+)
+event_ids = mostly(st.text(min_size=1, max_size=8), st.text(min_size=256, max_size=257), st.just(""))
 
 
 @st.composite
@@ -71,17 +74,16 @@ def rfc3339(draw: st.DrawFn) -> str:
     second = draw(st.sampled_from([0, 30, 59, 60]))
     frac = draw(st.sampled_from(["", ".5", ".123456789", ".1234567890", "."]))
     sep = draw(st.sampled_from(["T", "t", "T", " ", "_"]))
-    zone = draw(st.sampled_from(["Z", "z", "+01:00", "-05:30", "+23:59", "+24:00", "+0100",
-                                 "", "-00:00"]))
+    zone = draw(st.sampled_from(["Z", "z", "+01:00", "-05:30", "+23:59", "+24:00", "+0100", "", "-00:00"]))
     tail = draw(st.sampled_from(["", "", "", "\n", " "]))
-    return (f"{year:04d}-{month:02d}-{day:02d}{sep}{hour:02d}:{minute:02d}:{second:02d}"
-            f"{frac}{zone}{tail}")
+    return f"{year:04d}-{month:02d}-{day:02d}{sep}{hour:02d}:{minute:02d}:{second:02d}{frac}{zone}{tail}"
 
 
 timestamps = mostly(
     st.one_of(st.floats(0, 253402300800, exclude_max=True), st.integers(0, 2_000_000_000)),
     st.sampled_from([-1, 0, 253402300799, 253402300800, 253402300799.99999, -1e-300]),
-    rfc3339(), st.text(max_size=30),
+    rfc3339(),
+    st.text(max_size=30),
 )
 features = st.dictionaries(names, scalars, max_size=8)
 scores = st.dictionaries(names, numbers, max_size=4)
@@ -103,12 +105,22 @@ def base(kind: str) -> st.SearchStrategy[dict[str, Any]]:
 # ------------------------------------------------------------------ mutations
 json_values = st.recursive(
     st.one_of(st.none(), st.booleans(), numbers, short_text),
-    lambda inner: st.one_of(st.lists(inner, max_size=3),
-                            st.dictionaries(short_text, inner, max_size=3)),
+    lambda inner: st.one_of(st.lists(inner, max_size=3), st.dictionaries(short_text, inner, max_size=3)),
     max_leaves=6,
 )
-FIELDS = ("type", "model_id", "event_id", "ts", "features", "model_version", "prediction",
-          "score", "scores", "label", "extra")
+FIELDS = (
+    "type",
+    "model_id",
+    "event_id",
+    "ts",
+    "features",
+    "model_version",
+    "prediction",
+    "score",
+    "scores",
+    "label",
+    "extra",
+)
 
 
 @st.composite
@@ -181,8 +193,7 @@ def batch_documents(draw: st.DrawFn) -> dict[str, Any]:
     return orjson.loads(encode_batch(batch_from_events("m", events)))
 
 
-COLUMNS = ("kind", "event_id", "ts", "has_features", "model_version", "prediction", "score",
-           "scores", "label")
+COLUMNS = ("kind", "event_id", "ts", "has_features", "model_version", "prediction", "score", "scores", "label")
 
 
 @st.composite
@@ -199,7 +210,8 @@ def batch_mutated(draw: st.DrawFn) -> dict[str, Any]:
     elif action == "cell":
         column = draw(st.sampled_from(COLUMNS))
         doc[column][draw(st.integers(0, n - 1))] = draw(
-            st.one_of(json_values, st.sampled_from(["feature", "label", "bogus"])))
+            st.one_of(json_values, st.sampled_from(["feature", "label", "bogus"]))
+        )
     elif action == "feature":
         name = draw(short_text)
         doc["features"][name] = [draw(json_values) for _ in range(n)]
@@ -211,8 +223,7 @@ def batch_mutated(draw: st.DrawFn) -> dict[str, Any]:
         if change == "names":
             block["names"] = draw(st.lists(st.one_of(short_text, json_values), max_size=3))
         elif change == "data":
-            block["data"] = draw(st.one_of(st.sampled_from(["", "AAAA", "AAAAAAAAAAA=", "!!"]),
-                                           json_values))
+            block["data"] = draw(st.one_of(st.sampled_from(["", "AAAA", "AAAAAAAAAAA=", "!!"]), json_values))
         elif change == "inf":
             values = np.frombuffer(base64.b64decode(block["data"]), "<f8").copy()
             values[draw(st.integers(0, len(values) - 1))] = draw(st.sampled_from([np.inf, -np.inf]))
@@ -231,15 +242,22 @@ def consistent_lengths(doc: dict[str, Any]) -> bool:
     if isinstance(doc.get("features"), dict):
         columns += list(doc["features"].values())
     block = doc.get("numeric")
-    if isinstance(block, dict) and isinstance(block.get("names"), list) and isinstance(
-            block.get("data"), str) and isinstance(n, int):
+    if (
+        isinstance(block, dict)
+        and isinstance(block.get("names"), list)
+        and isinstance(block.get("data"), str)
+        and isinstance(n, int)
+    ):
         try:
             values = np.frombuffer(base64.b64decode(block["data"], validate=True), "<f8")
         except ValueError:
             return False
         features = doc.get("features") if isinstance(doc.get("features"), dict) else {}
-        if (len(values) != len(block["names"]) * n or np.isinf(values).any()
-                or any(name in features for name in block["names"] if isinstance(name, str))):
+        if (
+            len(values) != len(block["names"]) * n
+            or np.isinf(values).any()
+            or any(name in features for name in block["names"] if isinstance(name, str))
+        ):
             return False
     return all(not isinstance(c, list) or len(c) == n for c in columns)
 
@@ -265,9 +283,10 @@ def test_batch_schema_and_decode_batch_agree(doc: dict[str, Any]) -> None:
 tricky_names = st.sampled_from(['a"b', "x\\", "is_true", "false", "k:", "é"])
 numeric_values = st.one_of(st.none(), numbers)
 # (braces in strings only send a run to the per-message path: keep them rare here)
-plain_text = st.one_of(st.text(st.characters(blacklist_categories=("Cs",), blacklist_characters="{["),
-                               max_size=12),
-                       st.sampled_from(['"', "\\", "true", "x{y"]))
+plain_text = st.one_of(
+    st.text(st.characters(blacklist_categories=("Cs",), blacklist_characters="{["), max_size=12),
+    st.sampled_from(['"', "\\", "true", "x{y"]),
+)
 plain_scalars = st.one_of(st.none(), st.booleans(), numbers, plain_text)
 plain_ids = plain_text.filter(lambda text: text and "{" not in text)
 plain_ts = st.one_of(st.floats(0, 2e9), st.integers(0, 2_000_000_000))
@@ -276,9 +295,16 @@ plain_ts = st.one_of(st.floats(0, 2e9), st.integers(0, 2_000_000_000))
 @st.composite
 def feature_messages(draw: st.DrawFn) -> list[bytes]:
     keys = draw(st.lists(st.one_of(plain_ids, tricky_names), max_size=6, unique=True))
-    values = draw(st.sampled_from([numeric_values, plain_scalars,
-                                   st.one_of(numeric_values, st.just(True)),
-                                   st.one_of(numeric_values, st.just(False))]))
+    values = draw(
+        st.sampled_from(
+            [
+                numeric_values,
+                plain_scalars,
+                st.one_of(numeric_values, st.just(True)),
+                st.one_of(numeric_values, st.just(False)),
+            ]
+        )
+    )
     stated = draw(st.booleans())
     out = []
     for _ in range(draw(st.integers(1, 40))):
@@ -286,13 +312,29 @@ def feature_messages(draw: st.DrawFn) -> list[bytes]:
         if roll == 0:
             out.append(orjson.dumps(draw(mutated("feature"))))
         elif roll == 1:
-            out.append(draw(st.sampled_from([b"", b"{", b"[1]", b"\xff", b'{"model_id":"m"}',
-                                             b'{"model_id":"a","event_id":"e","ts":1,"features":{"x":NaN}}',
-                                             b'{"model_id":"a","event_id":"e","ts":1,"features":{"x":[1]}}',
-                                             b'{"model_id":"a","event_id":"e","ts":1,"features":{"x":{}}}'])))
+            out.append(
+                draw(
+                    st.sampled_from(
+                        [
+                            b"",
+                            b"{",
+                            b"[1]",
+                            b"\xff",
+                            b'{"model_id":"m"}',
+                            b'{"model_id":"a","event_id":"e","ts":1,"features":{"x":NaN}}',
+                            b'{"model_id":"a","event_id":"e","ts":1,"features":{"x":[1]}}',
+                            b'{"model_id":"a","event_id":"e","ts":1,"features":{"x":{}}}',
+                        ]
+                    )
+                )
+            )
         else:
-            doc = {"model_id": draw(st.sampled_from(["a", "b"])), "event_id": draw(plain_ids),
-                   "ts": draw(plain_ts), "features": {k: draw(values) for k in keys}}
+            doc = {
+                "model_id": draw(st.sampled_from(["a", "b"])),
+                "event_id": draw(plain_ids),
+                "ts": draw(plain_ts),
+                "features": {k: draw(values) for k in keys},
+            }
             if stated:
                 doc["type"] = "feature"
             out.append(orjson.dumps(doc))
@@ -325,7 +367,11 @@ def columnar_agrees_with_decode_event(raws: list[bytes], kind: str | None) -> No
             if straight:  # decoded straight into the matrix: integers as floats
                 features = {k: float(v) if type(v) is int else v for k, v in features.items()}
             assert (run.model_id[row], run.event_id[row], run.ts[row], run.features[row]) == (
-                event.model_id, event.event_id, event.ts, features)
+                event.model_id,
+                event.event_id,
+                event.ts,
+                features,
+            )
             assert list(map(type, run.features[row].values())) == list(map(type, features.values()))
             seen.append(run.start + row)
         values = [v for f in run.features for v in f.values()]
@@ -335,23 +381,27 @@ def columnar_agrees_with_decode_event(raws: list[bytes], kind: str | None) -> No
             assert run.rows == [tuple(f[name] for name in run.names) for f in run.features]
             columns = [[f[name] for f in run.features] for name in run.names]
             if run.numeric_only:
-                assert np.array_equal(run.numeric, np.array(columns, dtype=np.float64),
-                                      equal_nan=True)
+                assert np.array_equal(run.numeric, np.array(columns, dtype=np.float64), equal_nan=True)
     assert seen == list(range(len(raws)))
 
 
-
-@pytest.mark.parametrize("value, numeric", [
-    (b"1.5", True), (b"true", False), (b"false", False), (b"null", True), (b'"tf"', False),
-])
+@pytest.mark.parametrize(
+    "value, numeric",
+    [
+        (b"1.5", True),
+        (b"true", False),
+        (b"false", False),
+        (b"null", True),
+        (b'"tf"', False),
+    ],
+)
 @pytest.mark.parametrize("key", [b"tft", b"\\u0074", b"x"])
 def test_one_boolean_among_numbers_makes_a_run_not_numeric(value: bytes, numeric: bool, key: bytes) -> None:
     """The byte-level shortcut for "no booleans" counts letters t and f: names, ids and
     escapes full of them must not hide (or invent) a literal."""
     from driftline.schemas.columnar import FeatureRun, decode_features
 
-    plain = [b'{"model_id":"fit","event_id":"tt%d","ts":1,"features":{"%s":0.5,"f":2}}' % (i, key)
-             for i in range(40)]
+    plain = [b'{"model_id":"fit","event_id":"tt%d","ts":1,"features":{"%s":0.5,"f":2}}' % (i, key) for i in range(40)]
     odd = b'{"model_id":"fit","event_id":"ft","ts":1,"features":{"%s":%s,"f":2}}' % (key, value)
     raws = plain[:20] + [odd] + plain[20:]
     items = decode_features(raws)

@@ -35,11 +35,15 @@ from scipy.spatial.distance import jensenshannon
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from column_batches import batch_of_columns  # noqa: E402
+from column_batches import batch_of_columns
 
-from driftline.stream.profile import ReferenceProfile  # noqa: E402
-from driftline.stream.scores import (  # noqa: E402
-    PSI_EPS, FeatureScores, chi2_sf, representative_points, score_window,
+from driftline.stream.drift.profile import ReferenceProfile, WindowProfile
+from driftline.stream.drift.scores import (
+    PSI_EPS,
+    FeatureScores,
+    chi2_sf,
+    representative_points,
+    score_window,
 )
 
 
@@ -51,7 +55,7 @@ def profiles(ref_x, win_x, bins=10, ref_c=None, win_c=None, top_k=50):
     cols_w = {"x": [float(v) for v in win_x]}
     if win_c is not None:
         cols_w["c"] = list(win_c)
-    return ref, ref.new_window().update(batch_of_columns(cols_w))
+    return ref, WindowProfile(ref).update(batch_of_columns(cols_w))
 
 
 def full_edges(ref):
@@ -90,7 +94,8 @@ def test_numeric_scores_against_scipy_on_raw_samples(case):
     fr = ref.features["x"]
     pts = representative_points(fr, win.features["x"])
     assert s.wasserstein * fr.std == pytest.approx(
-        scipy.stats.wasserstein_distance(pts, pts, cr + 0.0, cw + 0.0), rel=1e-9, abs=1e-12)
+        scipy.stats.wasserstein_distance(pts, pts, cr + 0.0, cw + 0.0), rel=1e-9, abs=1e-12
+    )
     d_r = np.abs(xr - pts[np.searchsorted(fr.edges, xr, "right")]).mean()
     d_w = np.abs(xw - pts[np.searchsorted(fr.edges, xw, "right")]).mean()
     raw_w = scipy.stats.wasserstein_distance(xr, xw)
@@ -105,28 +110,30 @@ def test_scores_rank_drift_sensibly():
     moved = score_window(*profiles(xr, rng.normal(1, 1, 2000)))["x"]
     assert same.psi < 0.02 and same.ks < 0.05 and same.wasserstein < 0.1
     assert moved.psi > 0.5 and moved.ks > 0.3
-    assert moved.wasserstein == pytest.approx(1.0, abs=0.15)   # a 1-std shift
+    assert moved.wasserstein == pytest.approx(1.0, abs=0.15)  # a 1-std shift
     assert 0 <= same.js_distance < moved.js_distance <= 1
 
 
 def test_categorical_scores_against_scipy():
     rng = np.random.default_rng(11)
     cats = list("abcdefg")
-    cr = rng.choice(cats, 3000, p=[.3, .2, .15, .15, .1, .05, .05])
-    cw = rng.choice(cats + ["h"], 800, p=[.2, .2, .15, .15, .1, .05, .05, .1])
+    cr = rng.choice(cats, 3000, p=[0.3, 0.2, 0.15, 0.15, 0.1, 0.05, 0.05])
+    cw = rng.choice(cats + ["h"], 800, p=[0.2, 0.2, 0.15, 0.15, 0.1, 0.05, 0.05, 0.1])
     ref, win = profiles(np.zeros(3000), np.zeros(800), ref_c=cr, win_c=cw, top_k=4)
     s = score_window(ref, win)["c"]
     top = [k for k, _ in sorted(Counter(cr).items(), key=lambda kv: (-kv[1], kv[0]))[:4]]
+
     def hist(x):
         c = Counter(x)
         return np.array([c[k] for k in top] + [sum(v for k, v in c.items() if k not in top)])
+
     hr, hw = hist(cr), hist(cw)
     table = np.vstack([hr, hw])
     expected_p = scipy.stats.chi2_contingency(table, correction=False).pvalue
     assert s.chi2_pvalue == pytest.approx(expected_p, rel=1e-9)
     assert s.js_distance == pytest.approx(jensenshannon(hr, hw, base=2), abs=1e-12)
     assert s.ks is None and s.wasserstein is None
-    assert s.chi2_pvalue < 1e-6          # an 8th category worth 10% is real drift
+    assert s.chi2_pvalue < 1e-6  # an 8th category worth 10% is real drift
 
 
 def test_chi2_sf_matches_scipy():
@@ -142,14 +149,14 @@ def test_chi2_sf_matches_scipy():
 
 def test_chi2_identical_and_degenerate_tables():
     ref, win = profiles(np.zeros(10), np.zeros(10), ref_c=["a"] * 10, win_c=["a"] * 10)
-    assert score_window(ref, win)["c"].chi2_pvalue == 1.0   # one column: nothing to test
+    assert score_window(ref, win)["c"].chi2_pvalue == 1.0  # one column: nothing to test
 
 
 def test_missing_rate_delta_and_empty_window():
     ref = ReferenceProfile.from_columns({"x": [1.0, 2.0, None, 4.0]}, 4)
-    win = ref.new_window().update(batch_of_columns({"x": [None, None, 3.0, 1.0]}))
+    win = WindowProfile(ref).update(batch_of_columns({"x": [None, None, 3.0, 1.0]}))
     assert score_window(ref, win)["x"].missing_rate_delta == pytest.approx(0.5 - 0.25)
-    empty = score_window(ref, ref.new_window().update(batch_of_columns({"x": [None]})))["x"]
+    empty = score_window(ref, WindowProfile(ref).update(batch_of_columns({"x": [None]})))["x"]
     assert empty.n == 0 and math.isnan(empty.psi) and math.isnan(empty.ks)
     assert empty.to_dict()["psi"] is None
     assert FeatureScores.from_dict(empty.to_dict()).n == 0
@@ -176,11 +183,15 @@ def test_ks_sandwich_property(seed, loc, scale, bins):
 
 def test_score_feature_equals_the_public_functions_exactly():
     """``score_feature`` reuses per-reference terms; the values must not change."""
-    from driftline.stream.scores import js_distance, ks_binned, psi, score_feature, wasserstein_binned
+    from driftline.stream.drift.scores import js_distance, ks_binned, psi, score_feature, wasserstein_binned
+
     rng = np.random.default_rng(7)
-    for trial in range(20):
-        ref, win = profiles(rng.normal(0, 1, 500), rng.normal(rng.normal(0, 0.5), rng.uniform(0.5, 3), 300),
-                            bins=int(rng.integers(2, 15)))
+    for _trial in range(20):
+        ref, win = profiles(
+            rng.normal(0, 1, 500),
+            rng.normal(rng.normal(0, 0.5), rng.uniform(0.5, 3), 300),
+            bins=int(rng.integers(2, 15)),
+        )
         r, w = ref.features["x"], win.features["x"]
         for _ in range(2):  # second time: cached terms
             s = score_feature(r, w, 0.0)
@@ -197,7 +208,7 @@ def test_score_window_scores_features_together_exactly_as_one_by_one(seed, n_win
     """`score_window` scores numeric features as (features × bins) arrays; every score must
     be bit for bit `score_feature`'s, with features of different bin counts (a discrete
     feature gets fewer), categoricals, empty windows and features missing in the window."""
-    from driftline.stream.scores import score_feature
+    from driftline.stream.drift.scores import score_feature
 
     rng = np.random.default_rng(seed)
     n_ref = 500
@@ -206,19 +217,19 @@ def test_score_window_scores_features_together_exactly_as_one_by_one(seed, n_win
     ref_cols["c"] = [str(v) for v in rng.integers(0, 4, n_ref)]
     ref_cols["gone"] = [float(v) for v in rng.normal(0, 1, n_ref)]
     ref = ReferenceProfile.from_columns(ref_cols, n_ref, numeric_bins=bins)
-    win_cols = {name: [None if rng.random() < 0.1 else float(v)
-                       for v in rng.normal(i * 1.1, 1 + i, n_window)] for i, name in
-                enumerate(f"x{i}" for i in range(6))}
+    win_cols = {
+        name: [None if rng.random() < 0.1 else float(v) for v in rng.normal(i * 1.1, 1 + i, n_window)]
+        for i, name in enumerate(f"x{i}" for i in range(6))
+    }
     win_cols["few"] = [float(v) for v in rng.integers(0, 4, n_window)]
     win_cols["c"] = [str(v) for v in rng.integers(0, 6, n_window)]
     win_cols["gone"] = [None] * n_window
-    win = ref.new_window()
+    win = WindowProfile(ref)
     if n_window:
         win.update(batch_of_columns(win_cols))
     together = score_window(ref, win)
     assert list(together) == list(ref.features)
     for name, feature in ref.features.items():
-        alone = score_feature(feature, win.features[name],
-                              win.missing_rate(name) - ref.missing_rate(name))
+        alone = score_feature(feature, win.features[name], win.missing_rate(name) - ref.missing_rate(name))
         assert together[name].to_dict() == alone.to_dict(), name
         assert repr(together[name]) == repr(alone), name  # nan where nan, same bits

@@ -78,18 +78,22 @@ def test_records_of_one_epoch_are_fresh_exactly_once() -> None:
         assert [guard.fresh(m) for m in got] == [True, True]
         assert guard.fresh(got[0]) is False  # a second delivery of the same record is not fresh
         assert consumer.seeks == []
+
     asyncio.run(run())
 
 
 def test_a_seek_during_a_fetch_drops_the_rest_and_seeks_back() -> None:
     async def run():
-        consumer = FakeConsumer([records(SOURCE, 0, [18, 19, 20]) + records(SOURCE, 1, [7])],
-                                committed={TP(SOURCE, 0): 10, TP(SOURCE, 1): 3})
+        consumer = FakeConsumer(
+            [records(SOURCE, 0, [18, 19, 20]) + records(SOURCE, 1, [7])],
+            committed={TP(SOURCE, 0): 10, TP(SOURCE, 1): 3},
+        )
         guard = SeekGuard(consumer, {SOURCE})
 
         async def seek_after_first(i: int) -> None:
             if i == 1:
                 await consumer.perform_seek()  # recovery ends: seek to the committed offsets
+
         consumer.on_record = seek_after_first
         got = await drain(consumer)
         assert [m.offset for m in got] == [18], "records after the seek must not be yielded"
@@ -97,6 +101,7 @@ def test_a_seek_during_a_fetch_drops_the_rest_and_seeks_back() -> None:
         assert consumer.full_seeks == 1
         assert sorted(consumer.seeks) == [(TP(SOURCE, 0), 10), (TP(SOURCE, 1), 3)]
         assert consumer._read_offset[TP(SOURCE, 0)] == 10
+
     asyncio.run(run())
 
 
@@ -108,9 +113,11 @@ def test_changelog_records_pass_even_across_a_seek() -> None:
         async def seek_first(i: int) -> None:
             if i == 0:
                 await consumer.perform_seek()
+
         consumer.on_record = seek_first
         got = await drain(consumer)
         assert [m.offset for m in got] == [0, 1, 2]
+
     asyncio.run(run())
 
 
@@ -122,9 +129,11 @@ def test_a_partition_without_committed_offset_is_sought_to_its_earliest_offset()
         async def seek_first(i: int) -> None:
             if i == 1:
                 await consumer.perform_seek()
+
         consumer.on_record = seek_first
         await drain(consumer)
         assert dict(consumer.seeks) == {TP(SOURCE, 0): 9, TP(SOURCE, 1): 2}
+
     asyncio.run(run())
 
 
@@ -138,6 +147,7 @@ def test_during_recovery_the_seek_back_waits_for_the_tables() -> None:
             if i == 0:
                 await consumer.perform_seek()
                 consumer._read_offset[TP(SOURCE, 0)] = 4  # the fetch loop stores an in-flight record's offset
+
         consumer.on_record = seek_first
         assert await drain(consumer) == []
         assert consumer.seeks == [], "no seek while recovery still owns the positions"
@@ -147,6 +157,7 @@ def test_during_recovery_the_seek_back_waits_for_the_tables() -> None:
         got = await drain(consumer)
         assert (TP(SOURCE, 0), 0) in consumer.seeks, "the pending seek back runs before the next fetch"
         assert [m.offset for m in got] == [0] and guard.fresh(got[0])
+
     asyncio.run(run())
 
 
@@ -158,4 +169,5 @@ def test_a_partition_reseek_leaves_other_partitions_fresh() -> None:
         await guard.reseek([TP(SOURCE, 0)])
         assert consumer.seeks == [(TP(SOURCE, 0), 5)]
         assert guard.fresh(got[0]), "a re-seek of partition 0 must not invalidate partition 1"
+
     asyncio.run(run())

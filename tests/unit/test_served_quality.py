@@ -7,8 +7,8 @@ import random
 import pytest
 
 from driftline.schemas.control import RetrainRequested, VersionChecked
-from driftline.stream.label_join import JoinedRow
-from driftline.stream.served_quality import QualitySettings, ServedQualityWatch, change_point
+from driftline.stream.drift.label_join import JoinedRow
+from driftline.stream.drift.served_quality import QualitySettings, ServedQualityWatch, change_point
 
 T0 = 1_767_225_600.0
 
@@ -23,12 +23,18 @@ def rows(start: int, n: int, accuracy: float, version: str = "1.0.0", seed: int 
     return out
 
 
-def feed(watch: ServedQualityWatch, batch: list[JoinedRow], version: str = "1.0.0", gate: float = 0.99,
-         hits: list[bool | None] | None = None, size: int = 100) -> list[object]:
+def feed(
+    watch: ServedQualityWatch,
+    batch: list[JoinedRow],
+    version: str = "1.0.0",
+    gate: float = 0.99,
+    hits: list[bool | None] | None = None,
+    size: int = 100,
+) -> list[object]:
     out: list[object] = []
     for k in range(0, len(batch), size):
-        part = batch[k:k + size]
-        out += watch.observe(version, {"accuracy": gate}, part, (hits or [None] * len(batch))[k:k + size])
+        part = batch[k : k + size]
+        out += watch.observe(version, {"accuracy": gate}, part, (hits or [None] * len(batch))[k : k + size])
     return out
 
 
@@ -94,10 +100,24 @@ def test_state_round_trip_continues_identically():
     assert [o.to_dict() for o in feed(a, later)] == [o.to_dict() for o in feed(b, later)]
 
 
-@pytest.mark.parametrize("state", [{"v": 2}, {"v": 1, "version": None}, {"v": 1, "version": None, "rows": "x",
-                                                                       "n": 0, "checks": 0, "asks": 0,
-                                                                       "verdict": None, "since_ask": None,
-                                                                       "episode_start": None}])
+@pytest.mark.parametrize(
+    "state",
+    [
+        {"v": 2},
+        {"v": 1, "version": None},
+        {
+            "v": 1,
+            "version": None,
+            "rows": "x",
+            "n": 0,
+            "checks": 0,
+            "asks": 0,
+            "verdict": None,
+            "since_ask": None,
+            "episode_start": None,
+        },
+    ],
+)
 def test_a_malformed_state_is_refused(state):
     with pytest.raises(ValueError):
         ServedQualityWatch.from_state("m", state)

@@ -11,11 +11,11 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from driftline.stream.challenger import OnlineChallenger
-from driftline.stream.label_join import JoinedRow
-from driftline.stream.performance import PerformanceTracker
-from driftline.stream.score_drift import ScoreDrift
-from driftline.stream.state_pickle import loads_state
+from driftline.stream.drift.challenger import OnlineChallenger
+from driftline.stream.drift.label_join import JoinedRow
+from driftline.stream.drift.performance import PerformanceTracker
+from driftline.stream.drift.score_drift import ScoreDrift
+from driftline.stream.drift.state_pickle import loads_state
 
 
 def joined(task: str, n: int = 300) -> list[JoinedRow]:
@@ -28,9 +28,19 @@ def joined(task: str, n: int = 300) -> list[JoinedRow]:
             y, p, s = rng.random() < 0.5, rng.random() < 0.5, rng.random()
         else:
             y, p, s = rng.choice("abc"), rng.choice("abc"), None
-        rows.append(JoinedRow("m", f"e{i}", float(i), "1.0.0", p, s, y,
-                              {"x": rng.random(), "c": rng.choice("uv")},
-                              {"a": 0.3, "b": 0.7} if task == "multiclass" else None))
+        rows.append(
+            JoinedRow(
+                "m",
+                f"e{i}",
+                float(i),
+                "1.0.0",
+                p,
+                s,
+                y,
+                {"x": rng.random(), "c": rng.choice("uv")},
+                {"a": 0.3, "b": 0.7} if task == "multiclass" else None,
+            )
+        )
     return rows
 
 
@@ -62,12 +72,15 @@ class _Runner:
         return (subprocess.check_call, (["true"],))
 
 
-@pytest.mark.parametrize("forged", [
-    lambda tmp: _Shell(tmp / "pwned"),
-    lambda tmp: _Runner(),
-    lambda tmp: {"v": 1, "versions": eval},  # a builtin that is not a container
-    lambda tmp: __import__("river.stream", fromlist=["iter_csv"]).iter_csv,  # a River function
-])
+@pytest.mark.parametrize(
+    "forged",
+    [
+        lambda tmp: _Shell(tmp / "pwned"),
+        lambda tmp: _Runner(),
+        lambda tmp: {"v": 1, "versions": eval},  # a builtin that is not a container
+        lambda tmp: __import__("river.stream", fromlist=["iter_csv"]).iter_csv,  # a River function
+    ],
+)
 def test_a_forged_state_is_refused_before_anything_runs(forged, tmp_path: Path) -> None:
     blob = pickle.dumps(forged(tmp_path))
     with pytest.raises(pickle.UnpicklingError, match="never holds"):

@@ -9,11 +9,11 @@ from driftline.schemas.batch import BatchBuilder
 from driftline.schemas.batch_wire import encode_batch
 from driftline.schemas.codec import decode_event
 from driftline.stream.agent import BatchProcessor
+from driftline.stream.drift.monitor import MonitorConfig
+from driftline.stream.drift.windows import WindowSettings
 from driftline.stream.model_updates import ServingVersions
-from driftline.stream.monitor import MonitorConfig
-from driftline.stream.replay import read_reference, replay_lines
+from driftline.stream.replay.engine import read_reference, replay_lines
 from driftline.stream.tables import ModelStateStore, state_key
-from driftline.stream.windows import WindowSettings
 
 from ..synthetic import stationary_events, to_jsonl, with_concept_drift, with_mean_shift
 
@@ -62,7 +62,8 @@ def test_live_processor_makes_replays_decisions(drift_lines: bytes) -> None:
     assert decisions, "the scenario must drift"
     assert _ids(sent, "control") == [d.id for d in decisions]
     assert [orjson.loads(o.value)["window"]["n_events"] for o in sent if o.topic == "windows"] == [
-        w.window.n_events for w in windows]
+        w.window.n_events for w in windows
+    ]
 
 
 def test_redelivery_is_skipped_and_a_restart_continues_exactly(drift_lines: bytes) -> None:
@@ -116,8 +117,12 @@ def test_invalid_and_mis_keyed_batches_go_to_the_dlq() -> None:
 def test_a_published_version_sets_the_reference(drift_lines: bytes) -> None:
     reference = read_reference(to_jsonl(stationary_events(5000, seed=3)).splitlines(), CONFIG)["synthetic"]
     serving = ServingVersions()
-    update = {"type": "model_version_promoted", "model_id": "synthetic", "version": "2.0.0",
-              "reference_profile": reference.to_dict()}
+    update = {
+        "type": "model_version_promoted",
+        "model_id": "synthetic",
+        "version": "2.0.0",
+        "reference_profile": reference.to_dict(),
+    }
     assert serving.apply(b"synthetic", orjson.dumps(update)) == "applied"
     table: dict = {}
     proc = _processor(table, serving)
@@ -139,16 +144,18 @@ def test_a_models_counters_are_exported_at_0_from_its_first_batch() -> None:
 
     registry = CollectorRegistry()
     table: dict = {}
-    proc = BatchProcessor(table, ModelStateStore(table, CONFIG), ServingVersions(),
-                          metrics=StreamMetrics(registry))
+    proc = BatchProcessor(table, ModelStateStore(table, CONFIG), ServingVersions(), metrics=StreamMetrics(registry))
     _run(proc, _messages(to_jsonl(stationary_events(50, rate=10.0, model_id="fresh")))[:1])
     text = generate_latest(registry).decode()
-    assert re.search(r'driftline_stream_decisions_total\{model_id="fresh",rule="performance:adwin\(delta=[^"]+\)"\} 0\.0',
-                     text), "the performance rule, as the policy names it"
-    for series in ('driftline_stream_decisions_total{model_id="fresh",rule="drift"} 0.0',
-                   'driftline_stream_windows_closed_total{model_id="fresh",status="scored"} 0.0',
-                   'driftline_stream_late_events_total{model_id="fresh"} 0.0',
-                   'driftline_stream_label_join_expired_total{model_id="fresh"} 0.0'):
+    assert re.search(
+        r'driftline_stream_decisions_total\{model_id="fresh",rule="performance:adwin\(delta=[^"]+\)"\} 0\.0', text
+    ), "the performance rule, as the policy names it"
+    for series in (
+        'driftline_stream_decisions_total{model_id="fresh",rule="drift"} 0.0',
+        'driftline_stream_windows_closed_total{model_id="fresh",status="scored"} 0.0',
+        'driftline_stream_late_events_total{model_id="fresh"} 0.0',
+        'driftline_stream_label_join_expired_total{model_id="fresh"} 0.0',
+    ):
         assert series in text, series
 
 
@@ -162,10 +169,20 @@ def _served_lines(n: int, change_at: int, delay: int = 50) -> bytes:
         x = {"x0": rng.gauss(0, 1), "x1": rng.gauss(0, 1)}
         served = x["x0"] + x["x1"] > 0
         truth = (x["x0"] + x["x1"] if i < change_at else x["x0"] - x["x1"]) > 0
-        lines.append({"model_id": "m", "event_id": f"e{i}", "ts": t0 + i / 10, "model_version": "1.0.0",
-                      "prediction": int(served), "score": 0.9 if served else 0.1, "features": x})
-        labels.append((i + delay, {"model_id": "m", "event_id": f"e{i}", "ts": t0 + (i + delay) / 10,
-                                   "label": int(truth)}))
+        lines.append(
+            {
+                "model_id": "m",
+                "event_id": f"e{i}",
+                "ts": t0 + i / 10,
+                "model_version": "1.0.0",
+                "prediction": int(served),
+                "score": 0.9 if served else 0.1,
+                "features": x,
+            }
+        )
+        labels.append(
+            (i + delay, {"model_id": "m", "event_id": f"e{i}", "ts": t0 + (i + delay) / 10, "label": int(truth)})
+        )
         while labels and labels[0][0] <= i:
             lines.append(labels.pop(0)[1])
     return b"\n".join(orjson.dumps(line) for line in lines)
@@ -173,8 +190,18 @@ def _served_lines(n: int, change_at: int, delay: int = 50) -> bytes:
 
 def test_a_served_version_that_falls_short_of_its_gate_is_asked_for_with_its_evidence() -> None:
     serving = ServingVersions()
-    serving.apply(b"m", orjson.dumps({"type": "model_version_promoted", "model_id": "m", "version": "1.0.0",
-                                      "reference_profile": None, "metrics": {"accuracy": 0.99, "n": 800}}))
+    serving.apply(
+        b"m",
+        orjson.dumps(
+            {
+                "type": "model_version_promoted",
+                "model_id": "m",
+                "version": "1.0.0",
+                "reference_profile": None,
+                "metrics": {"accuracy": 0.99, "n": 800},
+            }
+        ),
+    )
     sent = _run(_processor({}, serving), _messages(_served_lines(6000, change_at=3000), batch_size=200))
     control = [orjson.loads(o.value) for o in sent if o.topic == "control"]
     checks = [c for c in control if c["type"] == "version_checked"]

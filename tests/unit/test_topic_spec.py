@@ -8,13 +8,21 @@ import pytest
 from confluent_kafka import KafkaError
 
 from driftline.errors import ConfigError, KafkaOperationFailed
-from driftline.kafka.admin import NewTopicRequest, TopicOutcome
-from driftline.kafka.topics import MAX_MESSAGE_BYTES, TopicNames, TopicSpec, create_topics, topic_specs
+from driftline.kafka.admin import NewTopicRequest, TopicOutcome, create_topics
+from driftline.kafka.topics import MAX_MESSAGE_BYTES, TopicNames, TopicSpec, topic_specs
 
 DESIGN_TOPICS = {
-    "driftline.features", "driftline.predictions", "driftline.labels", "driftline.observations",
-    "driftline.dlq", "driftline.labeled", "driftline.control", "driftline.registry",
-    "driftline.model-updates", "driftline.audit", "driftline.windows",
+    "driftline.features",
+    "driftline.predictions",
+    "driftline.labels",
+    "driftline.observations",
+    "driftline.dlq",
+    "driftline.labeled",
+    "driftline.control",
+    "driftline.registry",
+    "driftline.model-updates",
+    "driftline.audit",
+    "driftline.windows",
 }
 
 
@@ -49,8 +57,11 @@ def test_registry_and_model_updates_are_compacted_audit_and_labeled_kept_forever
 
 
 def test_event_partitions_and_per_topic_overrides() -> None:
-    specs = _by_name(topic_specs(event_partitions=2, partitions={"control": 12, "audit": 3},
-                                 configs={"audit": {"retention.ms": "1000"}}))
+    specs = _by_name(
+        topic_specs(
+            event_partitions=2, partitions={"control": 12, "audit": 3}, configs={"audit": {"retention.ms": "1000"}}
+        )
+    )
     assert specs["driftline.features"].partitions == 2
     assert specs["driftline.control"].partitions == 12
     assert specs["driftline.audit"].partitions == 3
@@ -100,8 +111,10 @@ class _FakeAdmin:
 
     def create_topics(self, requests, timeout=None):  # type: ignore[no-untyped-def]
         self.requests = list(requests)
-        return [TopicOutcome(r.name, KafkaError(self.errors[r.name]) if r.name in self.errors else None)
-                for r in self.requests]
+        return [
+            TopicOutcome(r.name, KafkaError(self.errors[r.name]) if r.name in self.errors else None)
+            for r in self.requests
+        ]
 
     def wait_for_topics(self, names, timeout=None):  # type: ignore[no-untyped-def]
         self.waited = list(names)

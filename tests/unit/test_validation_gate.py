@@ -5,11 +5,13 @@ import random
 
 import pytest
 
-from driftline.consumers.candidate import baseline_metrics
-from driftline.consumers.validation_gate import GateThresholds, evaluate_gate
+from driftline.consumers.registry.validation_gate import GateThresholds, evaluate_gate
+from driftline.consumers.training.evaluation import baseline_metrics
 
-T = GateThresholds(floors={"accuracy": 0.7, "mae": 2.0},
-                   non_regression={"accuracy": {"abs": 0.02}, "log_loss": {"rel": 0.1}, "mae": {"abs": 0.1, "rel": 0.5}})
+T = GateThresholds(
+    floors={"accuracy": 0.7, "mae": 2.0},
+    non_regression={"accuracy": {"abs": 0.02}, "log_loss": {"rel": 0.1}, "mae": {"abs": 0.1, "rel": 0.5}},
+)
 
 
 def test_no_thresholds_fails_closed():

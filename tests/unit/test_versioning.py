@@ -2,19 +2,22 @@
 
 import pytest
 
-from driftline.consumers.versioning import bump_kind, next_version, parse, sort_versions
+from driftline.consumers.registry.versioning import bump_kind, next_version, parse, sort_versions
 
 SPEC = {"task": "binary", "model": "river", "params": {}, "features": ["a", "b"]}
 
 
-@pytest.mark.parametrize(("candidate", "expected"), [
-    (SPEC, "patch"),
-    ({**SPEC, "features": ["b", "a"]}, "patch"),
-    ({**SPEC, "params": {"lr": 0.1}}, "minor"),
-    ({**SPEC, "model": "plugin:m:f"}, "minor"),
-    ({**SPEC, "features": ["a", "b", "c"]}, "major"),
-    ({**SPEC, "features": ["a"], "params": {"lr": 0.1}}, "major"),
-])
+@pytest.mark.parametrize(
+    ("candidate", "expected"),
+    [
+        (SPEC, "patch"),
+        ({**SPEC, "features": ["b", "a"]}, "patch"),
+        ({**SPEC, "params": {"lr": 0.1}}, "minor"),
+        ({**SPEC, "model": "plugin:m:f"}, "minor"),
+        ({**SPEC, "features": ["a", "b", "c"]}, "major"),
+        ({**SPEC, "features": ["a"], "params": {"lr": 0.1}}, "major"),
+    ],
+)
 def test_bump_kind(candidate, expected):
     assert bump_kind(candidate, SPEC) == expected
 
@@ -25,13 +28,16 @@ def test_first_version_is_initial_and_one_zero_zero():
     assert next_version(None, "initial", taken={"1.0.0"}) == "2.0.0"  # 1.0.0 was a rejected candidate
 
 
-@pytest.mark.parametrize(("champion", "kind", "taken", "expected"), [
-    ("1.2.3", "patch", (), "1.2.4"),
-    ("1.2.3", "minor", (), "1.3.0"),
-    ("1.2.3", "major", (), "2.0.0"),
-    ("1.2.3", "patch", ("1.2.4", "1.2.5"), "1.2.6"),
-    ("1.2.3", "major", ("2.0.0",), "3.0.0"),
-])
+@pytest.mark.parametrize(
+    ("champion", "kind", "taken", "expected"),
+    [
+        ("1.2.3", "patch", (), "1.2.4"),
+        ("1.2.3", "minor", (), "1.3.0"),
+        ("1.2.3", "major", (), "2.0.0"),
+        ("1.2.3", "patch", ("1.2.4", "1.2.5"), "1.2.6"),
+        ("1.2.3", "major", ("2.0.0",), "3.0.0"),
+    ],
+)
 def test_next_version_skips_taken_numbers(champion, kind, taken, expected):
     assert next_version(champion, kind, taken) == expected
 

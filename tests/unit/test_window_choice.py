@@ -5,10 +5,16 @@ import random
 import orjson
 import pytest
 
-from driftline.consumers.batch_learners import BatchModel
-from driftline.consumers.candidate import baseline_metrics, evaluate
-from driftline.consumers.validation_gate import GateThresholds, evaluate_gate
-from driftline.consumers.window_choice import SAME_WITHIN_Z, SIGNIFICANT_Z, choose_candidate, training_windows, validation_split
+from driftline.consumers.registry.validation_gate import GateThresholds, evaluate_gate
+from driftline.consumers.training.batch_learners import BatchModel
+from driftline.consumers.training.evaluation import baseline_metrics, evaluate
+from driftline.consumers.training.window_choice import (
+    SAME_WITHIN_Z,
+    SIGNIFICANT_Z,
+    choose_candidate,
+    training_windows,
+    validation_split,
+)
 
 FEATURES = ["x0", "x1", "x2", "x3"]
 N_A, N_B, T0 = 6000, 1500, 1000.0
@@ -27,14 +33,23 @@ def _concept_change(seed=11, noise=0.01):
 
 
 def _choose(rows, drift_start=DRIFT_START, **kw):
-    args = {"task": "binary", "features": FEATURES, "drift_start": drift_start, "validation_fraction": 0.2,
-            "min_validation_rows": 200, "learners": ["logistic", "hist_gbdt"], "max_rows": 5000, **kw}
+    args = {
+        "task": "binary",
+        "features": FEATURES,
+        "drift_start": drift_start,
+        "validation_fraction": 0.2,
+        "min_validation_rows": 200,
+        "learners": ["logistic", "hist_gbdt"],
+        "max_rows": 5000,
+        **kw,
+    }
     return choose_candidate(rows, **args)
 
 
 def _fit(rows):
-    return BatchModel.fit([r["features"] for r in rows], [r["label"] for r in rows], task="binary",
-                          features=FEATURES, learner="logistic")
+    return BatchModel.fit(
+        [r["features"] for r in rows], [r["label"] for r in rows], task="binary", features=FEATURES, learner="logistic"
+    )
 
 
 @pytest.fixture(scope="module")
@@ -48,9 +63,14 @@ def test_validation_rows_are_the_newest_post_change_rows(drifted):
     valid = sel.validation_rows
     assert all(r["ts"] >= DRIFT_START for r in valid) and valid[-1] is rows[-1]
     assert len(valid) == round(0.2 * N_B)  # 300 > min_validation_rows
-    assert sel.validation == {"n": len(valid), "ts_from": valid[0]["ts"], "ts_to": rows[-1]["ts"],
-                              "first_event_id": valid[0]["event_id"], "last_event_id": rows[-1]["event_id"],
-                              "drift_start": DRIFT_START}
+    assert sel.validation == {
+        "n": len(valid),
+        "ts_from": valid[0]["ts"],
+        "ts_to": rows[-1]["ts"],
+        "first_event_id": valid[0]["event_id"],
+        "last_event_id": rows[-1]["event_id"],
+        "drift_start": DRIFT_START,
+    }
     trained = [t for t in sel.trials if "n_train" in t and "skipped" not in t]
     assert trained and all(t["ts_to"] < valid[0]["ts"] for t in trained)
 
@@ -63,13 +83,17 @@ def test_winner_learned_the_new_concept_from_a_post_change_window(drifted):
     scored = [t for t in sel.trials if "metrics" in t]
     windows = ("since_drift", "last_n", "latest", "recent_weighted")
     # the simple learner on every window; the tree ensemble only on the window that won
-    assert {(t["window"], t["learner"]) for t in scored} == {*((w, "logistic") for w in windows),
-                                                             ("since_drift", "hist_gbdt")}
+    assert {(t["window"], t["learner"]) for t in scored} == {
+        *((w, "logistic") for w in windows),
+        ("since_drift", "hist_gbdt"),
+    }
     simple = {t["window"]: t for t in scored if t["learner"] == "logistic"}
     # the newest rows alone may score a little better by chance: not significantly, so the
     # window with more rows of the same concept wins
-    assert simple["since_drift"]["metrics"]["log_loss"] <= simple["latest"]["metrics"]["log_loss"] or \
-        simple["since_drift"].get("behind_best_z", 0.0) < SAME_WITHIN_Z
+    assert (
+        simple["since_drift"]["metrics"]["log_loss"] <= simple["latest"]["metrics"]["log_loss"]
+        or simple["since_drift"].get("behind_best_z", 0.0) < SAME_WITHIN_Z
+    )
     assert simple["last_n"]["metrics"]["accuracy"] < 0.9  # mostly the old concept
     orjson.dumps(sel.to_dict())  # JSON-able, model aside
 
@@ -84,11 +108,21 @@ def _xor_rows(n: int, seed: int = 4) -> list[dict]:
 
 
 def test_a_tree_ensemble_replaces_the_linear_model_only_when_significantly_better():
-    linear = [{"ts": float(i), "event_id": str(i), "features": {"a": a, "b": b}, "label": a - b > 0}
-              for i, (a, b) in enumerate((random.Random(i).gauss(0, 1), random.Random(-i - 1).gauss(0, 1))
-                                         for i in range(3000))]
-    common = {"task": "binary", "features": ["a", "b"], "drift_start": None, "validation_fraction": 0.2,
-              "min_validation_rows": 100, "learners": ["logistic", "hist_gbdt"], "max_rows": 10_000}
+    linear = [
+        {"ts": float(i), "event_id": str(i), "features": {"a": a, "b": b}, "label": a - b > 0}
+        for i, (a, b) in enumerate(
+            (random.Random(i).gauss(0, 1), random.Random(-i - 1).gauss(0, 1)) for i in range(3000)
+        )
+    ]
+    common = {
+        "task": "binary",
+        "features": ["a", "b"],
+        "drift_start": None,
+        "validation_fraction": 0.2,
+        "min_validation_rows": 100,
+        "learners": ["logistic", "hist_gbdt"],
+        "max_rows": 10_000,
+    }
     on_linear = choose_candidate(linear, **common)
     assert on_linear.learner == "logistic"
     gbdt = next(t for t in on_linear.trials if t.get("learner") == "hist_gbdt")
@@ -103,10 +137,11 @@ def test_old_concept_fails_the_baseline_check_and_the_winner_passes_against_it(d
     old = _fit(rows[:N_A])
     old_metrics, baseline = evaluate(old, valid, "binary"), baseline_metrics(valid, "binary")
     assert 0.4 <= old_metrics["accuracy"] <= 0.6
-    thresholds = GateThresholds(floors={"accuracy": 0.5},
-                                non_regression={"accuracy": {"abs": 0.01}, "log_loss": {"rel": 0.1}})
+    thresholds = GateThresholds(
+        floors={"accuracy": 0.5}, non_regression={"accuracy": {"abs": 0.01}, "log_loss": {"rel": 0.1}}
+    )
     # judged like a retrain of the old rule against a champion that serves at chance: non-regression passes...
-    retrain_of_old = evaluate(_fit(rows[N_A - 3000:N_A]), valid, "binary")
+    retrain_of_old = evaluate(_fit(rows[N_A - 3000 : N_A]), valid, "binary")
     assert evaluate_gate(retrain_of_old, old_metrics, GateThresholds(non_regression=thresholds.non_regression)).passed
     # ...the baseline check does not
     verdict = evaluate_gate(retrain_of_old, old_metrics, thresholds, baseline=baseline)
@@ -140,13 +175,15 @@ def test_identical_and_small_windows_are_skipped_with_a_reason():
     rows = [{"ts": float(i), "label": i % 2 == 0, "features": {"x0": float(i)}} for i in range(300)]
     windows, skipped = training_windows(rows, task="binary", drift_start=0.0, max_rows=1000)
     assert [w.name for w in windows] == ["since_drift", "latest", "recent_weighted"]
-    assert skipped == [{"window": "last_n", "n_train": 300, "ts_from": 0.0, "ts_to": 299.0,
-                        "skipped": "same rows as since_drift"}]
+    assert skipped == [
+        {"window": "last_n", "n_train": 300, "ts_from": 0.0, "ts_to": 299.0, "skipped": "same rows as since_drift"}
+    ]
     windows, skipped = training_windows(rows, task="binary", drift_start=295.0, max_rows=1000)
     assert skipped[0]["window"] == "since_drift" and skipped[0]["skipped"] == "5 rows < 20"
     ones = [dict(r, label=True) for r in rows]
     assert {s["skipped"] for s in training_windows(ones, task="binary", drift_start=None, max_rows=50)[1]} >= {
-        "one class only"}
+        "one class only"
+    }
 
 
 def test_recent_weighted_halves_every_post_drift_row_count():
@@ -187,8 +224,16 @@ def test_regression_winner_by_mae():
         x = {"x0": rng.gauss(0, 1), "x1": rng.gauss(0, 1)}
         y = (3 * x["x0"] if i < 2000 else -3 * x["x0"]) + rng.gauss(0, 0.1)
         rows.append({"ts": float(i), "event_id": str(i), "features": x, "label": y})
-    sel = choose_candidate(rows, task="regression", features=["x0", "x1"], drift_start=2000.0, validation_fraction=0.2,
-                           min_validation_rows=100, learners=["ridge", "hist_gbdt"], max_rows=3000)
+    sel = choose_candidate(
+        rows,
+        task="regression",
+        features=["x0", "x1"],
+        drift_start=2000.0,
+        validation_fraction=0.2,
+        min_validation_rows=100,
+        learners=["ridge", "hist_gbdt"],
+        max_rows=3000,
+    )
     assert sel.window == "since_drift" and sel.metrics["r2"] > 0.95
     base = baseline_metrics(sel.validation_rows, "regression")
     assert evaluate_gate(sel.metrics, None, GateThresholds(), baseline=base).passed
@@ -198,8 +243,16 @@ def test_regression_winner_by_mae():
 def test_nothing_trainable_raises():
     rows = [{"ts": float(i), "label": True, "features": {"x0": float(i)}} for i in range(100)]
     with pytest.raises(ValueError, match="no candidate could be trained"):
-        choose_candidate(rows, task="binary", features=["x0"], drift_start=None, validation_fraction=0.2,
-                         min_validation_rows=10, learners=["logistic"], max_rows=100)
+        choose_candidate(
+            rows,
+            task="binary",
+            features=["x0"],
+            drift_start=None,
+            validation_fraction=0.2,
+            min_validation_rows=10,
+            learners=["logistic"],
+            max_rows=100,
+        )
 
 
 def test_when_the_concept_keeps_moving_the_newest_rows_win():
@@ -210,10 +263,24 @@ def test_when_the_concept_keeps_moving_the_newest_rows_win():
     for i in range(8000):
         angle = math.pi * max(0.0, (i - 2000) / 6000)  # the rule turns half a circle after row 2,000
         x = {"a": rng.gauss(0, 1), "b": rng.gauss(0, 1)}
-        rows.append({"ts": float(i), "event_id": str(i), "features": x,
-                     "label": math.cos(angle) * x["a"] + math.sin(angle) * x["b"] > 0})
-    sel = choose_candidate(rows, task="binary", features=["a", "b"], drift_start=2000.0, validation_fraction=0.05,
-                           min_validation_rows=200, learners=["logistic"], max_rows=50_000)
+        rows.append(
+            {
+                "ts": float(i),
+                "event_id": str(i),
+                "features": x,
+                "label": math.cos(angle) * x["a"] + math.sin(angle) * x["b"] > 0,
+            }
+        )
+    sel = choose_candidate(
+        rows,
+        task="binary",
+        features=["a", "b"],
+        drift_start=2000.0,
+        validation_fraction=0.05,
+        min_validation_rows=200,
+        learners=["logistic"],
+        max_rows=50_000,
+    )
     assert sel.window == "latest" and sel.metrics["accuracy"] > 0.8  # the others learned rules long gone (< 0.5)
 
 
@@ -223,10 +290,24 @@ def test_a_window_mostly_of_old_rows_does_not_win_on_size_while_the_concept_move
     for i in range(10_000):
         x = {"a": rng.gauss(0, 1), "b": rng.gauss(0, 1)}
         new = i >= 6000 and rng.random() < 0.5  # half-way through a gradual change after row 6,000
-        rows.append({"ts": float(i), "event_id": str(i), "features": x,
-                     "label": (x["a"] - x["b"] if new else x["a"] + x["b"]) > 0})
-    sel = choose_candidate(rows, task="binary", features=["a", "b"], drift_start=6000.0, validation_fraction=0.25,
-                           min_validation_rows=200, learners=["logistic"], max_rows=20_000)
+        rows.append(
+            {
+                "ts": float(i),
+                "event_id": str(i),
+                "features": x,
+                "label": (x["a"] - x["b"] if new else x["a"] + x["b"]) > 0,
+            }
+        )
+    sel = choose_candidate(
+        rows,
+        task="binary",
+        features=["a", "b"],
+        drift_start=6000.0,
+        validation_fraction=0.25,
+        min_validation_rows=200,
+        learners=["logistic"],
+        max_rows=20_000,
+    )
     last_n = next(t for t in sel.trials if t.get("window") == "last_n")
     # about as accurate on the newest rows, but confidently wrong on the half that follows the new rule
     assert abs(last_n["metrics"]["accuracy"] - sel.metrics["accuracy"]) < 0.03
@@ -263,6 +344,7 @@ def test_an_online_model_is_judged_on_the_rows_it_has_not_learned():
     assert sel.learner == "logistic" and sel.validation["n"] == 300
     [trial] = [t for t in sel.trials if t["learner"] == "online"]
     assert trial["skipped"].startswith("it learned from the validation rows")
-    older, valid, _ = validation_split(rows, drift_start=DRIFT_START, validation_fraction=0.2, min_validation_rows=200,
-                                       unseen_after=seen_until)
+    older, valid, _ = validation_split(
+        rows, drift_start=DRIFT_START, validation_fraction=0.2, min_validation_rows=200, unseen_after=seen_until
+    )
     assert len(valid) == 250 and older[-1]["ts"] == seen_until

@@ -11,7 +11,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from driftline.errors import ConfigError
-from driftline.stream.windows import WindowClock, WindowSettings
+from driftline.stream.drift.windows import WindowClock, WindowSettings
 
 
 def naive(ts: list[float], size: float, lateness: float):
@@ -110,9 +110,7 @@ def test_state_is_json_and_round_trips():
     assert restored.watermark == 23.0
 
 
-@pytest.mark.parametrize(
-    "kwargs", [{"kind": "session"}, {"size_s": 0}, {"size_events": 0}, {"allowed_lateness_s": -1}]
-)
+@pytest.mark.parametrize("kwargs", [{"kind": "session"}, {"size_s": 0}, {"size_events": 0}, {"allowed_lateness_s": -1}])
 def test_bad_settings_name_the_key(kwargs):
     with pytest.raises(ConfigError) as err:
         WindowSettings(**kwargs)

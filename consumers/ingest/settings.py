@@ -1,0 +1,34 @@
+"""``[ingest]``: micro-batch limits, consumer group, transactional id and metrics port."""
+
+from __future__ import annotations
+
+import dataclasses
+
+from driftline.errors import ConfigError
+
+__all__ = ["IngestSettings"]
+
+
+def _require(ok: bool, key: str, problem: str) -> None:
+    if not ok:
+        raise ConfigError(key, problem)
+
+
+@dataclasses.dataclass(frozen=True)
+class IngestSettings:
+    """The ingest process: micro-batch limits, consumer group, metrics port."""
+
+    group_id: str = "driftline-ingest"
+    transactional_id: str = "driftline-ingest-0"
+    batch_max_events: int = 1000
+    batch_max_ms: int = 200
+    consume_batch: int = 2000
+    metrics_port: int = 9464
+
+    def __post_init__(self) -> None:
+        _require(self.batch_max_events >= 1, "ingest.batch_max_events", "must be >= 1")
+        _require(self.batch_max_ms >= 1, "ingest.batch_max_ms", "must be >= 1")
+        _require(self.consume_batch >= 1, "ingest.consume_batch", "must be >= 1")
+        _require(0 <= self.metrics_port <= 65535, "ingest.metrics_port", "must be 0-65535")
+        _require(bool(self.group_id), "ingest.group_id", "must not be empty")
+        _require(bool(self.transactional_id), "ingest.transactional_id", "must not be empty")

@@ -1,0 +1,8 @@
+"""The client library serving code uses: follow ``driftline.model-updates`` and serve the current model.
+
+from driftline.consumers.subscriber import ModelSubscriber
+"""
+
+from driftline.consumers.subscriber.client import ModelSubscriber, ServedModel
+
+__all__ = ["ModelSubscriber", "ServedModel"]

@@ -1,0 +1,406 @@
+"""``driftline trainer``: the registry's single writer, exactly-once from request to version.
+
+Loop: consume one record of ``driftline.control`` → decide (train, approve, roll back, or
+record why not) → write the registry / model-updates / audit records *and* the record's
+consumed offset in one Kafka transaction. Consequences:
+
+- a crash (even ``kill -9`` mid-training) publishes nothing and leaves the request
+  uncommitted, so the restarted trainer reads it again and publishes exactly one version;
+  its stable ``transactional.id`` makes ``init_transactions`` abort whatever the dead
+  instance left open (and fences it, were it only paused);
+- de-duplication needs no memory of its own: every handled request/command id is in the
+  audit log, and the state is rebuilt from the topics at start (``load_state``), *after*
+  ``init_transactions``, so the read is final.
+
+A retrain request that cannot train yet (cooldown, too few rows since the drift began,
+model paused) becomes the model's pending request (``consumers.retrain_queue``), written
+to the audit log; the trainer re-checks pending requests every ``recheck_s`` and trains
+them in a transaction of their own once nothing blocks them.
+
+Run one instance (same ``transactional_id``): one writer means one ordered history.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from typing import Any
+
+import orjson
+from confluent_kafka import Consumer, KafkaError, KafkaException, Message, Producer, TopicPartition
+
+from driftline.consumers.registry.governance import apply_command, refuse
+from driftline.consumers.registry.retrain_queue import (
+    URGENT_RULES,
+    PendingRetrain,
+    blocked_by,
+    challenger_seen_until,
+    drift_start_of,
+)
+from driftline.consumers.registry.state import Output, RegistryState
+from driftline.consumers.trainer.labeled_reader import (
+    LabeledReader,
+    PostDriftCount,
+    build_training_set,
+    training_set_from_ranges,
+)
+from driftline.consumers.trainer.metrics import TrainerMetrics
+from driftline.consumers.trainer.state_loader import load_state
+from driftline.consumers.training.config import ModelTrainingConfig, TrainerSettings, for_model
+from driftline.consumers.training.run import TrainingContext, TrainingOutcome, skipped, topic_of, train_version
+from driftline.errors import KafkaOperationFailed
+from driftline.kafka.clients import transactional_consumer_config, transactional_producer_config
+from driftline.kafka.topics import TopicNames
+from driftline.logs import log
+from driftline.schemas.control import RetrainRequested, VersionChecked
+from driftline.schemas.registry import ModelCommand, OffsetRange, VersionUnderperforming, decode
+
+__all__ = ["Trainer"]
+
+logger = logging.getLogger(__name__)
+
+
+class Trainer:
+    """Consumes ``driftline.control``; writes registry, model-updates and audit transactionally."""
+
+    def __init__(
+        self,
+        bootstrap: str,
+        names: TopicNames,
+        settings: TrainerSettings,
+        context: TrainingContext,
+        metrics: TrainerMetrics,
+    ) -> None:
+        self.bootstrap = bootstrap
+        self.names = names
+        self.settings = settings
+        self.context = context
+        self.metrics = metrics
+        self.state = RegistryState()
+        self._consumer = Consumer(
+            transactional_consumer_config(bootstrap, settings.group_id, **{"max.poll.interval.ms": 1_800_000})
+        )
+        self._producer = Producer(transactional_producer_config(bootstrap, settings.transactional_id))
+        self._reader = LabeledReader(bootstrap, names.labeled)
+        self._next_check = 0.0
+        self._waiting: dict[str, str] = {}
+        self._counts: dict[tuple[str, float], PostDriftCount] = {}
+
+    def run(self, stop: threading.Event) -> None:
+        """Handle control records (and pending requests) until ``stop`` is set."""
+        self._producer.init_transactions(60)
+        self.state = load_state(self.bootstrap, self.names)
+        self._refresh_gauges()
+        self._consumer.subscribe([self.names.control])
+        log(
+            logger,
+            logging.INFO,
+            "trainer started",
+            control=self.names.control,
+            models=len(self.state.models()),
+            handled_ids=len(self.state.handled),
+            pending=sorted(self.state.pending_retrains),
+            transactional_id=self.settings.transactional_id,
+        )
+        try:
+            while not stop.is_set():
+                msg = self._consumer.poll(0.5)
+                if msg is not None:
+                    err = msg.error()
+                    if err is None:
+                        self._handle(msg)
+                    elif err.code() != KafkaError._PARTITION_EOF:
+                        log(logger, logging.WARNING, "consume error", code=err.name(), detail=err.str())
+                if time.monotonic() >= self._next_check:
+                    self._check_pending()
+                    self._next_check = time.monotonic() + self.settings.recheck_s
+        finally:
+            self._consumer.close()
+            self._reader.close()
+            self._producer.flush(10)
+            log(logger, logging.INFO, "trainer stopped")
+
+    def _handle(self, msg: Message) -> None:
+        started = time.perf_counter()
+        event = self._decode(msg)
+        outputs: list[Output] = []
+        outcome: TrainingOutcome | None = None
+        if isinstance(event, RetrainRequested):
+            outcome = self._on_retrain(event)
+        elif isinstance(event, VersionChecked):
+            outputs = self._on_check(event)
+        elif isinstance(event, ModelCommand) and event.type == "register_model":
+            outcome = self._on_register(event)
+        elif isinstance(event, ModelCommand):
+            outputs = apply_command(self.state, event)
+        if outcome is not None:
+            outputs = outcome.outputs
+        publish_started = time.perf_counter()
+        if not self._commit(outputs, msg):
+            return
+        self.state.apply_outputs(outputs)
+        self._after_commit(event, outcome, outputs, started, publish_started)
+
+    def _decode(self, msg: Message) -> Any:
+        try:
+            return decode(orjson.loads(msg.value() or b"null") or {})
+        except (orjson.JSONDecodeError, KeyError, TypeError, ValueError, AttributeError) as exc:
+            log(
+                logger,
+                logging.WARNING,
+                "undecodable control record skipped",
+                partition=msg.partition(),
+                offset=msg.offset(),
+                error=str(exc),
+            )
+            return None
+
+    # -- retrain requests ------------------------------------------------------------------
+    def _on_retrain(self, req: RetrainRequested) -> TrainingOutcome:
+        model_id = req.model_id
+        if req.id in self.state.handled:
+            return skipped(model_id, req.id, "duplicate", "request id already handled")
+        serving = self.state.serving_version(model_id)
+        if req.model_version and serving and req.model_version != serving:
+            return skipped(model_id, req.id, "stale", f"asked about {req.model_version}; {serving} serves now")
+        if model_id in self.state.paused:
+            return skipped(
+                model_id, req.id, "paused", f"automatic retraining is paused: driftline models resume {model_id}"
+            )
+        cfg = for_model(self.settings, model_id)
+        existing = self.state.pending_retrains.get(model_id)
+        first = self._underperforming(req)
+        if existing is not None and existing.rule == "follow_up":
+            # a new drift supersedes the refinement of the last one: train from *its* start
+            first += skipped(model_id, existing.pending_id, "superseded", f"by request {req.id} ({req.rule})").outputs
+            existing = None
+        pending = existing.with_request(req) if existing is not None else PendingRetrain.from_request(req, time.time())
+        reason = self._blocked(pending, cfg)
+        if reason is not None:
+            deferral = pending.deferral(
+                req.id,
+                reason,
+                req.rule in URGENT_RULES,
+                req.rule,
+                drift_start_of(req),
+                evidence=dict(req.evidence or {}),
+            )
+            self._waiting[model_id] = reason
+            log(
+                logger,
+                logging.INFO,
+                "retrain deferred",
+                model_id=model_id,
+                request_id=req.id,
+                pending_id=pending.pending_id,
+                reason=reason,
+            )
+            return TrainingOutcome("deferred", [*first, Output("audit", model_id, deferral.to_dict())])
+        outcome = self._train_pending(pending, cfg)
+        return TrainingOutcome(outcome.outcome, [*first, *outcome.outputs], outcome.version)
+
+    def _underperforming(self, req: RetrainRequested) -> list[Output]:
+        """The audit record of a request that says the serving version falls short (with its evidence)."""
+        if req.rule not in ("underperforming", "challenger"):
+            return []
+        evidence = {k: v for k, v in (req.evidence or {}).items() if k != "challenger"}
+        event = VersionUnderperforming(
+            req.model_id,
+            req.model_version,
+            req.id,
+            req.rule,
+            dict(evidence.get("live") or {}),
+            dict(evidence.get("gate") or {}),
+            evidence,
+        )
+        return [Output("audit", req.model_id, event.to_dict())]
+
+    def _on_check(self, check: VersionChecked) -> list[Output]:
+        if check.id in self.state.handled:
+            return []
+        return [Output("audit", check.model_id, {**check.to_dict(), "request_id": check.id, "at": time.time()})]
+
+    def _blocked(self, pending: PendingRetrain, cfg: ModelTrainingConfig) -> str | None:
+        rows: int | None = None
+        need = max(cfg.min_rows_after_drift, pending.min_rows)
+        unseen_after = challenger_seen_until(pending)
+        starts = {s for s in (pending.drift_start if need > 0 else None, unseen_after) if s is not None}
+        self._counts = {k: c for k, c in self._counts.items() if k[0] != pending.model_id or k[1] in starts}
+        if pending.drift_start is not None and need > 0:
+            rows = self._count(pending.model_id, pending.drift_start, need)
+            if isinstance(rows, str):
+                return rows
+        reason = blocked_by(
+            pending,
+            now=time.time(),
+            last_created_at=self.state.last_created_at.get(pending.model_id),
+            cooldown_s=cfg.cooldown_s,
+            paused=pending.model_id in self.state.paused,
+            rows_after_drift=rows,
+            min_rows_after_drift=cfg.min_rows_after_drift,
+        )
+        if reason is None and unseen_after is not None and cfg.model == "auto":
+            unseen = self._count(pending.model_id, unseen_after, cfg.min_validation_rows)
+            if isinstance(unseen, str):
+                return unseen
+            if unseen < cfg.min_validation_rows:
+                return (
+                    f"waiting for rows the online challenger has not learned, to judge it fairly: "
+                    f"{unseen} of {cfg.min_validation_rows}"
+                )
+        return reason
+
+    def _count(self, model_id: str, since: float, need: int) -> int | str:
+        """Labeled rows of ``model_id`` from ``since`` on (incremental), or why they could not be read."""
+        key = (model_id, since)
+        counter = self._counts.get(key)
+        if counter is None:
+            counter = self._counts[key] = PostDriftCount(self._reader, model_id, since)
+        try:
+            return counter.update(need)
+        except KafkaOperationFailed as exc:
+            self._counts.pop(key, None)
+            return f"could not read {self.names.labeled}: {exc}"
+
+    def _check_pending(self) -> None:
+        """Train every pending request that nothing blocks any more (each in its own transaction)."""
+        for model_id, pending in list(self.state.pending_retrains.items()):
+            cfg = for_model(self.settings, model_id)
+            reason = self._blocked(pending, cfg)
+            if reason is not None:
+                if self._waiting.get(model_id) != reason:
+                    self._waiting[model_id] = reason
+                    log(
+                        logger,
+                        logging.INFO,
+                        "retrain pending",
+                        model_id=model_id,
+                        pending_id=pending.pending_id,
+                        reason=reason,
+                    )
+                continue
+            self._waiting.pop(model_id, None)
+            started = time.perf_counter()
+            outcome = self._train_pending(pending, cfg)
+            publish_started = time.perf_counter()
+            if self._commit(outcome.outputs, None):
+                self.state.apply_outputs(outcome.outputs)
+                self._after_commit(pending, outcome, outcome.outputs, started, publish_started)
+
+    def _train_pending(self, pending: PendingRetrain, cfg: ModelTrainingConfig) -> TrainingOutcome:
+        model_id = pending.model_id
+        use_since = cfg.model != "auto" and cfg.policy == "since_drift" and pending.drift_start is not None
+        policy = "since_drift" if use_since else "last_n"
+        return self._train(
+            model_id,
+            pending.pending_id,
+            lambda: build_training_set(
+                self._reader, model_id, max_rows=cfg.max_rows, policy=policy, min_ts=pending.drift_start
+            ),
+            pending=pending,
+        )
+
+    def _on_register(self, cmd: ModelCommand) -> TrainingOutcome:
+        if cmd.id in self.state.handled:
+            return TrainingOutcome("skipped_duplicate", refuse(cmd, "duplicate command id (already handled)"))
+        spec = cmd.training_set or {}
+        if spec.get("topic") not in (None, self.names.labeled) or not spec.get("ranges"):
+            return TrainingOutcome(
+                "failed", refuse(cmd, f"register_model needs training_set ranges of {self.names.labeled}")
+            )
+        ranges = [OffsetRange.from_dict(r) for r in spec["ranges"]]
+        return self._train(
+            cmd.model_id, cmd.id, lambda: training_set_from_ranges(self._reader, cmd.model_id, ranges), task=cmd.task
+        )
+
+    def _train(
+        self, model_id: str, request_id: str, read: Any, task: str | None = None, pending: PendingRetrain | None = None
+    ) -> TrainingOutcome:
+        try:
+            read_started = time.perf_counter()
+            training_set = read()
+            read_s = time.perf_counter() - read_started
+        except KafkaOperationFailed as exc:
+            # a read that timed out (broker away): the request stays pending, tried again later
+            log(
+                logger,
+                logging.WARNING,
+                "training read failed; request kept pending",
+                model_id=model_id,
+                request_id=request_id,
+                error=str(exc),
+            )
+            if pending is None:
+                raise
+            deferral = pending.deferral(request_id, f"could not read {self.names.labeled}: {exc}"[:500])
+            return TrainingOutcome("deferred", [Output("audit", model_id, deferral.to_dict())])
+        try:
+            cfg = for_model(self.settings, model_id)
+            return train_version(
+                training_set, cfg, self.context, self.state, request_id, read_s, task=task, pending=pending
+            )
+        except Exception as exc:
+            log(logger, logging.ERROR, "training failed", model_id=model_id, request_id=request_id, error=repr(exc))
+            outcome = skipped(model_id, request_id, "training_failed", repr(exc)[:2000])
+            return TrainingOutcome("failed", outcome.outputs)
+
+    # -- writing -------------------------------------------------------------------------
+    def _commit(self, outputs: list[Output], msg: Message | None) -> bool:
+        """Write ``outputs`` and the consumed offset (if any) atomically; on an abortable error rewind."""
+        if msg is None and not outputs:
+            return True
+        try:
+            self._producer.begin_transaction()
+            for out in outputs:
+                self._producer.produce(
+                    topic_of(self.names, out.kind), key=out.key.encode(), value=orjson.dumps(out.value)
+                )
+            if msg is not None:
+                offsets = [TopicPartition(msg.topic(), msg.partition(), msg.offset() + 1)]
+                self._producer.send_offsets_to_transaction(offsets, self._consumer.consumer_group_metadata(), 60)
+            self._producer.commit_transaction(60)
+            return True
+        except KafkaException as exc:
+            error = exc.args[0]
+            if not error.txn_requires_abort():
+                raise KafkaOperationFailed("commit transaction", error.name(), error.str()) from exc
+            log(logger, logging.WARNING, "transaction aborted; the request will be handled again", code=error.name())
+            self._producer.abort_transaction(60)
+            self.metrics.transactions_aborted.inc()
+            if msg is not None:
+                self._consumer.seek(TopicPartition(msg.topic(), msg.partition(), msg.offset()))
+            return False
+
+    def _after_commit(
+        self, event: Any, outcome: TrainingOutcome | None, outputs: list[Output], started: float, publish_started: float
+    ) -> None:
+        now = time.perf_counter()
+        if outcome is not None:
+            model_id = getattr(event, "model_id", "")
+            self.metrics.start_model(model_id)
+            self.metrics.trainings.labels(model_id, outcome.outcome).inc()
+            if outcome.version is not None:
+                v = outcome.version
+                self.metrics.observe_gate(model_id, v.gate["passed"], v.metrics, v.champion_metrics)
+                self.metrics.observe_stages({**v.durations, "publish": now - publish_started, "total": now - started})
+        elif isinstance(event, ModelCommand):
+            refused = any(o.value.get("type") == "command_refused" for o in outputs)
+            self.metrics.commands.labels(event.type, "refused" if refused else "done").inc()
+        for out in outputs:
+            log(
+                logger,
+                logging.INFO,
+                "published",
+                topic=out.kind,
+                key=out.key,
+                type=out.value.get("type"),
+                version=out.value.get("version"),
+                reason=out.value.get("reason"),
+            )
+        self._refresh_gauges()
+
+    def _refresh_gauges(self) -> None:
+        self.metrics.set_serving((m, p["version"]) for m, p in self.state.serving.items())
+        self.metrics.approvals_pending.set(len(self.state.pending()))
+        self.metrics.retrains_pending.set(len(self.state.pending_retrains))
