@@ -3,6 +3,6 @@
 from driftline.consumers.subscriber import ModelSubscriber
 """
 
-from driftline.consumers.subscriber.client import ModelSubscriber, ServedModel
+from driftline.consumers.subscriber.client import ModelSubscriber, OnError, OnUpdate, ServedModel
 
-__all__ = ["ModelSubscriber", "ServedModel"]
+__all__ = ["ModelSubscriber", "OnError", "OnUpdate", "ServedModel"]
