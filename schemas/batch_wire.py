@@ -63,7 +63,7 @@ _COLUMN_TYPES: dict[str, tuple[frozenset[type], str]] = {
     "scores": (frozenset({dict, type(None)}), "an object or null"),
     "label": (frozenset({float, int, str, bool, type(None)}), "a scalar or null"),
 }
-_FEATURE_TYPES = frozenset({float, int, str, bool, type(None)})
+_FEATURE_TYPES: frozenset[type] = frozenset({float, int, str, bool, type(None)})
 _REQUIRED = (
     "v",
     "model_id",

@@ -158,7 +158,7 @@ def _fast_prediction(doc: dict[str, Any], raw: bytes) -> Event | None:
     head = _fast_head(doc)
     if head is None or not _flat(raw, 1 + (scores is not None) + (features is not None)):
         return None
-    return PredictionEvent(*head, version, prediction, score, scores, features)
+    return PredictionEvent(*head, version, prediction, score, scores, features)  # type: ignore[arg-type]  # checked above
 
 
 _loads, _JSONDecodeError = orjson.loads, orjson.JSONDecodeError
@@ -251,8 +251,8 @@ def decode_event(raw: bytes | None, kind: EventKind | None = None) -> Event | In
         fast = _FAST[kind]  # type: ignore[index]
     except KeyError:
         raise ValueError(f"unknown event kind {kind!r}") from None
-    event = fast(doc, raw)
-    return event if event is not None else validate(doc, kind)  # type: ignore[arg-type]
+    fast_event = fast(doc, raw)
+    return fast_event if fast_event is not None else validate(doc, kind)  # type: ignore[arg-type]
 
 
 def _long_string(features: dict[str, Any]) -> bool:

@@ -215,7 +215,7 @@ class ModelVersion:
 
     @classmethod
     def from_dict(cls, d: dict[str, Any]) -> ModelVersion:
-        kwargs = {f.name: d.get(f.name) for f in dataclasses.fields(cls) if f.name in d}
+        kwargs: dict[str, Any] = {f.name: d.get(f.name) for f in dataclasses.fields(cls) if f.name in d}
         kwargs["lineage"] = TrainingLineage.from_dict(d["lineage"])
         kwargs["artifact"] = ArtifactRef.from_dict(d["artifact"])
         return cls(**kwargs)

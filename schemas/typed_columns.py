@@ -111,6 +111,8 @@ def typed_run(raws: list[bytes], start: int) -> FeatureRun | None:
     events = _decode(typed, joined)
     if type(events) is msgspec.ValidationError and not typed.text and _TEXT_AMONG_NUMBERS.match(str(events)):
         typed = _for_shape((typed.names, True))  # numbers at first, then a string or boolean
+        if typed is None:
+            return None
         events = _decode(typed, joined)
     n = len(raws)
     if type(events) is not list or len(events) != n:

@@ -259,7 +259,10 @@ class BatchProcessor:
         if quality is not None and out.joined:
             gate = self._gate_metrics(monitor.model_id, monitor.model_version)
             for finding in quality.observe(monitor.model_version, gate, out.joined, hits):
-                (out.checks if isinstance(finding, VersionChecked) else out.decisions).append(finding)
+                if isinstance(finding, VersionChecked):
+                    out.checks.append(finding)
+                else:
+                    out.decisions.append(finding)
         if not out.decisions:
             return
         change = quality.change_start() if quality is not None else None

@@ -228,9 +228,10 @@ class Trainer:
         starts = {s for s in (pending.drift_start if need > 0 else None, unseen_after) if s is not None}
         self._counts = {k: c for k, c in self._counts.items() if k[0] != pending.model_id or k[1] in starts}
         if pending.drift_start is not None and need > 0:
-            rows = self._count(pending.model_id, pending.drift_start, need)
-            if isinstance(rows, str):
-                return rows
+            counted = self._count(pending.model_id, pending.drift_start, need)
+            if isinstance(counted, str):
+                return counted
+            rows = counted
         reason = blocked_by(
             pending,
             now=time.time(),

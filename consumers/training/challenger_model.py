@@ -95,7 +95,7 @@ class ChallengerClassifier(ChallengerModel):
 
     def predict_one(self, x: dict[str, Any] | None) -> Any:
         proba = self.predict_proba_one(x)
-        return max(proba, key=proba.get) if proba else None
+        return max(proba, key=lambda label: proba[label]) if proba else None
 
 
 def challenger_from_export(doc: Any) -> ChallengerModel:

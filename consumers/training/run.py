@@ -134,8 +134,7 @@ def train_version(
         baseline=baseline,
     )
     validated = time.perf_counter()
-    follow_up = pending is not None and pending.rule == "follow_up"
-    if follow_up and champion is not None:
+    if pending is not None and pending.rule == "follow_up" and champion is not None:
         z = gain_z(model, ctx.champion_model(champion), valid_rows, spec["task"])
         if z < FOLLOW_UP_Z:
             return _no_improvement(model_id, request_id, pending, z, selection, cfg, rows)

@@ -399,10 +399,10 @@ def _judge(
     """Score ``model`` on the validation rows, record the trial, keep the better of it and ``best``."""
     if model is None:
         return best
-    trial = _trial(window, learner) if window is not None else {"window": "extra", "learner": learner}
-    trial["metrics"] = evaluate(model, valid, task)
+    trial: dict[str, Any] = _trial(window, learner) if window is not None else {"window": "extra", "learner": learner}
+    metrics = trial["metrics"] = evaluate(model, valid, task)
     trials.append(trial)
-    rank = _rank(trial["metrics"], task)
+    rank = _rank(metrics, task)
     if any(math.isnan(v) for v in rank):
         trial["skipped"] = "metric is NaN"
         return best

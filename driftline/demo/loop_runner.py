@@ -145,7 +145,7 @@ class LoopRunner:
         name = f"DRIFTLINE_{section.upper()}_{key.upper()}"
         return self.env[name] if name in self.env else str(getattr(getattr(self.settings, section), key))
 
-    def create_topics(self) -> dict[str, str]:
+    def create_topics(self) -> Mapping[str, str]:
         partitions = self.config.event_partitions or self.settings.topics.event_partitions
         return create_topics(KafkaAdmin(self.bootstrap), topic_specs(self.names, event_partitions=partitions))
 

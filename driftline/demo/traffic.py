@@ -15,6 +15,7 @@ from __future__ import annotations
 import time
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 import orjson
@@ -139,7 +140,7 @@ class SyntheticTraffic:
         drifted = i >= self.drift_at
         if drifted:
             x[0] += self.shift
-        features = {f"f{j}": round(float(v), 4) for j, v in enumerate(x)}
+        features: dict[str, Any] = {f"f{j}": round(float(v), 4) for j, v in enumerate(x)}
         features["plan"] = ("basic", "pro", "team")[int(self.rng.integers(3))]
         event_id = f"{model}-{i}"
         key = model.encode()

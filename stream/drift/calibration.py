@@ -210,6 +210,7 @@ def simulate_null(
     total = present + null.missing
     p_missing = rng.beta(_posterior(np.array([null.missing]))[0], present + 0.5, samples)
     win_missing = rng.binomial(n_window, p_missing)
+    win_counts: np.ndarray
     if len(counts):
         masses = rng.dirichlet(_posterior(counts), samples)
         win_counts = rng.multinomial(n_window - win_missing, masses)

@@ -92,7 +92,7 @@ class ExactSum:
         """
         rows, n = m.shape
         if n == 0 or rows == 0:
-            return [cls()] * rows
+            return [(0, 0)] * rows
         k_bits = (n + 1).bit_length() + 2  # 2**K >= 4n
         if amax is None:
             amax = np.maximum(m.max(axis=1), -m.min(axis=1))

@@ -110,7 +110,7 @@ def count_categories(values: Iterable[Any]) -> tuple[dict[str, int], int]:
         raw = Counter(zip(map(type, values), values))
         items = ((v, c) for (_t, v), c in raw.items())
     else:
-        items = iter(raw.items())
+        items = ((v, c) for v, c in raw.items())
     counts: dict[str, int] = {}
     missing = 0
     for v, c in items:

@@ -67,7 +67,8 @@ class JoinedRow:
 
     @classmethod
     def from_dict(cls, d: dict[str, Any]) -> JoinedRow:
-        return cls(**{f.name: d.get(f.name) for f in dataclasses.fields(cls)})
+        fields: dict[str, Any] = {f.name: d.get(f.name) for f in dataclasses.fields(cls)}
+        return cls(**fields)
 
 
 @dataclasses.dataclass(frozen=True)

@@ -19,7 +19,7 @@ from __future__ import annotations
 import base64
 import dataclasses
 from collections.abc import Mapping, MutableMapping
-from typing import Any
+from typing import Any, cast
 
 import numpy as np
 
@@ -28,7 +28,7 @@ from driftline.stream.drift.calibration import FeatureNull, nulls_from_reference
 from driftline.stream.drift.feature_types import FeatureType
 from driftline.stream.drift.label_join import JoinedRow, LabelJoin
 from driftline.stream.drift.monitor_config import MonitorConfig, ReferenceSettings
-from driftline.stream.drift.performance import PerformanceSignal, PerformanceTracker
+from driftline.stream.drift.performance import PerformanceSignal, PerformanceTracker, Task
 from driftline.stream.drift.policy import DriftPolicy, WindowClosed, WindowInfo
 from driftline.stream.drift.reference import ReferenceProfile, select_rows, take
 from driftline.stream.drift.scores import score_window
@@ -99,7 +99,7 @@ class ModelMonitor:
         self.clock = WindowClock(self.config.windows)
         self.policy = DriftPolicy(model_id, self.config.policy)
         self.join = LabelJoin({} if join_store is None else join_store, ttl_s=self.config.windows.label_ttl_s)
-        self.tracker = PerformanceTracker(self.config.policy.task or None)
+        self.tracker = PerformanceTracker(cast(Task, self.config.policy.task) or None)  # checked by PolicySettings
         self.reference: ReferenceProfile | None = None
         self.model_version = model_version
         self._nulls: dict[str, FeatureNull] = {}

@@ -181,6 +181,7 @@ class PerformanceTracker:
         # (about 1.5 s of `driftline replay`'s start)
         from river import drift, metrics
 
+        ms: dict[str, Any]
         if self.task == "regression":
             ms = {"mae": metrics.MAE(), "rmse": metrics.RMSE()}
         elif self.task == "binary":

@@ -22,7 +22,7 @@ import dataclasses
 import hashlib
 import json
 import operator
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from typing import TYPE_CHECKING, Any, ClassVar, TypeVar, Union
 
 import numpy as np
@@ -304,10 +304,10 @@ class ReferenceProfile:
             kind = FeatureType(stated or infer_feature_type(col))
             if kind is FeatureType.NUMERIC:
                 vals = [v for v in col if v is not None]
-                good = [float(v) for v in vals if is_numeric_value(v)]
-                bad = len(vals) - len(good)
+                floats = [float(v) for v in vals if is_numeric_value(v)]
+                bad = len(vals) - len(floats)
                 feats[name] = NumericReference.from_values(
-                    np.array(good, dtype=np.float64), n_rows - len(good), bad, numeric_bins
+                    np.array(floats, dtype=np.float64), n_rows - len(floats), bad, numeric_bins
                 )
             else:
                 feats[name] = CategoricalReference.from_values(col, top_k)
@@ -316,7 +316,7 @@ class ReferenceProfile:
     @classmethod
     def from_rows(
         cls,
-        rows: list[Mapping[str, Any]],
+        rows: Sequence[Mapping[str, Any]],
         declared_types: Mapping[str, FeatureType] | None = None,
         numeric_bins: int = 10,
         top_k: int = 50,

@@ -53,8 +53,8 @@ from __future__ import annotations
 import collections
 import functools
 import math
-from collections.abc import Callable
-from typing import Any
+from collections.abc import Callable, Sized
+from typing import Any, cast
 
 from river import compose, linear_model, metrics, multiclass, optim, preprocessing, stats, utils
 
@@ -185,8 +185,9 @@ def _label(value: Any, where: str) -> Any:
 def _size(value: Any, where: str, kind: type, limit: int) -> None:
     if not isinstance(value, kind):
         raise _fail(where, f"expected {'an object' if kind is dict else 'a list'}, got {_short(value)}")
-    if len(value) > limit:
-        raise _fail(where, f"{len(value)} entries, more than the {limit} this format accepts")
+    size = len(cast(Sized, value))
+    if size > limit:
+        raise _fail(where, f"{size} entries, more than the {limit} this format accepts")
 
 
 def _feature_map(
@@ -303,7 +304,7 @@ def _dump_sgd(o: Any, where: str) -> Doc:
 def _load_sgd(doc: Any, where: str) -> optim.SGD:
     d = _fields(doc, where, "SGD", _SGD)
     o = optim.SGD(_load_schedule(d["lr"], f"{where}.lr"))
-    o.n_iterations = _num(d["n_iterations"], f"{where}.n_iterations", integer=True, lo=0)
+    o.n_iterations = int(_num(d["n_iterations"], f"{where}.n_iterations", integer=True, lo=0))
     return o
 
 
@@ -317,8 +318,8 @@ def _dump_loss(loss: Any, where: str, expected: type) -> Doc:
         _attrs(loss, _LOG, where)
         return {
             "kind": "Log",
-            "weight_pos": _nonneg(loss.weight_pos, f"{where}.weight_pos"),
-            "weight_neg": _nonneg(loss.weight_neg, f"{where}.weight_neg"),
+            "weight_pos": _nonneg(getattr(loss, "weight_pos"), f"{where}.weight_pos"),  # noqa: B009
+            "weight_neg": _nonneg(getattr(loss, "weight_neg"), f"{where}.weight_neg"),  # noqa: B009
         }
     _attrs(loss, frozenset(), where)
     return {"kind": "Squared"}

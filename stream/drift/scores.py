@@ -33,7 +33,7 @@ from __future__ import annotations
 
 import dataclasses
 import math
-from typing import Any
+from typing import Any, cast
 
 import numpy as np
 
@@ -78,9 +78,10 @@ class FeatureScores:
     @classmethod
     def from_dict(cls, d: dict[str, Any]) -> FeatureScores:
         nan_ok = ("psi", "js_distance")
-        return cls(
-            **{k: (_NAN if k in nan_ok and d[k] is None else d[k]) for k in (f.name for f in dataclasses.fields(cls))}
-        )
+        values: dict[str, Any] = {
+            k: (_NAN if k in nan_ok and d[k] is None else d[k]) for k in (f.name for f in dataclasses.fields(cls))
+        }
+        return cls(**values)
 
 
 def _proportions(counts: np.ndarray) -> np.ndarray:
@@ -308,14 +309,20 @@ class _GroupTerms:
 
     @classmethod
     def _build(cls, reference: ReferenceProfile, names: tuple[str, ...]) -> _GroupTerms:
-        refs = [reference.features[name] for name in names]
+        refs = [cast(NumericReference, reference.features[name]) for name in names]  # numeric groups only
         each = [_RefTerms.of(ref) for ref in refs]
+        p, smoothed, cdf, inner = (
+            np.array([getattr(t, field) for t in each]) for field in ("p", "smoothed", "cdf", "inner")
+        )
         return cls(
-            *(np.array([getattr(t, field) for t in each]) for field in ("p", "smoothed", "cdf", "inner")),
-            [r.min if r.min is not None else 0.0 for r in refs],  # type: ignore[union-attr]
-            [r.max if r.max is not None else 0.0 for r in refs],  # type: ignore[union-attr]
+            p,
+            smoothed,
+            cdf,
+            inner,
+            [r.min if r.min is not None else 0.0 for r in refs],
+            [r.max if r.max is not None else 0.0 for r in refs],
             [r.std if r.std else 1.0 for r in refs],
-        )  # type: ignore[union-attr]
+        )
 
 
 def _score_numeric(reference: ReferenceProfile, window: WindowProfile, names: list[str]) -> list[FeatureScores]:

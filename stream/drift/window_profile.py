@@ -23,7 +23,7 @@ from __future__ import annotations
 
 import dataclasses
 from collections.abc import Mapping
-from typing import TYPE_CHECKING, Any, Union
+from typing import TYPE_CHECKING, Any, Union, cast
 
 import numpy as np
 
@@ -202,7 +202,7 @@ class _Layout:
 
     @classmethod
     def _build(cls, reference: ReferenceProfile, names: tuple[str, ...]) -> _Layout:
-        refs = [reference.features[k] for k in names]
+        refs = [cast(NumericReference, reference.features[k]) for k in names]  # a layout groups numeric features
         width = max(len(r.edges) for r in refs)
         edges = np.full((len(refs), width), np.inf)
         for f, r in enumerate(refs):

@@ -70,7 +70,7 @@ def decode_chunk(base: int, lines: list[bytes]) -> DecodedChunk:
                 _builder(builders, model_id).add_run(rows, index)
             continue
         row, event = item  # type: ignore[misc]
-        if type(event) is InvalidEvent:
+        if isinstance(event, InvalidEvent):
             invalid.append((base + row, event))
         else:
             _builder(builders, event.model_id).add(event, base + row)
@@ -242,11 +242,11 @@ class ParallelDecoder:
         return done
 
     def _ready(self, slot: tuple[WorkerProcess, int] | DecodedChunk) -> bool:
-        return type(slot) is DecodedChunk or slot[1] in self._received
+        return isinstance(slot, DecodedChunk) or slot[1] in self._received
 
     def _take(self) -> DecodedChunk:
         slot = self._slots.popleft()
-        if type(slot) is DecodedChunk:
+        if isinstance(slot, DecodedChunk):
             return slot
         worker, task_id = slot
         while task_id not in self._received:  # a worker's results arrive in send order

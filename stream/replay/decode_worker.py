@@ -19,7 +19,6 @@ import tempfile
 import traceback
 from collections.abc import Callable, Sequence
 from multiprocessing.connection import Connection
-from multiprocessing.context import BaseContext
 from typing import Any
 
 __all__ = ["WorkerFailed", "WorkerProcess", "scratch_directory", "stop_workers"]
@@ -56,7 +55,9 @@ class WorkerProcess:
     ``handler`` must be a module-level function (picklable, for the spawn start method).
     """
 
-    def __init__(self, handler: Callable[[Any], Any], directory: str, context: BaseContext, name: str) -> None:
+    def __init__(
+        self, handler: Callable[[Any], Any], directory: str, context: Any, name: str
+    ) -> None:  # a multiprocessing context
         here, there = context.Pipe()
         inherited = here if context.get_start_method() == "fork" else None  # the child closes its copy
         self.process = context.Process(

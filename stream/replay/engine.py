@@ -23,12 +23,13 @@ import dataclasses
 import os
 import time
 from collections.abc import Callable, Iterable, Mapping
-from typing import IO, Any
+from typing import IO, Any, cast
 
 from driftline.schemas.batch import ObservationBatch
 from driftline.schemas.codec import decode_event
 from driftline.schemas.control import RetrainRequested
 from driftline.schemas.events import InvalidEvent
+from driftline.stream.drift.feature_types import FeatureType
 from driftline.stream.drift.monitor import ModelMonitor, MonitorConfig
 from driftline.stream.drift.policy import WindowClosed
 from driftline.stream.drift.reference import ReferenceProfile
@@ -276,9 +277,9 @@ def read_reference(lines: Iterable[bytes], config: MonitorConfig | None = None) 
     for raw in lines:
         event = decode_event(raw)
         features = getattr(event, "features", None)
-        if type(event) is not InvalidEvent and features is not None:
+        if not isinstance(event, InvalidEvent) and features is not None:
             rows.setdefault(event.model_id, []).append(features)
-    declared = dict(settings.types)
+    declared = cast(dict[str, FeatureType], dict(settings.types))  # FeatureType is a str enum
     return {
         model_id: ReferenceProfile.from_rows(model_rows, declared, settings.numeric_bins, settings.top_k)
         for model_id, model_rows in rows.items()

@@ -124,3 +124,9 @@ def test_of_rows_is_exact(seed):
         assert sums[r].fraction() == sum(map(Fraction, m[r].tolist())), r
     amax = np.abs(m).max(axis=1)
     assert ExactSum.of_rows(m.copy(), amax, owned=True) == sums
+
+
+def test_exact_row_sums_of_a_matrix_without_columns_are_zero():
+    # a window of rows with no numeric columns: every row sums to an exact zero (this used to raise)
+    assert ExactSum.of_rows(np.zeros((3, 0))) == [ExactSum()] * 3
+    assert ExactSum.of_rows(np.zeros((0, 4))) == []
