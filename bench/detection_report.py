@@ -6,7 +6,7 @@ Streams (100 events/s, change at ``CHANGE`` of ``N`` events, several seeds each)
   0 → 2, Agrawal function 0 → 2; width 200 events — River overflows
   ``math.exp`` when position / width > ~177): a River Hoeffding tree trained on the first 3,000
   pre-change rows and then frozen serves predictions; labels arrive 200 events late;
-- covariate shift from ``tests/synthetic.py``: 0.5σ mean shift in 1 of 20 features,
+- covariate shift from ``driftline/testing/synthetic.py``: 0.5σ mean shift in 1 of 20 features,
   variance doubling, a new category at 20 %, missing rate 1 % → 30 %;
 - a stationary stream (false alarms only).
 
@@ -23,7 +23,6 @@ change), false alarms (alarms before the change) per million events.
 from __future__ import annotations
 
 import argparse
-import sys
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -33,11 +32,9 @@ from river import drift, tree
 from river.datasets import synth
 
 ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT / "tests"))
-
-import synthetic
 
 from driftline.stream.replay.engine import replay_lines
+from driftline.testing import synthetic
 
 N, CHANGE, RATE, LABEL_DELAY, TRAIN, WIDTH = 40_000, 25_000, 100.0, 200, 3_000, 200
 OUT = ROOT / "bench" / "out"

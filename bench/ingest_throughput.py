@@ -29,7 +29,6 @@ from confluent_kafka import Consumer, Producer
 from prometheus_client import CollectorRegistry
 
 ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT))
 
 from driftline.commands.ingest import ingest_topics
 from driftline.config import load_settings
@@ -44,9 +43,9 @@ from driftline.kafka.admin import (
 from driftline.kafka.clients import FETCH_TUNING
 from driftline.kafka.topics import TopicNames, topic_specs
 from driftline.runtime import bootstrap_from
-from tests.integration.ingest_support import feature_event
-from tests.integration.stream_support import metric_value, scrape
-from tests.kafka_fixtures import free_ports
+from driftline.testing.events import feature_event
+from driftline.testing.kafka import free_ports
+from driftline.testing.metrics import metric_value, scrape
 
 
 def produce(bootstrap: str, topic: str, n: int, n_features: int, models: int) -> float:

@@ -9,7 +9,7 @@ numeric column and ``collections.Counter`` per categorical column, i.e. the binn
 alone without missing/type checks, exact moments or tails — and the ratio. Then shows
 the profile's size stays flat as events grow (pickled ``to_dict()`` and tracemalloc).
 
-Batches are real ``ObservationBatch``es (`tests/column_batches.batch_of_columns`),
+Batches are real ``ObservationBatch``es (`driftline.testing.column_batches.batch_of_columns`),
 each read once before timing: a batch converts a numeric column to an array once and
 keeps it, and that conversion is timed separately ("column prep") because the
 profile's cost is the subject here.
@@ -20,20 +20,15 @@ from __future__ import annotations
 import argparse
 import gc
 import pickle
-import sys
 import time
 import tracemalloc
 from collections import Counter
-from pathlib import Path
 
 import numpy as np
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))
-
-from column_batches import batch_of_columns
-
 from driftline.schemas.batch import ObservationBatch
 from driftline.stream.drift.profile import ReferenceProfile, WindowProfile
+from driftline.testing.column_batches import batch_of_columns
 
 
 def column_batch(cols: dict[str, list]) -> ObservationBatch:

@@ -14,21 +14,18 @@ import argparse
 import cProfile
 import os
 import pstats
-import sys
 import time
 from pathlib import Path
 
 import orjson
 
 ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT / "tests"))
-
-import synthetic
 
 from driftline.gc_tuning import tune_for_batches
 from driftline.schemas.codec import decode_event
 from driftline.stream.replay.decode import decode_chunk
 from driftline.stream.replay.engine import Replay
+from driftline.testing import synthetic
 
 OUT = ROOT / "bench" / "out"
 BATCH = 4096  # Replay's default batch size (its chunk of lines)

@@ -28,7 +28,6 @@ import orjson
 from confluent_kafka import Producer
 
 ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT))
 
 from driftline.config import load_settings
 from driftline.kafka.admin import (
@@ -37,7 +36,7 @@ from driftline.kafka.admin import (
 )
 from driftline.kafka.topics import TopicNames, topic_specs
 from driftline.runtime import bootstrap_from
-from tests.kafka_fixtures import consume_all_records
+from driftline.testing.kafka import consume_all_records
 
 
 def paced_produce(bootstrap: str, topic: str, rate: int, seconds: float, models: int) -> int:

@@ -29,7 +29,6 @@ import uuid
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT))
 
 from driftline.config import load_settings
 from driftline.kafka.admin import (
@@ -38,9 +37,10 @@ from driftline.kafka.admin import (
 )
 from driftline.kafka.topics import TopicNames, topic_specs
 from driftline.runtime import bootstrap_from
-from tests.integration.ingest_support import feature_event, produce
-from tests.integration.stream_support import metric_value, scrape
-from tests.kafka_fixtures import free_ports
+from driftline.testing.events import feature_event
+from driftline.testing.kafka import free_ports
+from driftline.testing.kafka import produce_records as produce
+from driftline.testing.metrics import metric_value, scrape
 
 _N = re.compile(rb'"n":(\d+)')
 

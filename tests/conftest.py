@@ -19,8 +19,7 @@ import pytest
 
 from driftline.kafka.admin import KafkaAdmin, create_topics
 from driftline.kafka.topics import TopicNames, TopicSpec, topic_specs
-
-from .kafka_fixtures import (
+from driftline.testing.kafka import (
     NoBroker,
     Record,
     TestBroker,

@@ -10,23 +10,15 @@ import uuid
 from collections import Counter
 from dataclasses import dataclass, field
 
-import orjson
 from confluent_kafka import Consumer
 
 from driftline.kafka.clients import read_committed_config
 from driftline.schemas.batch_wire import decode_batch
 from driftline.schemas.events import InvalidEvent
-
-from ..kafka_fixtures import produce_records as produce
+from driftline.testing.events import feature_event
+from driftline.testing.kafka import produce_records as produce
 
 __all__ = ["Committed", "CommittedReader", "feature_event", "ingest_process", "produce"]
-
-
-def feature_event(model_id: str, i: int, n_features: int = 20) -> bytes:
-    features = {f"f{j}": (i * 7 + j) % 97 / 10.0 for j in range(n_features)}
-    return orjson.dumps(
-        {"model_id": model_id, "event_id": f"{model_id}-{i}", "ts": 1_767_225_600 + i / 100, "features": features}
-    )
 
 
 @dataclass

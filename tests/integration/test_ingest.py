@@ -18,8 +18,9 @@ from driftline.commands.ingest import ingest_topics
 from driftline.consumers.ingest.metrics import IngestMetrics
 from driftline.consumers.ingest.service import Ingest
 from driftline.consumers.ingest.settings import IngestSettings
+from driftline.testing.events import feature_event
 
-from .ingest_support import CommittedReader, feature_event, ingest_process, produce
+from .ingest_support import CommittedReader, ingest_process, produce
 
 pytestmark = pytest.mark.kafka
 

@@ -20,8 +20,7 @@ from driftline.kafka.bootstrap import resolve_bootstrap
 from driftline.kafka.kafka_jars import ensure_jars, jar_cache_dir
 from driftline.kafka.local_broker import LocalBroker
 from driftline.kafka.topics import TopicSpec
-
-from ..kafka_fixtures import free_ports
+from driftline.testing.kafka import free_ports
 
 
 def _or_skip(exc: BrokerUnavailable) -> None:

@@ -25,7 +25,7 @@ from typing import Any
 
 import pytest
 
-from ..kafka_fixtures import free_ports
+from driftline.testing.kafka import free_ports
 
 pytestmark = [pytest.mark.kafka, pytest.mark.slow]
 

@@ -19,16 +19,15 @@ from driftline.kafka.dlq import parse_dlq_headers
 from driftline.stream.drift.monitor import MonitorConfig
 from driftline.stream.drift.windows import WindowSettings
 from driftline.stream.replay.engine import replay_lines
+from driftline.testing.kafka import free_ports
+from driftline.testing.metrics import metric_value, scrape
+from driftline.testing.synthetic import stationary_events, to_jsonl, with_mean_shift
 
-from ..kafka_fixtures import free_ports
-from ..synthetic import stationary_events, to_jsonl, with_mean_shift
 from .stream_support import (
     WINDOW_S,
     closing_event,
     feature_events,
-    metric_value,
     observation_messages,
-    scrape,
     stream_process,
     wait_for_members,
     workers,

@@ -15,14 +15,13 @@ import pytest
 from confluent_kafka import Producer
 
 from driftline.kafka.clients import transactional_producer_config
+from driftline.testing.kafka import free_ports
+from driftline.testing.metrics import metric_value, scrape
 
-from ..kafka_fixtures import free_ports
 from .stream_support import (
     closing_event,
     feature_events,
-    metric_value,
     observation_messages,
-    scrape,
     stream_process,
     wait_for_members,
     wait_for_window_tally,

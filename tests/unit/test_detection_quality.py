@@ -9,18 +9,13 @@ most the third one holding post-change events ("within 3 windows").
 from __future__ import annotations
 
 import math
-import sys
-from pathlib import Path
 
 import pytest
-
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-
-import synthetic
 
 from driftline.stream.drift.monitor_config import MonitorConfig
 from driftline.stream.drift.windows import WindowSettings
 from driftline.stream.replay.engine import replay_lines
+from driftline.testing import synthetic
 
 WINDOW_S = MonitorConfig().windows.size_s
 N, CHANGE = 60_000, 30_500  # 100 events/s: the change falls mid-way through a window

@@ -3,15 +3,9 @@
 from __future__ import annotations
 
 import json
-import sys
-from pathlib import Path
 
 import numpy as np
 import orjson
-
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-
-import synthetic
 
 from driftline.schemas.batch import BatchBuilder
 from driftline.schemas.codec import decode_event
@@ -21,6 +15,7 @@ from driftline.stream.drift.monitor_config import MonitorConfig, ReferenceSettin
 from driftline.stream.drift.policy import PolicySettings
 from driftline.stream.drift.reference import ReferenceProfile
 from driftline.stream.drift.windows import WindowSettings
+from driftline.testing import synthetic
 
 SMALL = MonitorConfig(windows=WindowSettings(size_s=10.0, allowed_lateness_s=2.0))
 

@@ -8,19 +8,14 @@ outside the reference's range, squares that overflow, absent columns, row select
 
 from __future__ import annotations
 
-import sys
 from fractions import Fraction
-from pathlib import Path
 
 import numpy as np
 import pytest
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-
-from column_batches import batch_of_columns
-
 from driftline.schemas.batch import ObservationBatch
 from driftline.stream.drift.profile import ExactSum, NumericWindow, ReferenceProfile, WindowProfile
+from driftline.testing.column_batches import batch_of_columns
 
 
 def _per_feature(ref: ReferenceProfile, batch: ObservationBatch, idx: np.ndarray) -> dict[str, NumericWindow]:

@@ -3,16 +3,12 @@
 from __future__ import annotations
 
 import sys
-from pathlib import Path
 
 import orjson
 import pytest
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-
-import synthetic
-
 from driftline.cli import main
+from driftline.testing import synthetic
 
 CONFIG = """
 [windows]

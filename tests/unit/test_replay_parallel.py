@@ -2,20 +2,14 @@
 
 from __future__ import annotations
 
-import sys
-from pathlib import Path
-
 import numpy as np
 import orjson
-
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-
-import synthetic
 
 from driftline.schemas.batch import batch_from_events
 from driftline.schemas.codec import decode_event
 from driftline.stream.replay import replay_lines
 from driftline.stream.replay.decode import decode_chunk, pack, unpack
+from driftline.testing import synthetic
 
 
 def _lines() -> list[bytes]:

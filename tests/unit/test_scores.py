@@ -22,9 +22,7 @@ Tolerances, and why:
 from __future__ import annotations
 
 import math
-import sys
 from collections import Counter
-from pathlib import Path
 
 import numpy as np
 import pytest
@@ -32,10 +30,6 @@ import scipy.stats
 from hypothesis import given, settings
 from hypothesis import strategies as st
 from scipy.spatial.distance import jensenshannon
-
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-
-from column_batches import batch_of_columns
 
 from driftline.stream.drift.profile import ReferenceProfile, WindowProfile
 from driftline.stream.drift.scores import (
@@ -45,6 +39,7 @@ from driftline.stream.drift.scores import (
     representative_points,
     score_window,
 )
+from driftline.testing.column_batches import batch_of_columns
 
 
 def profiles(ref_x, win_x, bins=10, ref_c=None, win_c=None, top_k=50):

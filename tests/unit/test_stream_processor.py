@@ -14,8 +14,7 @@ from driftline.stream.drift.windows import WindowSettings
 from driftline.stream.model_updates import ServingVersions
 from driftline.stream.replay.engine import read_reference, replay_lines
 from driftline.stream.tables import ModelStateStore, state_key
-
-from ..synthetic import stationary_events, to_jsonl, with_concept_drift, with_mean_shift
+from driftline.testing.synthetic import stationary_events, to_jsonl, with_concept_drift, with_mean_shift
 
 CONFIG = MonitorConfig(windows=WindowSettings(size_s=20.0, allowed_lateness_s=2.0))
 

@@ -96,7 +96,7 @@ def docker_engine_answers(timeout: float = 1.0) -> tuple[bool, str]:
             if not Path(url.path).exists():
                 return False, f"no Docker engine (no socket at {url.path})"
             sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
-            address: object = url.path
+            address: str | tuple[str, int] = url.path
         elif url.scheme in ("tcp", "http"):
             sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
             address = (url.hostname or "127.0.0.1", url.port or 2375)
@@ -148,6 +148,13 @@ def _testcontainers_broker() -> TestBroker:
     return TestBroker(container.get_bootstrap_server(), "testcontainers", close=container.stop)
 
 
+def _stop_callback(broker: LocalBroker) -> Callable[[], None]:
+    def close() -> None:
+        broker.stop()
+
+    return close
+
+
 def _local_broker(tmp_dir: Path, attempts: int = 3) -> TestBroker:
     """The project's broker on free ports; a port grabbed by someone else meanwhile → retry."""
     error: BrokerUnavailable | None = None
@@ -161,7 +168,7 @@ def _local_broker(tmp_dir: Path, attempts: int = 3) -> TestBroker:
             if "already in use" not in str(exc) and "Address already in use" not in str(exc):
                 raise
             continue
-        return TestBroker(broker.bootstrap_servers, "local", local=broker, close=broker.stop)
+        return TestBroker(broker.bootstrap_servers, "local", local=broker, close=_stop_callback(broker))
     assert error is not None
     raise error
 
