@@ -33,7 +33,7 @@ strings/mixed → multiclass. Declare the task when you know it. The binary posi
 is ``True``, ``1``, or for strings ``pos_label`` (default: the class that sorts last).
 
 **State** is ``bytes`` (a pickle of plain data and River objects — River objects pickle
-and carry their full state). It loads through `stream.state_pickle`'s allow-list of
+and carry their full state). It loads through `stream.drift.state_pickle`'s allow-list of
 classes, so a forged changelog record is refused rather than run. It is tied to the
 installed River version.
 """

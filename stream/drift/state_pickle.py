@@ -22,14 +22,18 @@ Examples:
 
 from __future__ import annotations
 
+import importlib
 import io
 import pickle
 from typing import Any
 
 __all__ = ["loads_state"]
 
-_CLASS_PACKAGES = ("river.", "driftline.stream.")
-"""Modules whose *classes* state may hold (River estimators, metrics, detectors; ours)."""
+_CLASS_PACKAGES = ("river.", "driftline.stream.drift.")
+"""Modules whose *classes* state may hold (River estimators, metrics, detectors; the drift core's).
+A class must also be *defined* there (its ``__module__``), not merely reachable: a dotted
+name such as ``asyncio.subprocess.subprocess.Popen`` looked up from an allowed module
+reaches ``subprocess.Popen``, which is a class too."""
 _NAMES = {
     "builtins": {
         "bool",
@@ -60,13 +64,27 @@ _NAMES = {
 
 class _StateUnpickler(pickle.Unpickler):
     def find_class(self, module: str, name: str) -> Any:
-        in_package = module.startswith(_CLASS_PACKAGES)
-        if not (in_package or name in _NAMES.get(module, ())):
+        if module.startswith(_CLASS_PACKAGES):
+            return _package_class(module, name)
+        if name not in _NAMES.get(module, ()):
             raise _refused(module, name)
-        found = super().find_class(module, name)
-        if in_package and not isinstance(found, type):
-            raise _refused(module, name)
-        return found
+        return super().find_class(module, name)
+
+
+def _package_class(module: str, name: str) -> type:
+    """The River or drift-core class ``module.name``: nested names go through classes only, and the
+    class must be defined in those packages (a name that merely reaches a class is refused)."""
+    try:
+        found: Any = importlib.import_module(module)
+        for i, part in enumerate(name.split(".")):
+            if not part.isidentifier() or part.startswith("__") or (i and not isinstance(found, type)):
+                raise _refused(module, name)
+            found = getattr(found, part)
+    except (ImportError, AttributeError) as exc:
+        raise _refused(module, name) from exc
+    if not (isinstance(found, type) and f"{found.__module__}.".startswith(_CLASS_PACKAGES)):
+        raise _refused(module, name)
+    return found
 
 
 def _refused(module: str, name: str) -> pickle.UnpicklingError:
