@@ -63,6 +63,12 @@ class TrainerMetrics:
             "Retrain requests waiting to train (cooldown, rows after the drift start, paused), one per model at most.",
             registry=registry,
         )
+        self.records_refused = Counter(
+            "driftline_trainer_records_refused",
+            "Control records the trainer could not handle: copied to the DLQ with the reason, offset committed.",
+            ["reason"],
+            registry=registry,
+        )
         self.transactions_aborted = Counter(
             "driftline_trainer_transactions_aborted",
             "Transactions aborted (their request is re-read).",

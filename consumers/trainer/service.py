@@ -25,6 +25,7 @@ from __future__ import annotations
 import logging
 import threading
 import time
+from collections.abc import Sequence
 from typing import Any
 
 import orjson
@@ -51,9 +52,12 @@ from driftline.consumers.training.config import ModelTrainingConfig, TrainerSett
 from driftline.consumers.training.run import TrainingContext, TrainingOutcome, skipped, topic_of, train_version
 from driftline.errors import KafkaOperationFailed
 from driftline.kafka.clients import transactional_consumer_config, transactional_producer_config
+from driftline.kafka.dlq import dlq_headers
 from driftline.kafka.topics import TopicNames
 from driftline.logs import log
+from driftline.schemas.codec import is_valid_model_id
 from driftline.schemas.control import RetrainRequested, VersionChecked
+from driftline.schemas.events import InvalidEvent
 from driftline.schemas.registry import ModelCommand, OffsetRange, VersionUnderperforming, decode
 
 __all__ = ["Trainer"]
@@ -123,7 +127,21 @@ class Trainer:
 
     def _handle(self, msg: Message) -> None:
         started = time.perf_counter()
-        event = self._decode(msg)
+        try:
+            event = self._decode(msg)
+            outcome, outputs = self._dispatch(event)
+        except (KafkaException, KafkaOperationFailed):
+            raise  # the broker, not the record: handled by the loop (and retried)
+        except Exception as exc:
+            self._refuse_record(msg, exc)
+            return
+        publish_started = time.perf_counter()
+        if not self._commit(outputs, msg):
+            return
+        self.state.apply_outputs(outputs)
+        self._after_commit(event, outcome, outputs, started, publish_started)
+
+    def _dispatch(self, event: Any) -> tuple[TrainingOutcome | None, list[Output]]:
         outputs: list[Output] = []
         outcome: TrainingOutcome | None = None
         if isinstance(event, RetrainRequested):
@@ -136,25 +154,39 @@ class Trainer:
             outputs = apply_command(self.state, event)
         if outcome is not None:
             outputs = outcome.outputs
-        publish_started = time.perf_counter()
-        if not self._commit(outputs, msg):
-            return
-        self.state.apply_outputs(outputs)
-        self._after_commit(event, outcome, outputs, started, publish_started)
+        return outcome, outputs
 
     def _decode(self, msg: Message) -> Any:
+        """The record's command or event, its common fields type-checked; raises ``RecordRefused``."""
         try:
-            return decode(orjson.loads(msg.value() or b"null") or {})
-        except (orjson.JSONDecodeError, KeyError, TypeError, ValueError, AttributeError) as exc:
-            log(
-                logger,
-                logging.WARNING,
-                "undecodable control record skipped",
-                partition=msg.partition(),
-                offset=msg.offset(),
-                error=str(exc),
-            )
-            return None
+            doc = orjson.loads(msg.value() or b"null")
+        except orjson.JSONDecodeError as exc:
+            raise RecordRefused("$", "json", f"not JSON: {exc}") from exc
+        if not isinstance(doc, dict):
+            raise RecordRefused("$", "type", f"must be a JSON object, got {type(doc).__name__}")
+        check_control_fields(doc)
+        try:
+            return decode(doc)
+        except KeyError as exc:
+            raise RecordRefused(str(exc.args[0]) if exc.args else "$", "required", "is required") from exc
+        except (TypeError, ValueError, AttributeError) as exc:
+            raise RecordRefused("$", "invalid", str(exc)[:300]) from exc
+
+    def _refuse_record(self, msg: Message, exc: Exception) -> None:
+        """Copy a record that cannot be handled to the DLQ with why, count it, commit its offset."""
+        error = exc.error if isinstance(exc, RecordRefused) else InvalidEvent("$", "processing_error", repr(exc)[:500])
+        log(
+            logger,
+            logging.WARNING,
+            "control record refused; copied to the DLQ",
+            partition=msg.partition(),
+            offset=msg.offset(),
+            error=str(error),
+            hint=f"see the DLQ copy: kcat -C -b <broker> -t {self.names.dlq} -J; fix the sender and send it again",
+        )
+        headers = dlq_headers(msg.topic() or "", msg.partition() or 0, msg.offset() or 0, error, _headers(msg))
+        if self._commit([], msg, raw=[(self.names.dlq, msg.key(), msg.value(), headers)]):
+            self.metrics.records_refused.labels(error.rule).inc()
 
     # -- retrain requests ------------------------------------------------------------------
     def _on_retrain(self, req: RetrainRequested) -> TrainingOutcome:
@@ -347,9 +379,15 @@ class Trainer:
             return TrainingOutcome("failed", outcome.outputs)
 
     # -- writing -------------------------------------------------------------------------
-    def _commit(self, outputs: list[Output], msg: Message | None) -> bool:
-        """Write ``outputs`` and the consumed offset (if any) atomically; on an abortable error rewind."""
-        if msg is None and not outputs:
+    def _commit(
+        self,
+        outputs: list[Output],
+        msg: Message | None,
+        raw: Sequence[tuple[str, bytes | None, bytes | None, list[tuple[str, bytes]]]] = (),
+    ) -> bool:
+        """Write ``outputs`` (and ``raw`` records: topic, key, value, headers) and the consumed offset
+        (if any) atomically; on an abortable error rewind."""
+        if msg is None and not outputs and not raw:
             return True
         try:
             self._producer.begin_transaction()
@@ -357,6 +395,8 @@ class Trainer:
                 self._producer.produce(
                     topic_of(self.names, out.kind), key=out.key.encode(), value=orjson.dumps(out.value)
                 )
+            for topic, key, value, headers in raw:
+                self._producer.produce(topic, key=key, value=value, headers=headers)
             if msg is not None:
                 offsets = [TopicPartition(msg.topic(), msg.partition(), msg.offset() + 1)]
                 self._producer.send_offsets_to_transaction(offsets, self._consumer.consumer_group_metadata(), 60)
@@ -405,3 +445,55 @@ class Trainer:
         self.metrics.set_serving((m, p["version"]) for m, p in self.state.serving.items())
         self.metrics.approvals_pending.set(len(self.state.pending()))
         self.metrics.retrains_pending.set(len(self.state.pending_retrains))
+
+
+class RecordRefused(Exception):
+    """A control record the trainer cannot handle, and why (a field, the rule it broke)."""
+
+    def __init__(self, field: str, rule: str, detail: str) -> None:
+        super().__init__(f"{field}: {detail}")
+        self.error = InvalidEvent(field, rule, detail)
+
+
+#: Fields every control record may carry, with the types they must have when present.
+_FIELD_TYPES: dict[str, tuple[type, ...]] = {
+    "type": (str,),
+    "model_id": (str,),
+    "id": (str,),
+    "version": (str,),
+    "actor": (str,),
+    "reason": (str,),
+    "model_version": (str,),
+    "training_set": (dict,),
+    "evidence": (dict,),
+    "reasons": (list,),
+    "task": (str,),
+}
+
+
+_KIND_NAMES: dict[type, str] = {str: "a string", dict: "an object", list: "a list"}
+
+
+def check_control_fields(doc: dict[str, Any]) -> None:
+    """Refuse a control record whose common fields have the wrong type or an invalid ``model_id``.
+
+    Examples
+    --------
+    >>> check_control_fields({"type": "approve_version", "model_id": "churn", "version": "1.0.0"})
+    >>> check_control_fields({"type": "approve_version", "model_id": ["churn"]})
+    Traceback (most recent call last):
+    ...
+    driftline.consumers.trainer.service.RecordRefused: model_id: must be a string, got list
+    """
+    for name, types in _FIELD_TYPES.items():
+        value = doc.get(name)
+        if value is not None and not isinstance(value, types):
+            kind = _KIND_NAMES[types[0]]
+            raise RecordRefused(name, "type", f"must be {kind}, got {type(value).__name__}")
+    model_id = doc.get("model_id")
+    if model_id is not None and not is_valid_model_id(model_id):
+        raise RecordRefused("model_id", "pattern", f"{model_id[:80]!r} is not a valid model id")
+
+
+def _headers(msg: Message) -> list[tuple[str, bytes | None]]:
+    return [(k, v if isinstance(v, bytes) or v is None else str(v).encode()) for k, v in (msg.headers() or [])]
