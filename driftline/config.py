@@ -148,16 +148,27 @@ def _merge(into: dict[str, dict[str, Any]], layer: Mapping[str, Any], origin: st
         into.setdefault(section, {}).update(values)
 
 
+#: ``DRIFTLINE_*`` variables that switch process behaviour and are not settings.
+PROCESS_SWITCHES = frozenset({"DRIFTLINE_MALLOC_TUNING"})
+
+
 def _from_env(env: Mapping[str, str]) -> dict[str, dict[str, Any]]:
-    """``DRIFTLINE_INGEST_BATCH_MAX_MS=50`` → ``{"ingest": {"batch_max_ms": "50"}}``."""
+    """``DRIFTLINE_INGEST_BATCH_MAX_MS=50`` → ``{"ingest": {"batch_max_ms": "50"}}``.
+
+    Only variables naming a known section are settings (a wrong key in a known section is
+    still an error, reported by the section); any other ``DRIFTLINE_*`` variable is not
+    driftline's configuration and is left alone.
+    """
     layer: dict[str, dict[str, Any]] = {}
     for name, value in env.items():
         if not name.startswith(ENV_PREFIX):
             continue
+        if name in PROCESS_SWITCHES:
+            continue
         rest = name[len(ENV_PREFIX) :].lower()
         section, _, key = rest.partition("_")
         if section not in SECTIONS or not key:
-            raise ConfigError(name, f"unknown environment setting; known sections: {', '.join(sorted(SECTIONS))}")
+            continue  # not a setting (another tool's variable, or one of ours that is not config)
         layer.setdefault(section, {})[key] = _EnvString(value)
     return layer
 

@@ -35,7 +35,7 @@ def test_file_then_env_then_overrides(tmp_path: Path) -> None:
         ("[ingest]\nbatch_max_events = 'many'\n", {}, "ingest.batch_max_events"),
         ("[ingest]\nbatch_max_events = 0\n", {}, "ingest.batch_max_events"),
         ("", {"DRIFTLINE_INGEST_BATCH_MAX_MS": "soon"}, "ingest.batch_max_ms"),
-        ("", {"DRIFTLINE_NOSUCH_KEY": "1"}, "DRIFTLINE_NOSUCH_KEY"),
+        ("", {"DRIFTLINE_INGEST_BATCH_MAX_MSS": "1"}, "ingest.batch_max_mss"),  # a typo in a known section
         ("[kafka]\nlocal_port = 70000\n", {}, "kafka.local_port"),
     ],
 )
@@ -46,6 +46,17 @@ def test_bad_configuration_names_the_key(tmp_path: Path, toml: str, env: dict[st
         load_settings(path, env=env)
     assert caught.value.key == key
     assert key in str(caught.value)
+
+
+def test_driftline_variables_that_are_not_settings_are_left_alone(tmp_path: Path) -> None:
+    # the README recommends DRIFTLINE_MALLOC_TUNING=off; it and other tools' DRIFTLINE_* names are not config
+    env = {
+        "DRIFTLINE_MALLOC_TUNING": "off",
+        "DRIFTLINE_NOSUCH_KEY": "1",
+        "DRIFTLINE_": "x",
+        "DRIFTLINE_TOPICS_PREFIX": "p.",
+    }
+    assert load_settings(None, env=env).topics.prefix == "p."
 
 
 def test_missing_explicit_file_is_an_error(tmp_path: Path) -> None:
