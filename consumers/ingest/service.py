@@ -65,6 +65,7 @@ class Ingest:
         self.metrics = metrics
         self.on_commit = on_commit
         self._kinds = topics.kinds()
+        self._latest_ts = float("inf")  # set per consumed batch: now + settings.max_future_s
         self._packer = BatchPacker(settings.batch_max_events)
         self._consumer = Consumer(transactional_consumer_config(bootstrap, settings.group_id))
         self._producer = Producer(transactional_producer_config(bootstrap, settings.transactional_id))
@@ -94,6 +95,7 @@ class Ingest:
 
     def _process(self, messages: list[Message]) -> None:
         started = time.perf_counter()
+        self._latest_ts = time.time() + self.settings.max_future_s
         if not self._in_txn:
             self._begin()
         per_topic: Tally[str] = Tally()
@@ -130,6 +132,8 @@ class Ingest:
 
     def _accept(self, msg: Message, topic: str, result: Event | InvalidEvent) -> bool:
         """Pack a decoded event whose key matches, else DLQ the message. True if packed."""
+        if not isinstance(result, InvalidEvent) and result.ts > self._latest_ts:
+            result = self._future(result.ts)
         if not isinstance(result, InvalidEvent):
             key_error = check_key(msg.key(), result)
             if key_error is None:
@@ -160,16 +164,26 @@ class Ingest:
         for model_id, rows, picked in run.by_model():
             positions = range(len(run)) if picked is None else picked
             keys = [messages[run.start + p].key() for p in positions]
-            if keys.count(model_id.encode()) == len(keys):
+            in_time = max(run.ts[p] for p in positions) <= self._latest_ts
+            if in_time and keys.count(model_id.encode()) == len(keys):
                 for full in self._packer.add_run(model_id, rows):
                     self._send_batch(*full)
                 valid += len(rows)
                 self._txn_valid += len(rows)
                 continue
-            for p in positions:  # some key is not the model_id: message by message
+            for p in positions:  # some key is not the model_id, or some ts is ahead: message by message
                 event = FeatureEvent(run.model_id[p], run.event_id[p], run.ts[p], run.features[p])
                 valid += self._accept(messages[run.start + p], self.topics.features, event)
         return valid
+
+    def _future(self, ts: float) -> InvalidEvent:
+        ahead = ts - (self._latest_ts - self.settings.max_future_s)
+        return InvalidEvent(
+            "ts",
+            "future_timestamp",
+            f"{ts} is {ahead:,.0f} s ahead of this host's clock, more than ingest.max_future_s "
+            f"({self.settings.max_future_s:g} s): check the producer's clock, and that ts is in seconds",
+        )
 
     def _send_batch(self, model_id: str, payload: bytes, n: int) -> None:
         self._producer.produce(self.topics.observations, key=model_id.encode(), value=payload)

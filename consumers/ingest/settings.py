@@ -24,8 +24,13 @@ class IngestSettings:
     batch_max_ms: int = 200
     consume_batch: int = 2000
     metrics_port: int = 9464
+    max_future_s: float = 3600.0
+    """An event whose ``ts`` is further ahead of this host's clock is rejected (``future_timestamp``):
+    one far-future event would move its model's watermark for good. One hour, as Kafka's own
+    ``message.timestamp.after.max.ms`` default."""
 
     def __post_init__(self) -> None:
+        _require(self.max_future_s > 0, "ingest.max_future_s", "must be > 0 seconds")
         _require(self.batch_max_events >= 1, "ingest.batch_max_events", "must be >= 1")
         _require(self.batch_max_ms >= 1, "ingest.batch_max_ms", "must be >= 1")
         _require(self.consume_batch >= 1, "ingest.consume_batch", "must be >= 1")

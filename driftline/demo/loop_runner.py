@@ -66,6 +66,14 @@ class LoopConfig:
     event_partitions: int | None = None
 
 
+def _future_allowance(scenario: Scenario, options: ServingOptions) -> dict[str, str]:
+    """Event time runs ahead of the clock when ``event_rate`` < ``rate`` (or ``rate`` is 0): let ingest
+    accept the whole run's event time (``ingest.max_future_s``, one hour by default), twice over."""
+    wall_s = scenario.n_events / options.rate if options.rate > 0 else 0.0
+    ahead_s = scenario.n_events / options.event_rate - wall_s
+    return {"DRIFTLINE_INGEST_MAX_FUTURE_S": str(int(2 * ahead_s))} if 2 * ahead_s > 3600 else {}
+
+
 def run_env(config: LoopConfig, base: Settings) -> dict[str, str]:
     """The ``DRIFTLINE_*`` variables that isolate this run from every other on the broker."""
     rid = config.run_id
@@ -511,7 +519,13 @@ def run_scenario(
     """
     model = model_id or scenario.name
     run_id = f"cl-{scenario.name.replace('_', '-')}-{uuid.uuid4().hex[:8]}"
-    config = LoopConfig(bootstrap, run_id, work_dir / "logs", state_dir=work_dir / "state", env=dict(env or {}))
+    config = LoopConfig(
+        bootstrap,
+        run_id,
+        work_dir / "logs",
+        state_dir=work_dir / "state",
+        env=_future_allowance(scenario, options) | dict(env or {}),
+    )
     runner = LoopRunner(config, say)
     swaps: list[tuple[str, int]] = []
     serving: ClosedLoopServing | None = None

@@ -76,6 +76,35 @@ BAD_INPUT = [
     # valid feature events whose key is wrong: checked by column in a run of valid ones
     ("feature-key-mismatch", "features", b"m2", feature_event("m1", 10**6), "key_mismatch"),
     ("feature-null-key", "features", None, feature_event("m1", 10**6 + 1), "required"),
+    # a valid event far ahead of the host's clock would move its model's watermark for good
+    (
+        "future-feature-in-a-run",
+        "features",
+        b"m1",
+        orjson.dumps(
+            {
+                "model_id": "m1",
+                "event_id": "future-f",
+                "ts": time.time() + 10 * 86400,
+                "features": {f"f{j}": 0.5 for j in range(20)},
+            }
+        ),
+        "future_timestamp",
+    ),
+    (
+        "future-prediction",
+        "predictions",
+        b"m1",
+        orjson.dumps({**VALID_PREDICTION, "event_id": "future-p", "ts": time.time() + 2 * 3600}),
+        "future_timestamp",
+    ),
+    (
+        "year-9999-label",
+        "labels",
+        b"m1",
+        b'{"model_id": "m1", "event_id": "y", "ts": 253402300799, "label": 1}',
+        "future_timestamp",
+    ),
 ]
 
 
