@@ -130,11 +130,33 @@ def load_settings(
     return settings_from_mapping(raw)
 
 
+#: Names that must differ between two deployments sharing a cluster (consumer groups,
+#: transactional ids, the faust app id): left at their defaults, they take the topic prefix.
+DEPLOYMENT_IDS = (
+    ("ingest", "group_id"),
+    ("ingest", "transactional_id"),
+    ("stream", "app_id"),
+    ("trainer", "group_id"),
+    ("trainer", "transactional_id"),
+)
+
+
 def settings_from_mapping(raw: Mapping[str, Mapping[str, Any]]) -> Settings:
-    """Build validated sections from already-parsed values."""
+    """Build validated sections from already-parsed values.
+
+    With a topic prefix, the consumer groups, transactional ids and the stream's app id
+    that were not set take it too (``p.driftline-ingest``): a second deployment on the same
+    cluster would otherwise join the first one's groups and fence its producers.
+    """
     sections: dict[str, Any] = {}
     for name, cls in SECTIONS.items():
         sections[name] = _build_section(name, cls, raw.get(name, {}))
+    prefix = sections["topics"].prefix
+    if prefix:
+        for name, key in DEPLOYMENT_IDS:
+            if key not in raw.get(name, {}):
+                section = sections[name]
+                sections[name] = dataclasses.replace(section, **{key: f"{prefix}{getattr(section, key)}"})
     return Settings(sections)
 
 

@@ -59,6 +59,17 @@ def test_driftline_variables_that_are_not_settings_are_left_alone(tmp_path: Path
     assert load_settings(None, env=env).topics.prefix == "p."
 
 
+def test_a_topic_prefix_also_separates_groups_and_transactional_ids(tmp_path: Path) -> None:
+    path = tmp_path / "driftline.toml"
+    path.write_text("[topics]\nprefix = 'blue.'\n[trainer]\ngroup_id = 'mine'\n")
+    s = load_settings(path, env={})
+    assert (s.ingest.group_id, s.ingest.transactional_id) == ("blue.driftline-ingest", "blue.driftline-ingest-0")
+    assert (s.stream.app_id, s.trainer.transactional_id) == ("blue.driftline-stream", "blue.driftline-trainer-0")
+    assert s.trainer.group_id == "mine"  # set explicitly: kept
+    plain = load_settings(None, env={})
+    assert (plain.ingest.group_id, plain.stream.app_id) == ("driftline-ingest", "driftline-stream")
+
+
 def test_missing_explicit_file_is_an_error(tmp_path: Path) -> None:
     with pytest.raises(ConfigError, match="not found"):
         load_settings(tmp_path / "absent.toml", env={})
