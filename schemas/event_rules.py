@@ -300,6 +300,14 @@ def validate(doc: dict[Any, Any], kind: str) -> Event | InvalidEvent:
     cls, required, optional = _SPECS[kind]
     for name in required:
         if name not in doc:
+            other = _other_kind(doc, kind)
+            if other is not None:
+                return InvalidEvent(
+                    "$",
+                    "wrong_topic",
+                    f"looks like a {other} event (it has {_MARKERS[other]!r}, no {_MARKERS[kind]!r}), sent to the "
+                    f"{kind} topic: produce it to the {other}s topic (driftline.{other}s)",
+                )
             return InvalidEvent(name, "required", f"is required in a {kind} event")
     allowed = _ALLOWED[kind]
     for name in doc:
@@ -313,6 +321,22 @@ def validate(doc: dict[Any, Any], kind: str) -> Event | InvalidEvent:
                 return value
             values[name] = value
     return cls(**values)  # type: ignore[no-any-return]
+
+
+#: The field that tells each kind of event apart, and every field only that kind has.
+_MARKERS = {"prediction": "prediction", "label": "label", "feature": "features"}
+_OWN_FIELDS = {
+    "prediction": ("model_version", "prediction", "score", "scores"),
+    "label": ("label",),
+    "feature": ("features",),
+}
+
+
+def _other_kind(doc: dict[Any, Any], kind: str) -> str | None:
+    """The kind ``doc`` looks like when it has none of ``kind``'s own fields and another kind's marker."""
+    if any(name in doc for name in _OWN_FIELDS[kind]):
+        return None
+    return next((k for k, marker in _MARKERS.items() if k != kind and marker in doc), None)
 
 
 def resolve_kind(doc: dict[Any, Any], kind: str | None) -> str | InvalidEvent:

@@ -380,3 +380,25 @@ def test_the_fast_paths_structure_checks_agree_with_the_reference(raw: bytes) ->
     """Braces and brackets in strings, nested values: the fast paths' byte-level checks
     (no '[', no '{' beyond the parsed objects) decide exactly as the reference does."""
     assert decode_event(raw) == decode_document(orjson.loads(raw))
+
+
+@pytest.mark.parametrize(
+    ("doc", "kind", "looks_like"),
+    [
+        ({"model_id": "m", "event_id": "e", "ts": 1, "label": 1}, "feature", "label"),
+        ({"model_id": "m", "event_id": "e", "ts": 1, "features": {"x": 1}}, "label", "feature"),
+        ({"model_id": "m", "event_id": "e", "ts": 1, "model_version": "1.0.0", "prediction": 1}, "label", "prediction"),
+        ({"model_id": "m", "event_id": "e", "ts": 1, "label": 0}, "prediction", "label"),
+    ],
+)
+def test_an_event_on_another_kinds_topic_is_named_wrong_topic(doc: dict, kind: str, looks_like: str) -> None:
+    result = decode_event(orjson.dumps(doc), kind)
+    assert isinstance(result, InvalidEvent) and (result.field, result.rule) == ("$", "wrong_topic")
+    assert f"a {looks_like} event" in result.detail and f"driftline.{looks_like}s" in result.detail
+    # a broken event of the topic's own kind is still reported by the field it lacks
+    broken = {
+        **doc,
+        **{"prediction": {"model_version": "1.0.0"}, "label": {"label": 1}, "feature": {"features": {}}}[kind],
+    }
+    own = decode_event(orjson.dumps({k: v for k, v in broken.items() if k not in ("event_id",)}), kind)
+    assert isinstance(own, InvalidEvent) and own.rule == "required" and own.field == "event_id"
