@@ -282,6 +282,10 @@ def _steer(args: argparse.Namespace) -> int:
         )
     else:
         cmd = ModelCommand(_STEER[args.models_command], args.model, args.by, args.reason, version=args.version)
+        refused = _refusal(bootstrap, names, cmd)
+        if refused is not None:
+            print(f"not sent: {refused}", file=sys.stderr)
+            return 2
     from driftline.consumers.trainer.client import send_command, wait_for_outcome
 
     send_command(bootstrap, names.control, cmd)
@@ -295,6 +299,21 @@ def _steer(args: argparse.Namespace) -> int:
             print(f"{event['type']}: {event.get('version', '')} {event.get('reason') or event.get('detail') or ''}")
         return 1 if any(e["type"] in ("command_refused", "training_skipped") for e in outcome) else 0
     return 0
+
+
+def _refusal(bootstrap: str, names: Any, cmd: Any) -> str | None:
+    """Why the trainer would refuse ``cmd`` on the registry as it is now (``None``: it would not).
+
+    The same pure rule the trainer applies (``governance.apply_command``), checked before
+    sending, so a typo (an unknown model or version, a rejected version) is not queued on
+    the control topic to be refused whenever a trainer next runs.
+    """
+    from driftline.consumers.registry.governance import apply_command
+    from driftline.consumers.trainer.state_loader import load_state
+
+    outputs = apply_command(load_state(bootstrap, names), cmd)
+    refused = [o.value for o in outputs if o.value.get("type") == "command_refused"]
+    return str(refused[0]["reason"]) if refused else None
 
 
 def _read_jsonl(path: Path) -> list[dict[str, Any]]:

@@ -21,7 +21,12 @@ def test_register_then_inspect_with_the_cli(kafka_bootstrap, topic_names, tmp_pa
     cli = ["--config", str(config), "models", "--bootstrap-servers", kafka_bootstrap]
     with trainer_thread(kafka_bootstrap, topic_names, tmp_path):
         assert main([*cli, "register", "reg", "--from-file", str(rows), "--by", "ana", "--wait", "60"]) == 0
-        assert main([*cli, "promote", "reg", "1.0.0", "--reason", "again", "--wait", "30"]) == 1  # already serving
+        capsys.readouterr()
+        # refused before sending (the trainer's own rule on the registry as it is): nothing queued
+        for argv in (["promote", "reg", "1.0.0"], ["promote", "nosuch", "9.9.9"], ["approve", "reg", "9.9.9"]):
+            assert main([*cli, *argv, "--reason", "try", "--wait", "30"]) == 2, argv
+            err = capsys.readouterr().err
+            assert err.startswith("not sent: "), err
     capsys.readouterr()
     assert main([*cli, "list", "--json"]) == 0
     [listed] = json.loads(capsys.readouterr().out)
@@ -36,4 +41,4 @@ def test_register_then_inspect_with_the_cli(kafka_bootstrap, topic_names, tmp_pa
     assert "lineage: 400 rows" in shown and "sha256=" in shown and "partition" in shown
     assert main([*cli, "history", "reg", "--json"]) == 0
     types = [e["type"] for e in json.loads(capsys.readouterr().out)]
-    assert types == ["model_version_created", "model_version_promoted", "command_refused"]
+    assert types == ["model_version_created", "model_version_promoted"]
