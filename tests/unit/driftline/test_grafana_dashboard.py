@@ -9,7 +9,7 @@ import json
 import re
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parents[2]
+ROOT = Path(__file__).resolve().parents[3]
 DASHBOARD = ROOT / "deploy" / "grafana" / "dashboards" / "driftline.json"
 _DECLARED = re.compile(r'(Counter|Gauge|Histogram|Summary)\(\s*"(driftline_[a-z_]+)"')
 _QUERIED = re.compile(r"\b(driftline_[a-z_]+)")

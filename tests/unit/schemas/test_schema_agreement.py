@@ -31,7 +31,7 @@ from driftline.schemas import (
     encode_batch,
 )
 
-SCHEMAS = Path(__file__).resolve().parents[2] / "schemas"
+SCHEMAS = Path(__file__).resolve().parents[3] / "schemas"
 KINDS = ("feature", "prediction", "label")
 VALIDATORS = {
     name: Draft202012Validator(json.loads((SCHEMAS / f"{name}.schema.json").read_text()))

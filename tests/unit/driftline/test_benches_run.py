@@ -8,7 +8,7 @@ arguments, and what it says about correctness (not speed) is checked.
 
 from __future__ import annotations
 
-from ..bench_runs import bench_output
+from ...bench_runs import bench_output
 
 
 def test_profile_update_bench_runs_and_the_profile_stays_small() -> None:

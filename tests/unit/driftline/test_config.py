@@ -90,7 +90,7 @@ def test_readme_configuration_block_is_complete_and_loads(tmp_path: Path) -> Non
 
     from driftline.config import SECTIONS
 
-    readme = (Path(__file__).resolve().parents[2] / "README.md").read_text()
+    readme = (Path(__file__).resolve().parents[3] / "README.md").read_text()
     block = re.search(r"```toml\n(.*?)```", readme, re.S)
     assert block is not None
     documented = tomllib.loads(block.group(1))
