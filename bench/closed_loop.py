@@ -34,6 +34,7 @@ from driftline.config import load_settings
 from driftline.demo.closed_loop import ServingOptions
 from driftline.demo.loop_runner import ScenarioRun, run_scenario
 from driftline.demo.scenarios import SCENARIOS, make_scenario
+from driftline.errors import DriftlineError
 from driftline.runtime import bootstrap_from
 
 OUT = Path(__file__).parent / "out"
@@ -165,4 +166,8 @@ def report(run: ScenarioRun, seconds: float) -> None:
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    try:
+        sys.exit(main())
+    except DriftlineError as exc:  # a broker that cannot be had, a bad setting: say what to do, no traceback
+        print(f"closed_loop: {exc}", file=sys.stderr)
+        sys.exit(2)
