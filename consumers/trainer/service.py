@@ -184,7 +184,7 @@ class Trainer:
             error=str(error),
             hint=f"see the DLQ copy: kcat -C -b <broker> -t {self.names.dlq} -J; fix the sender and send it again",
         )
-        headers = dlq_headers(msg.topic() or "", msg.partition() or 0, msg.offset() or 0, error, _headers(msg))
+        headers = dlq_headers(msg.topic(), msg.partition(), msg.offset(), error, msg.headers())
         if self._commit([], msg, raw=[(self.names.dlq, msg.key(), msg.value(), headers)]):
             self.metrics.records_refused.labels(error.rule).inc()
 
@@ -493,7 +493,3 @@ def check_control_fields(doc: dict[str, Any]) -> None:
     model_id = doc.get("model_id")
     if model_id is not None and not is_valid_model_id(model_id):
         raise RecordRefused("model_id", "pattern", f"{model_id[:80]!r} is not a valid model id")
-
-
-def _headers(msg: Message) -> list[tuple[str, bytes | None]]:
-    return [(k, v if isinstance(v, bytes) or v is None else str(v).encode()) for k, v in (msg.headers() or [])]

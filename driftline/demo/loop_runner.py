@@ -27,6 +27,7 @@ from confluent_kafka import Consumer, KafkaError, TopicPartition
 from prometheus_client import CollectorRegistry
 
 from driftline.config import Settings, load_settings
+from driftline.consumers.ingest.settings import IngestSettings
 from driftline.consumers.registry.signing import Ed25519PublicKey, load_verify_key
 from driftline.consumers.subscriber import ModelSubscriber, OnError, OnUpdate
 from driftline.demo.closed_loop import ClosedLoopResult, ClosedLoopServing, ServingOptions, serving_producer
@@ -68,10 +69,11 @@ class LoopConfig:
 
 def _future_allowance(scenario: Scenario, options: ServingOptions) -> dict[str, str]:
     """Event time runs ahead of the clock when ``event_rate`` < ``rate`` (or ``rate`` is 0): let ingest
-    accept the whole run's event time (``ingest.max_future_s``, one hour by default), twice over."""
+    accept the whole run's event time (``ingest.max_future_s``), twice over."""
     wall_s = scenario.n_events / options.rate if options.rate > 0 else 0.0
     ahead_s = scenario.n_events / options.event_rate - wall_s
-    return {"DRIFTLINE_INGEST_MAX_FUTURE_S": str(int(2 * ahead_s))} if 2 * ahead_s > 3600 else {}
+    default = IngestSettings().max_future_s
+    return {"DRIFTLINE_INGEST_MAX_FUTURE_S": str(int(2 * ahead_s))} if 2 * ahead_s > default else {}
 
 
 def run_env(config: LoopConfig, base: Settings) -> dict[str, str]:

@@ -52,7 +52,7 @@ class TestBroker:
     bootstrap_servers: str
     source: str  # "env", "testcontainers" or "local"
     local: LocalBroker | None = None
-    close: Callable[[], None] = field(default=lambda: None)
+    close: Callable[[], object] = field(default=lambda: None)
 
 
 @dataclass(frozen=True)
@@ -148,13 +148,6 @@ def _testcontainers_broker() -> TestBroker:
     return TestBroker(container.get_bootstrap_server(), "testcontainers", close=container.stop)
 
 
-def _stop_callback(broker: LocalBroker) -> Callable[[], None]:
-    def close() -> None:
-        broker.stop()
-
-    return close
-
-
 def _local_broker(tmp_dir: Path, attempts: int = 3) -> TestBroker:
     """The project's broker on free ports; a port grabbed by someone else meanwhile → retry."""
     error: BrokerUnavailable | None = None
@@ -168,7 +161,7 @@ def _local_broker(tmp_dir: Path, attempts: int = 3) -> TestBroker:
             if "already in use" not in str(exc) and "Address already in use" not in str(exc):
                 raise
             continue
-        return TestBroker(broker.bootstrap_servers, "local", local=broker, close=_stop_callback(broker))
+        return TestBroker(broker.bootstrap_servers, "local", local=broker, close=broker.stop)
     assert error is not None
     raise error
 
