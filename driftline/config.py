@@ -13,6 +13,7 @@ settings dataclasses (``stream``) and this module only maps TOML onto them.
 from __future__ import annotations
 
 import dataclasses
+import json
 import os
 import tomllib
 import types
@@ -24,6 +25,7 @@ from typing import Any
 from driftline.consumers.ingest.settings import IngestSettings
 from driftline.consumers.training.config import GovernanceSettings, SubscriberSettings, TrainerSettings
 from driftline.errors import ConfigError
+from driftline.kafka import security as kafka_security
 from driftline.stream.drift.monitor_config import PolicySettings, QualitySettings, ReferenceSettings, WindowSettings
 from driftline.stream.stream_settings import StreamSettings
 
@@ -44,15 +46,41 @@ DEFAULT_FILE = "driftline.toml"
 
 @dataclasses.dataclass(frozen=True)
 class KafkaSettings:
-    """Where the broker is. Empty ``bootstrap_servers``: $KAFKA_BOOTSTRAP_SERVERS, else the local broker."""
+    """Where the broker is and how every client authenticates to it.
+
+    Empty ``bootstrap_servers``: $KAFKA_BOOTSTRAP_SERVERS, else the local broker. The
+    security keys are mapped to clients by ``driftline.kafka.security``; ``sasl_password``
+    and ``ssl_key_password`` take a value, ``env:NAME`` or ``file:PATH``, and are masked in
+    ``repr`` and ``as_dict``. ``librdkafka`` is a table of raw librdkafka properties applied
+    on top (``[kafka.librdkafka]``, or JSON in $DRIFTLINE_KAFKA_LIBRDKAFKA).
+    """
 
     bootstrap_servers: str = ""
     local_dir: str = ".driftline/kafka"
     local_port: int = 9092
     cache_dir: str = ""
+    security_protocol: str = "PLAINTEXT"
+    sasl_mechanism: str = ""
+    sasl_username: str = ""
+    sasl_password: str = ""
+    ssl_ca_file: str = ""
+    ssl_cert_file: str = ""
+    ssl_key_file: str = ""
+    ssl_key_password: str = ""
+    ssl_endpoint_identification: bool = True
+    librdkafka: dict[str, Any] = dataclasses.field(default_factory=dict)
 
     def __post_init__(self) -> None:
         _check(1 <= self.local_port <= 65535, "kafka.local_port", "must be a TCP port 1-65535")
+        kafka_security.validate(self)
+
+    def as_dict(self) -> dict[str, Any]:
+        """Every field, secrets masked (``***``): what a log line may show."""
+        return kafka_security.masked(dataclasses.asdict(self))
+
+    def __repr__(self) -> str:
+        fields = ", ".join(f"{k}={v!r}" for k, v in self.as_dict().items())
+        return f"KafkaSettings({fields})"
 
 
 @dataclasses.dataclass(frozen=True)
@@ -104,8 +132,11 @@ class Settings:
             raise AttributeError(name) from None
 
     def as_dict(self) -> dict[str, dict[str, Any]]:
-        """Plain dict of every section (for logging the effective config)."""
-        return {name: dataclasses.asdict(value) for name, value in self._sections.items()}
+        """Plain dict of every section (for logging the effective config); secrets masked."""
+        return {
+            name: value.as_dict() if hasattr(value, "as_dict") else dataclasses.asdict(value)
+            for name, value in self._sections.items()
+        }
 
 
 def load_settings(
@@ -231,6 +262,8 @@ def _coerce(key: str, hint: Any, value: Any) -> Any:
             raise ConfigError(key, f"must be a list, got {type(value).__name__}")
         return tuple(_coerce(key, item, _EnvString(i.strip()) if isinstance(value, _EnvString) else i) for i in items)
     if origin is dict or hint is dict:
+        if isinstance(value, _EnvString) and key in _JSON_FROM_ENV:
+            value = _json_table(key, str(value))
         if not isinstance(value, Mapping):
             raise ConfigError(key, "must be a table")
         return dict(value)
@@ -240,7 +273,24 @@ def _coerce(key: str, hint: Any, value: Any) -> Any:
         return float(value)
     if hint is Any or (isinstance(hint, type) and type(value) is hint):
         return value
-    raise ConfigError(key, f"must be {getattr(hint, '__name__', hint)}, got {type(value).__name__} {value!r}")
+    shown = kafka_security.MASK if key in _SECRET_KEYS else repr(value)
+    raise ConfigError(key, f"must be {getattr(hint, '__name__', hint)}, got {type(value).__name__} {shown}")
+
+
+#: Keys whose values never appear in an error message.
+_SECRET_KEYS = frozenset(f"kafka.{name}" for name in kafka_security.SECRET_FIELDS)
+#: Tables that an environment variable sets as a JSON object (their keys contain dots).
+_JSON_FROM_ENV = frozenset({"kafka.librdkafka"})
+
+
+def _json_table(key: str, text: str) -> Any:
+    try:
+        table = json.loads(text)
+    except ValueError:
+        table = None
+    if not isinstance(table, dict):
+        raise ConfigError(key, 'from the environment, must be a JSON object such as {"client.rack": "r1"}')
+    return table
 
 
 def _from_text(key: str, hint: Any, text: str) -> Any:

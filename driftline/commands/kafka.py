@@ -2,6 +2,8 @@
 
 For machines without a Kafka cluster: the broker runs from Maven Central jars in an
 instance directory (default ``.driftline/kafka``); see ``driftline.kafka.local_broker``.
+``--secure`` runs the secured variant instead (SASL_SSL, mTLS, ACLs; default
+``.driftline/kafka-secure``, port 9192); see ``driftline.kafka.secure_broker``.
 """
 
 from __future__ import annotations
@@ -11,6 +13,7 @@ from typing import Any
 
 from driftline.config import load_settings
 from driftline.kafka.local_broker import LocalBroker, configured_port
+from driftline.kafka.secure_broker import MTLS_ROLES, SecureBroker
 
 __all__ = ["register"]
 
@@ -32,20 +35,38 @@ def register(subparsers: Any) -> None:
         action.add_argument(
             "--port", type=int, help="client port (default: kafka.local_port, else the instance's last, else 9092)"
         )
+        action.add_argument(
+            "--secure",
+            action="store_true",
+            help="the secured broker (SASL_SSL + mTLS + ACLs) in .driftline/kafka-secure, port 9192 by default",
+        )
         if name == "start":
             action.add_argument("--timeout", type=float, default=60.0, help="seconds to wait for readiness")
+            action.add_argument("--mtls-port", type=int, help="with --secure: the mTLS listener's port")
         action.set_defaults(func=handler)
 
 
 def _broker(args: argparse.Namespace) -> LocalBroker:
     kafka = load_settings(getattr(args, "config", None)).kafka
+    if getattr(args, "secure", False):
+        # kafka.local_dir and kafka.local_port name the plain broker; the secured one has its own.
+        mtls_port = getattr(args, "mtls_port", None)
+        return SecureBroker(args.dir, args.port, mtls_port=mtls_port, cache_root=kafka.cache_dir or None)
     port = configured_port(args.port, kafka.local_port)
     return LocalBroker(args.dir or kafka.local_dir, port, cache_root=kafka.cache_dir or None)
 
 
 def _start(args: argparse.Namespace) -> int:
-    status = _broker(args).start(timeout=args.timeout)
+    broker = _broker(args)
+    status = broker.start(timeout=args.timeout)
     print(f"kafka running at {status.bootstrap_servers} (pid {status.pid}, dir {status.instance_dir})")
+    if isinstance(broker, SecureBroker):
+        print(f"SASL_SSL (SCRAM-SHA-512) at {broker.bootstrap_servers}, mTLS at {broker.mtls_bootstrap_servers}")
+        print(f"CA certificate: {broker.ca_file}")
+        print(f"client configs (one per principal, 0600): {broker.clients_dir}/<role>.toml")
+        mtls = ", ".join(f"{role}-mtls.toml" for role in MTLS_ROLES)
+        print(f"use one with: driftline --config {broker.client_files('ingest').config} ...  (mTLS: {mtls})")
+        return 0
     print(f"use it with: export KAFKA_BOOTSTRAP_SERVERS={status.bootstrap_servers}")
     return 0
 

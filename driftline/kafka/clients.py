@@ -3,10 +3,15 @@
 Ingest and trainer read with ``read_committed`` and never auto-commit: their offsets go
 into the producer's transaction (``send_offsets_to_transaction``), so the outputs and the
 progress they depend on become visible together or not at all.
+
+``with_security`` puts the librdkafka properties of ``[kafka]``'s security keys
+(``driftline.kafka.security.librdkafka_properties``) on any configuration built here;
+the factories themselves are unchanged, so a client given none stays PLAINTEXT.
 """
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from typing import Any
 
 __all__ = [
@@ -16,6 +21,7 @@ __all__ = [
     "read_committed_config",
     "transactional_consumer_config",
     "transactional_producer_config",
+    "with_security",
 ]
 
 KEY_PARTITIONER = "murmur2_random"
@@ -74,3 +80,12 @@ def read_committed_config(bootstrap: str, group_id: str, **overrides: Any) -> di
     }
     config.update(overrides)
     return config
+
+
+def with_security(config: Mapping[str, Any], security: Mapping[str, str]) -> dict[str, Any]:
+    """``config`` with the security properties on top (change those in ``[kafka.librdkafka]``, not here).
+
+    On top, not underneath: a client must never connect with other credentials or a
+    weaker protocol than ``[kafka]`` says because a stage's own defaults said otherwise.
+    """
+    return {**config, **security}

@@ -88,7 +88,14 @@ class LocalBroker:
     ran on, else 9092. ``controller_port`` defaults to port+1 (or any free port) on the
     first start and is fixed from then on, because KRaft keeps it in the quorum's voter
     set. ``bootstrap_servers`` names the port the instance runs (or last ran) on.
+
+    A variant (``driftline.kafka.secure_broker``) overrides the ``_server_config``,
+    ``_format_arguments`` and ``_admin`` hooks and ``default_port``; the process
+    mechanics (ports, pid file, ownership checks, stop) stay here.
     """
+
+    #: The client port when neither the caller nor the instance's record names one.
+    default_port = DEFAULT_PORT
 
     def __init__(
         self,
@@ -132,7 +139,7 @@ class LocalBroker:
 
     @property
     def port(self) -> int:
-        return self._recorded().get("port") or self.requested_port or DEFAULT_PORT
+        return self._recorded().get("port") or self.requested_port or self.default_port
 
     @property
     def bootstrap_servers(self) -> str:
@@ -144,7 +151,7 @@ class LocalBroker:
         pid = self._live_pid()
         state: Literal["running", "unresponsive", "stopped"] = "stopped"
         if pid is not None:
-            answers = _port_open(self.port) and KafkaAdmin(self.bootstrap_servers).ping(timeout)
+            answers = _port_open(self.port) and self._admin().ping(timeout)
             state = "running" if answers else "unresponsive"
         return BrokerStatus(state, pid, self.bootstrap_servers, self.instance_dir, self.log_path)
 
@@ -165,7 +172,9 @@ class LocalBroker:
         libs = ensure_jars(self.cache_root)
         self.instance_dir.mkdir(parents=True, exist_ok=True)
         config = self.instance_dir / "server.properties"
-        config.write_text(_server_properties(port, controller_port, self.data_dir))
+        config.touch(mode=0o600)  # a variant's config holds key passwords: never world-readable
+        config.chmod(0o600)
+        config.write_text(self._server_config(port, controller_port))
         if not (self.data_dir / "meta.properties").exists():
             self._format(java, libs, config)
         self._record_path.write_text(
@@ -200,7 +209,7 @@ class LocalBroker:
     # -- internals ------------------------------------------------------------------
     def _choose_ports(self) -> tuple[int, int]:
         recorded = self._recorded()
-        port = self.requested_port or recorded.get("port") or DEFAULT_PORT
+        port = self.requested_port or recorded.get("port") or self.default_port
         controller_port = recorded.get("controller_port") if (self.data_dir / "meta.properties").exists() else None
         wanted = self.requested_controller_port
         if controller_port is not None and wanted not in (None, controller_port):
@@ -221,6 +230,18 @@ class LocalBroker:
                 )
         return port, controller_port
 
+    def _server_config(self, port: int, controller_port: int) -> str:
+        """The broker's ``server.properties`` text (a variant adds listeners and security)."""
+        return _server_properties(port, controller_port, self.data_dir)
+
+    def _format_arguments(self) -> list[str]:
+        """Extra ``kafka-storage format`` arguments (a variant adds its SCRAM users)."""
+        return []
+
+    def _admin(self) -> KafkaAdmin:
+        """An admin client that can reach this broker (readiness and status pings)."""
+        return KafkaAdmin(self.bootstrap_servers)
+
     def _format(self, java: str, libs: Path, config: Path) -> None:
         _LOG.info("formatting kafka storage in %s", self.data_dir)
         cmd = [
@@ -236,6 +257,7 @@ class LocalBroker:
             _cluster_id(),
             "-c",
             str(config),
+            *self._format_arguments(),
         ]
         proc = subprocess.run(cmd, capture_output=True, text=True, check=False)
         if proc.returncode != 0:
@@ -274,7 +296,7 @@ class LocalBroker:
 
     def _wait_ready(self, pid: int, timeout: float) -> None:
         deadline = time.monotonic() + timeout
-        admin = KafkaAdmin(self.bootstrap_servers)
+        admin = self._admin()
         while time.monotonic() < deadline:
             if not self._is_ours(pid):
                 raise BrokerUnavailable(
@@ -370,6 +392,16 @@ def _log4j_opts() -> list[str]:
 
 def _server_properties(port: int, controller_port: int, data_dir: Path) -> str:
     """KRaft combined broker+controller, everything on loopback, sized for one small node."""
+    return render_properties(server_props(port, controller_port, data_dir))
+
+
+def render_properties(props: dict[str, str]) -> str:
+    """``key=value`` lines of a Java properties file."""
+    return "".join(f"{k}={v}\n" for k, v in props.items())
+
+
+def server_props(port: int, controller_port: int, data_dir: Path) -> dict[str, str]:
+    """The plain broker's properties as a dict (the secured variant replaces its listeners)."""
     props = {
         "process.roles": "broker,controller",
         "node.id": "1",
@@ -397,7 +429,7 @@ def _server_properties(port: int, controller_port: int, data_dir: Path) -> str:
         "num.io.threads": "4",
         "log.cleaner.dedupe.buffer.size": str(32 * 1024 * 1024),
     }
-    return "".join(f"{k}={v}\n" for k, v in props.items())
+    return props
 
 
 def _cluster_id() -> str:

@@ -24,6 +24,7 @@ from driftline.errors import BrokerUnavailable, KafkaOperationFailed
 from driftline.kafka.admin import KafkaAdmin
 from driftline.kafka.bootstrap import BOOTSTRAP_ENV
 from driftline.kafka.local_broker import LocalBroker
+from driftline.kafka.secure_broker import SecureBroker
 
 __all__ = [
     "NoBroker",
@@ -34,6 +35,7 @@ __all__ = [
     "docker_engine_answers",
     "free_ports",
     "produce_records",
+    "secure_local_broker",
 ]
 
 Headers = Sequence[tuple[str, bytes | str | None]]
@@ -162,6 +164,27 @@ def _local_broker(tmp_dir: Path, attempts: int = 3) -> TestBroker:
                 raise
             continue
         return TestBroker(broker.bootstrap_servers, "local", local=broker, close=broker.stop)
+    assert error is not None
+    raise error
+
+
+def secure_local_broker(tmp_dir: Path, attempts: int = 3) -> SecureBroker:
+    """A started ``SecureBroker`` on free ports in ``tmp_dir`` (stopped by the kernel if we die).
+
+    A port grabbed by someone else between picking and binding → another try on new ports.
+    """
+    error: BrokerUnavailable | None = None
+    for attempt in range(attempts):
+        port, controller_port, mtls_port = free_ports(3)
+        broker = SecureBroker(tmp_dir / f"secure-{attempt}", port, controller_port, mtls_port, die_with_parent=True)
+        try:
+            broker.start(timeout=90.0)
+        except BrokerUnavailable as exc:
+            error = exc
+            if "already in use" not in str(exc) and "Address already in use" not in str(exc):
+                raise
+            continue
+        return broker
     assert error is not None
     raise error
 
