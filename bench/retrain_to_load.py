@@ -27,7 +27,6 @@ from confluent_kafka import Producer
 from prometheus_client import CollectorRegistry
 
 from driftline import logs
-from driftline.consumers.registry.signing import Ed25519PrivateKey
 from driftline.consumers.subscriber import ModelSubscriber
 from driftline.consumers.trainer.metrics import TrainerMetrics
 from driftline.consumers.trainer.service import Trainer
@@ -38,6 +37,7 @@ from driftline.kafka.clients import transactional_producer_config
 from driftline.kafka.local_broker import LocalBroker
 from driftline.kafka.topics import TopicNames, topic_specs
 from driftline.schemas.control import RetrainRequested
+from driftline.trust.keys import Ed25519PrivateKey
 
 OUT = Path(__file__).parent / "out"
 KEY = Ed25519PrivateKey.generate()

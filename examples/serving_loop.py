@@ -19,10 +19,10 @@ import sys
 import time
 
 from driftline.config import load_settings
-from driftline.consumers.registry.signing import load_verify_key
 from driftline.consumers.subscriber import ModelSubscriber
 from driftline.kafka.topics import TopicNames
 from driftline.runtime import bootstrap_from
+from driftline.trust.keys import trusted_keys
 
 
 def next_request(rng: random.Random) -> dict[str, float]:
@@ -39,7 +39,7 @@ def main() -> int:
     args = parser.parse_args()
     settings = load_settings(args.config)
     s = settings.subscriber
-    key = load_verify_key(s.verify_key, s.verify_key_file, settings.trainer.signing_key)
+    key = trusted_keys(s.verify_key, s.verify_key_file, settings.trainer.signing_key)
     subscriber = ModelSubscriber(
         args.model_id,
         bootstrap_from(settings, args.bootstrap_servers),

@@ -288,6 +288,10 @@ class _PointerMove(_Event):
 
     Holds all a subscriber needs to serve ``version`` without reading the registry
     (artifact, reference profile, spec) and who moved it from ``from_version`` and why.
+    ``sequence`` counts the model's moves (1, 2, …; a rollback is a move too) and
+    ``status`` is the version's at the move; the trainer signs the whole move
+    (``pointer_signature``, `driftline.trust.pointer_moves`), and readers
+    refuse a move that is unsigned, not servable or older than the one they serve.
     """
 
     model_id: str
@@ -301,6 +305,8 @@ class _PointerMove(_Event):
     spec: dict[str, Any]
     metrics: dict[str, float]
     at: float = field(default_factory=_now)
+    sequence: int = 0
+    status: str = "approved"
 
     def for_audit(self) -> dict[str, Any]:
         """The audit copy: the same move without the artifact bytes and the profile."""

@@ -48,7 +48,7 @@ from typing import Any
 import numpy as np
 import orjson
 
-from driftline.kafka.dlq import dlq_headers
+from driftline.kafka.dlq import dlq_headers, fit_dlq_record
 from driftline.kafka.topics import TopicNames
 from driftline.logs import log
 from driftline.schemas.batch import KIND_PREDICTION, ObservationBatch
@@ -198,6 +198,7 @@ class BatchProcessor:
         )
         original = [(k, v) for k, v in (headers or [])]
         hdrs = dlq_headers(self.source_topic, partition, offset, error, original)
+        value, hdrs = fit_dlq_record(key, value, hdrs)
         if self.metrics is not None:
             self.metrics.invalid("observations", error.rule).inc()
         self._count("invalid")

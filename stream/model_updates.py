@@ -5,10 +5,9 @@ durable table of serving versions (the trainer is its only writer). Every worker
 every model's entry, whatever partitions of the observations it owns, so each worker
 reads the whole topic from the beginning without a consumer group — the same thing a
 faust ``GlobalTable`` does with its changelog, but tolerant of foreign input: a value
-that is not JSON or has no ``model_id`` is counted and sent to the DLQ instead of
-stopping recovery, and unknown ``type``s are ignored unless they carry a ``version``
-(any record on this topic says "serve this version", e.g. ``model_version_promoted`` and
-``model_version_rolled_back`` from ``driftline.schemas.registry``).
+that is not JSON, not a pointer move the trainer signed (`driftline.trust.pointer_moves`: its
+reference profile and gate metrics are what drift is measured against), or older than
+the move already applied is counted and sent to the DLQ instead of stopping recovery.
 
 ``ServingVersions`` is the pure part (apply a record, look up a model);
 ``ModelUpdatesReader`` feeds it from Kafka with aiokafka inside the faust worker.
@@ -26,6 +25,8 @@ import orjson
 
 from driftline.logs import log
 from driftline.stream.drift.reference import ReferenceProfile
+from driftline.trust.keys import TrustedKeys
+from driftline.trust.pointer_moves import PointerRejected, verify_pointer
 
 __all__ = ["ModelUpdatesReader", "Serving", "ServingVersions"]
 
@@ -40,21 +41,27 @@ class Serving:
     version: str
     reference: ReferenceProfile | None
     gate_metrics: dict[str, float] = dataclasses.field(default_factory=dict)
+    sequence: int = 0
 
 
 class ServingVersions:
-    """model_id → ``Serving``; ``apply`` returns ``applied``, ``ignored`` or an error string.
+    """model_id → ``Serving``; ``apply`` returns ``applied``, ``ignored`` or ``invalid: …``.
 
     Examples:
-        >>> sv = ServingVersions()
-        >>> sv.apply(b"m", b'{"type": "model_version_promoted", "model_id": "m", "version": "1.0.0",'
-        ...          b' "reference_profile": null}')
+        >>> from driftline.trust.pointer_moves import sign_pointer
+        >>> from driftline.trust.keys import Ed25519PrivateKey
+        >>> key = Ed25519PrivateKey.generate()
+        >>> sv = ServingVersions(TrustedKeys([key.public_key()]))
+        >>> move = {"type": "model_version_promoted", "model_id": "m", "version": "1.0.0", "sequence": 1,
+        ...         "status": "approved", "reference_profile": None}
+        >>> sv.apply(b"m", orjson.dumps(sign_pointer(move, key)))
         'applied'
-        >>> sv.get("m").version, sv.apply(b"m", b"{oops"), sv.apply(b"m", b'{"type": "hello"}')
-        ('1.0.0', 'invalid: not JSON', 'ignored')
+        >>> sv.get("m").version, sv.apply(b"m", b"{oops"), sv.apply(b"m", orjson.dumps(move))
+        ('1.0.0', 'invalid: not JSON', 'invalid: unsigned: m 1.0.0: the pointer move is not signed')
     """
 
-    def __init__(self) -> None:
+    def __init__(self, keys: TrustedKeys) -> None:
+        self.keys = keys
         self.models: dict[str, Serving] = {}
 
     def get(self, model_id: str) -> Serving | None:
@@ -69,13 +76,16 @@ class ServingVersions:
             doc = orjson.loads(value)
         except orjson.JSONDecodeError:
             return "invalid: not JSON"
-        if not isinstance(doc, dict):
-            return "invalid: not a JSON object"
-        model_id, version = doc.get("model_id"), doc.get("version")
-        if not isinstance(version, str) or not version:
-            return "ignored"
-        if not isinstance(model_id, str) or not model_id:
-            return "invalid: no model_id"
+        try:
+            move = verify_pointer(doc, self.keys)
+        except PointerRejected as exc:
+            return f"invalid: {exc.reason}: {exc}"[:300]
+        current = self.models.get(move.model_id)
+        if current is not None and move.sequence <= current.sequence:
+            if move.sequence == current.sequence and move.version == current.version:
+                return "ignored"  # the same move read again (the reader restarted)
+            older = f"{move.model_id} {move.version} sequence {move.sequence} <= {current.sequence}"
+            return f"invalid: older_sequence: {older}"
         profile = doc.get("reference_profile")
         reference = None
         if isinstance(profile, dict):
@@ -93,7 +103,7 @@ class ServingVersions:
             if isinstance(metrics, dict)
             else {}
         )
-        self.models[model_id] = Serving(version, reference, gate)
+        self.models[move.model_id] = Serving(move.version, reference, gate, move.sequence)
         return "applied"
 
 

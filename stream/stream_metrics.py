@@ -178,6 +178,11 @@ class StreamMetrics:
             "Source records fetched before a seek and delivered after it: dropped, re-fetched in order.",
             registry=r,
         )
+        self.reader_restarts = Counter(
+            "driftline_stream_model_updates_reader_restarts",
+            "Times the model-updates reader failed (broker down, topic missing, …) and started again.",
+            registry=r,
+        )
         self._models: set[str] = set()  # models whose counters exist (start_model)
 
     def start_model(self, model_id: str, performance_rule: str) -> None:

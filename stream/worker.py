@@ -17,7 +17,7 @@ from typing import Any
 from prometheus_client import CollectorRegistry
 
 from driftline.kafka.admin import KafkaAdmin
-from driftline.kafka.dlq import dlq_headers
+from driftline.kafka.dlq import dlq_headers, fit_dlq_record
 from driftline.kafka.topics import TopicNames
 from driftline.logs import log
 from driftline.schemas.events import InvalidEvent
@@ -37,6 +37,7 @@ from driftline.stream.stall_watchdog import PartitionProgress, StallWatchdog, ru
 from driftline.stream.stream_metrics import StreamMetrics
 from driftline.stream.stream_settings import StreamSettings
 from driftline.stream.tables import ModelStateStore
+from driftline.trust.keys import trusted_keys
 
 __all__ = ["StreamWorker", "build_worker", "observation_partitions", "run_worker"]
 
@@ -89,14 +90,22 @@ def build_worker(
     table = create_state_table(app, partitions)
     config = MonitorConfig.from_settings(settings)
     store = ModelStateStore(table, config, challenger=stream.challenger, tombstones=tombstones)
-    serving = ServingVersions()
+    serving = ServingVersions(
+        trusted_keys(
+            settings.subscriber.verify_key,
+            settings.subscriber.verify_key_file,
+            settings.trainer.signing_key,
+            required=False,
+        )
+    )
     processor = BatchProcessor(table, store, serving, metrics, names.observations)
     dlq = app.topic(names.dlq, key_serializer="raw", value_serializer="raw")
 
     async def invalid_update(record: Any, reason: str) -> None:
         error = InvalidEvent("$", "model_update", reason)
         headers = dlq_headers(names.model_updates, record.partition, record.offset, error, list(record.headers or ()))
-        await dlq.send(key=record.key, value=record.value, headers=headers)
+        value, headers = fit_dlq_record(record.key, record.value, headers)
+        await dlq.send(key=record.key, value=value, headers=headers)
         metrics.invalid("model_updates", "model_update").inc()
 
     reader = ModelUpdatesReader(
@@ -122,13 +131,25 @@ def build_worker(
 
     @app.task
     async def model_updates() -> None:
-        try:
-            await reader.run()
-        except asyncio.CancelledError:
-            raise
-        except Exception as exc:
-            log(logger, logging.ERROR, "model-updates reader stopped", error=repr(exc))
-            reader.ready.set()
+        backoff = 0.5
+        while True:  # the reader never stays dead: the stream would go on measuring stale versions
+            try:
+                await reader.run()
+                return
+            except asyncio.CancelledError:
+                raise
+            except Exception as exc:
+                log(
+                    logger,
+                    logging.ERROR,
+                    "model-updates reader failed; reading again",
+                    error=repr(exc),
+                    retry_in_s=backoff,
+                )
+                metrics.reader_restarts.inc()
+                reader.ready.set()  # never hold the agent back for ever: it runs on what it has
+            await asyncio.sleep(backoff)
+            backoff = min(backoff * 2, 30.0)
 
     @app.task
     async def stall_watchdog() -> None:

@@ -1,78 +1,121 @@
-"""Pack validated events into per-model columnar micro-batches.
+"""Pack validated events into per-model columnar micro-batches, bounded in events and bytes.
 
 Faust pays a fixed cost per message, so ingest sends one message per up to
 ``max_events`` events of one model. A batch never spans two ingest transactions: the
 caller drains every open builder before it commits.
+
+Bytes are bounded too: a batch is cut before the raw size of its events would pass
+``max_bytes``, and an encoded batch still larger than that (a columnar layout can grow
+past the raw JSON — sparse feature names make a dense matrix) is split in halves until
+each part fits or holds one event. Twelve valid events of 1 MB each once made an 11 MB
+batch that the broker refused (``MSG_SIZE_TOO_LARGE``), and ingest crash-looped. The caller
+keeps single events above ``max_bytes`` out (they go to the DLQ as ``too_large``).
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 
-from driftline.schemas.batch import BatchBuilder
+from driftline.schemas.batch import BatchBuilder, ObservationBatch
 from driftline.schemas.batch_wire import encode_batch
 from driftline.schemas.columnar import FeatureRun
 from driftline.schemas.events import Event
 
-__all__ = ["BatchPacker"]
+__all__ = ["BatchPacker", "Packed"]
+
+Packed = tuple[str, bytes, int]
+"""``(model_id, batch_bytes, n_events)``: one observation message."""
 
 
 class BatchPacker:
     """Per-``model_id`` builders; yields encoded batches when full or when drained."""
 
-    def __init__(self, max_events: int) -> None:
+    def __init__(self, max_events: int, max_bytes: int) -> None:
         self.max_events = max_events
+        self.max_bytes = max_bytes
         self._builders: dict[str, BatchBuilder] = {}
+        self._sizes: dict[str, int] = {}  # model_id -> raw bytes of the events in its builder
 
-    def add(self, event: Event) -> tuple[str, bytes, int] | None:
-        """Add one event; return ``(model_id, batch_bytes, n)`` when its batch is full."""
-        builder = self._builder(event.model_id)
+    def add(self, event: Event, size: int) -> list[Packed]:
+        """Add one event of ``size`` raw bytes; return the batches this closed."""
+        model_id = event.model_id
+        builder = self._builder(model_id)
+        full = []
+        if len(builder) and self._sizes[model_id] + size > self.max_bytes:
+            full += self._take(model_id, builder)
         builder.add(event)
+        self._sizes[model_id] += size
         if len(builder) >= self.max_events:
-            return self._take(event.model_id, builder)
-        return None
+            full += self._take(model_id, builder)
+        return full
 
-    def add_run(self, model_id: str, run: FeatureRun) -> list[tuple[str, bytes, int]]:
-        """Add validated feature rows of one model; return the batches they filled.
-
-        A run larger than the room left is cut, so no batch exceeds ``max_events``.
-        """
+    def add_run(self, model_id: str, run: FeatureRun, sizes: Sequence[int]) -> list[Packed]:
+        """Add validated feature rows of one model (``sizes``: raw bytes of each row); return
+        the batches they filled. A run larger than the room left is cut, so no batch passes
+        ``max_events`` or, by raw size, ``max_bytes``."""
         builder = self._builder(model_id)
         full = []
         start = 0
         while start < len(run):
-            room = self.max_events - len(builder)
-            part = run if start == 0 and len(run) <= room else run.slice(start, start + room)
+            room, used = self.max_events - len(builder), self._sizes[model_id]
+            stop = start
+            while stop < len(run) and stop - start < room and (used + sizes[stop] <= self.max_bytes or stop == start):
+                used += sizes[stop]
+                stop += 1
+            if stop == start + 1 and len(builder) and used > self.max_bytes:
+                full += self._take(model_id, builder)  # one row that does not fit beside the others
+                continue
+            part = run if start == 0 and stop == len(run) else run.slice(start, stop)
             builder.add_run(part)
-            start += len(part)
-            if len(builder) >= self.max_events:
-                full.append(self._take(model_id, builder))
+            self._sizes[model_id] = used
+            start = stop
+            if len(builder) >= self.max_events or (start < len(run) and used + sizes[start] > self.max_bytes):
+                full += self._take(model_id, builder)
         return full
 
     def _builder(self, model_id: str) -> BatchBuilder:
         builder = self._builders.get(model_id)
         if builder is None:
             builder = self._builders[model_id] = BatchBuilder(model_id)
+            self._sizes[model_id] = 0
         return builder
 
-    def drain(self) -> Iterator[tuple[str, bytes, int]]:
+    def drain(self) -> Iterator[Packed]:
         """Every non-empty open batch, encoded; the packer is empty afterwards."""
         for model_id, builder in list(self._builders.items()):
             if len(builder):
-                yield self._take(model_id, builder)
-        self._builders.clear()
+                yield from self._take(model_id, builder)
+        self.discard()
 
     def discard(self) -> None:
         """Forget open batches (their transaction was aborted; the events are re-read)."""
         self._builders.clear()
+        self._sizes.clear()
 
     @property
     def pending_events(self) -> int:
         return sum(len(b) for b in self._builders.values())
 
-    @staticmethod
-    def _take(model_id: str, builder: BatchBuilder) -> tuple[str, bytes, int]:
-        n = len(builder)
-        payload = encode_batch(builder.build())
+    def _take(self, model_id: str, builder: BatchBuilder) -> list[Packed]:
+        batch = builder.build()
         builder.clear()
-        return model_id, payload, n
+        self._sizes[model_id] = 0
+        return list(self._encoded(model_id, batch))
+
+    def _encoded(self, model_id: str, batch: ObservationBatch) -> Iterator[Packed]:
+        payload = encode_batch(batch)
+        if len(payload) <= self.max_bytes or len(batch) == 1:
+            yield model_id, payload, len(batch)
+            return
+        half = len(batch) // 2
+        yield from self._encoded(model_id, _without_empty_columns(batch.slice(0, half)))
+        yield from self._encoded(model_id, _without_empty_columns(batch.slice(half, len(batch))))
+
+
+def _without_empty_columns(part: ObservationBatch) -> ObservationBatch:
+    """``part`` without the feature columns none of its rows has (a slice keeps them all)."""
+    columns = part.features
+    keep = tuple(name for name, values in columns.items() if any(v is not None for v in values))
+    if len(keep) < len(columns):
+        part.features_later(keep, lambda: {name: columns[name] for name in keep})
+    return part

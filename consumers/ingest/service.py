@@ -24,7 +24,7 @@ from driftline.consumers.ingest.packer import BatchPacker
 from driftline.consumers.ingest.settings import IngestSettings
 from driftline.errors import KafkaOperationFailed
 from driftline.kafka.clients import transactional_consumer_config, transactional_producer_config
-from driftline.kafka.dlq import dlq_headers
+from driftline.kafka.dlq import dlq_headers, fit_dlq_record
 from driftline.logs import log
 from driftline.schemas.codec import check_key, decode_event
 from driftline.schemas.columnar import FeatureRun, decode_features
@@ -66,7 +66,7 @@ class Ingest:
         self.on_commit = on_commit
         self._kinds = topics.kinds()
         self._latest_ts = float("inf")  # set per consumed batch: now + settings.max_future_s
-        self._packer = BatchPacker(settings.batch_max_events)
+        self._packer = BatchPacker(settings.batch_max_events, settings.batch_max_bytes)
         self._consumer = Consumer(transactional_consumer_config(bootstrap, settings.group_id))
         self._producer = Producer(transactional_producer_config(bootstrap, settings.transactional_id))
         self._in_txn = False
@@ -137,8 +137,7 @@ class Ingest:
         if not isinstance(result, InvalidEvent):
             key_error = check_key(msg.key(), result)
             if key_error is None:
-                full = self._packer.add(result)
-                if full is not None:
+                for full in self._packer.add(result, len(msg.value() or b"")):
                     self._send_batch(*full)
                 self._txn_valid += 1
                 return True
@@ -166,7 +165,8 @@ class Ingest:
             keys = [messages[run.start + p].key() for p in positions]
             in_time = max(run.ts[p] for p in positions) <= self._latest_ts
             if in_time and keys.count(model_id.encode()) == len(keys):
-                for full in self._packer.add_run(model_id, rows):
+                sizes = [len(messages[run.start + p].value() or b"") for p in positions]
+                for full in self._packer.add_run(model_id, rows, sizes):
                     self._send_batch(*full)
                 valid += len(rows)
                 self._txn_valid += len(rows)
@@ -193,7 +193,8 @@ class Ingest:
 
     def _send_dlq(self, msg: Message, topic: str, error: InvalidEvent) -> None:
         headers = dlq_headers(topic, msg.partition(), msg.offset(), error, msg.headers())
-        self._producer.produce(self.topics.dlq, key=msg.key(), value=msg.value(), headers=headers)
+        value, headers = fit_dlq_record(msg.key(), msg.value(), headers)
+        self._producer.produce(self.topics.dlq, key=msg.key(), value=value, headers=headers)
         self.metrics.count_invalid(topic, error.rule)
         self._txn_invalid += 1
         log(

@@ -4,7 +4,7 @@ Models are pickled (River models carry their full state that way), and unpicklin
 untrusted bytes runs code — so ``load_model`` checks the SHA-256 digest and the
 Ed25519 signature first and refuses (``ArtifactRejected``) without ever calling
 ``pickle.loads`` on bytes that fail. The trainer signs with its private key; verifying
-needs only the public key (`consumers.signing`), so no subscriber can sign. The
+needs only the public key (`driftline.trust.keys`), so no subscriber can sign. The
 signature covers model id, version and digest, so a genuine artifact cannot be
 relabelled as another version.
 
@@ -14,7 +14,7 @@ event carries their location and digest.
 
 Examples
 --------
->>> from driftline.consumers.registry.signing import Ed25519PrivateKey
+>>> from driftline.trust.keys import Ed25519PrivateKey
 >>> key = Ed25519PrivateKey.generate()
 >>> ref = pack_model({"w": 1}, "churn", "1.0.0", key)
 >>> load_model(ref, "churn", "1.0.0", key.public_key())
@@ -38,9 +38,9 @@ from typing import Any
 
 from cryptography.exceptions import InvalidSignature
 
-from driftline.consumers.registry.signing import ALGORITHM, Ed25519PrivateKey, Ed25519PublicKey, key_id
 from driftline.errors import DriftlineError
 from driftline.schemas.registry import ArtifactRef
+from driftline.trust.keys import ALGORITHM, Ed25519PrivateKey, Ed25519PublicKey, TrustedKeys, key_id
 
 __all__ = [
     "INLINE_LIMIT",
@@ -122,8 +122,11 @@ def artifact_bytes(ref: ArtifactRef, artifact_dir: str | os.PathLike[str] | None
         raise ArtifactRejected(f"artifact not readable at {path}: {exc.strerror}") from None
 
 
-def verify(ref: ArtifactRef, blob: bytes, model_id: str, version: str, key: Ed25519PublicKey) -> None:
-    """Raise ``ArtifactRejected`` unless ``blob`` is exactly what the trainer signed."""
+Keys = Ed25519PublicKey | TrustedKeys
+
+
+def verify(ref: ArtifactRef, blob: bytes, model_id: str, version: str, keys: Keys) -> None:
+    """Raise ``ArtifactRejected`` unless ``blob`` is exactly what a trusted key signed."""
     where = f"{model_id} {version}"
     if ref.format != FORMAT:
         raise ArtifactRejected(f"{where}: unknown artifact format {ref.format!r}")
@@ -137,8 +140,13 @@ def verify(ref: ArtifactRef, blob: bytes, model_id: str, version: str, key: Ed25
     digest = hashlib.sha256(blob).hexdigest()
     if not hmac.compare_digest(digest, ref.sha256) or len(blob) != ref.size:
         raise ArtifactRejected(f"{where}: digest mismatch (artifact bytes were altered)")
-    if ref.key_id and ref.key_id != key_id(key):
-        raise ArtifactRejected(f"{where}: signed with key {ref.key_id}, this process verifies with key {key_id(key)}")
+    trusted = TrustedKeys.of(keys)
+    key = trusted.get(ref.key_id) if ref.key_id else (trusted.get(trusted.ids[0]) if len(trusted.ids) == 1 else None)
+    if key is None:
+        raise ArtifactRejected(
+            f"{where}: signed with key {ref.key_id or '(no key id)'}, this process trusts "
+            f"{', '.join(trusted.ids) or 'no key'}; add the trainer's public key to [subscriber] verify_key"
+        )
     try:
         key.verify(bytes.fromhex(ref.signature), _message(model_id, version, digest))
     except (InvalidSignature, ValueError):  # ValueError: not hex
@@ -149,14 +157,14 @@ def load_model(
     ref: ArtifactRef,
     model_id: str,
     version: str,
-    key: Ed25519PublicKey,
+    keys: Keys,
     artifact_dir: str | os.PathLike[str] | None = None,
 ) -> Any:
     """Fetch (inline or file), verify, then unpickle."""
-    return load_verified(ref, artifact_bytes(ref, artifact_dir), model_id, version, key)
+    return load_verified(ref, artifact_bytes(ref, artifact_dir), model_id, version, keys)
 
 
-def load_verified(ref: ArtifactRef, blob: bytes, model_id: str, version: str, key: Ed25519PublicKey) -> Any:
+def load_verified(ref: ArtifactRef, blob: bytes, model_id: str, version: str, keys: Keys) -> Any:
     """Verify ``blob`` against ``ref``, then unpickle: the only place driftline unpickles an artifact."""
-    verify(ref, blob, model_id, version, key)
+    verify(ref, blob, model_id, version, keys)
     return pickle.loads(blob)

@@ -124,7 +124,10 @@ def apply_command(state: RegistryState, cmd: ModelCommand) -> list[Output]:
 def promotion(
     record: ModelVersion, state: RegistryState, actor: str, reason: str, command_id: str, rollback: bool = False
 ) -> list[Output]:
-    """Move the serving pointer to ``record``: model-updates value plus its audit copy."""
+    """Move the serving pointer to ``record``: model-updates value plus its audit copy.
+
+    The move's ``sequence`` is one more than the model's last; the trainer signs the
+    model-updates value before it writes it (`driftline.trust.pointer_moves.sign_pointer`)."""
     cls = ModelVersionRolledBack if rollback else ModelVersionPromoted
     move = cls(
         record.model_id,
@@ -137,6 +140,8 @@ def promotion(
         record.reference_profile,
         record.spec,
         record.metrics,
+        sequence=state.last_sequence(record.model_id) + 1,
+        status=record.status,
     )
     return [
         Output("model_updates", record.model_id, move.to_dict()),

@@ -106,6 +106,12 @@ class RegistryState:
         pointer = self.serving.get(model_id)
         return None if pointer is None else pointer["version"]
 
+    def last_sequence(self, model_id: str) -> int:
+        """The highest pointer-move sequence of ``model_id`` (0 before its first move)."""
+        seen = [self.serving.get(model_id, {}).get("sequence")]
+        seen += [move.get("sequence") for move in self.moves.get(model_id, ())]
+        return max((s for s in seen if isinstance(s, int) and not isinstance(s, bool)), default=0)
+
     def champion(self, model_id: str) -> ModelVersion | None:
         """The registry record of the version the model serves now, if any."""
         version = self.serving_version(model_id)

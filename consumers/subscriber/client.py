@@ -2,19 +2,25 @@
 
 For serving processes and edge devices. It follows the compacted model-updates topic
 (``read_committed``, by assignment: every subscriber reads the whole topic, no group),
-and for each pointer move of its model it
+and for each record of its model it
 
-1. verifies the artifact's SHA-256 and Ed25519 signature with the trainer's public key
-   (it cannot sign) — a tampered, unsigned or wrongly-keyed artifact is refused
-   (``on_error`` callback, ``…_updates{outcome=refused}`` metric, a warning log) and
-   **never unpickled**; the current model keeps serving;
-2. loads it and swaps it in with a single reference assignment, so concurrent readers
+1. checks the pointer move the trainer signed (`driftline.trust.pointer_moves`): a move (promoted or
+   rolled back) to a servable version, signed by a trusted key, with a sequence higher
+   than the one served — so an old signed version replayed, a rejected candidate or a
+   record of another type never serves (``on_error``, ``…_refused{reason}``, a warning);
+2. verifies the artifact's SHA-256 and Ed25519 signature (by the key its key id names)
+   — a tampered or unsigned artifact is refused and **never unpickled**; the current
+   model keeps serving;
+3. loads it and swaps it in with a single reference assignment, so concurrent readers
    (``predict_one``/``current``) see the old or the new model, never a mix;
-3. persists it (pointer JSON + artifact bytes) under ``cache_dir``, so a restarted or
+4. persists it (pointer JSON + artifact bytes) under ``cache_dir``, so a restarted or
    offline process serves the last good version at once — verified again on load;
-4. calls ``on_update(model_id, version, model, event)``.
+5. calls ``on_update(model_id, version, model, event)``.
 
-At start it catches up to the topic's end first and loads only the latest pointer.
+At start it catches up to the topic's end first and loads only the highest valid move.
+The follow loop never ends on an error: a broker that is down (at start or later) or an
+undecodable record is logged and counted, and it carries on — retrying with backoff up
+to ``max_backoff_s`` — while the cached version keeps serving.
 Canary routing (serving two versions by traffic share) is not implemented.
 
 Example: ``examples/serving_loop.py``.
@@ -28,21 +34,22 @@ import threading
 import time
 import uuid
 import weakref
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import orjson
-from confluent_kafka import Consumer, KafkaError, TopicPartition
+from confluent_kafka import Consumer, KafkaError, Message, TopicPartition
 from prometheus_client import CollectorRegistry, Counter, Gauge
 
 from driftline.consumers.registry.artifacts import artifact_bytes, load_verified
-from driftline.consumers.registry.signing import Ed25519PublicKey
 from driftline.kafka.clients import read_committed_config
 from driftline.kafka.reading import watermarks
 from driftline.logs import log
 from driftline.schemas.registry import ArtifactRef
+from driftline.trust.keys import Ed25519PublicKey, TrustedKeys
+from driftline.trust.pointer_moves import PointerRejected, VerifiedMove, verify_pointer
 
 __all__ = ["ModelSubscriber", "ServedModel"]
 
@@ -60,17 +67,26 @@ class ServedModel:
     model: Any
     event: dict[str, Any]
     load_s: float = 0.0
+    sequence: int = 0
 
 
-_METRICS: weakref.WeakKeyDictionary[CollectorRegistry, tuple[Counter, Gauge]] = weakref.WeakKeyDictionary()
+@dataclass(frozen=True)
+class _Metrics:
+    updates: Counter
+    version: Gauge
+    refused: Counter
+    restarts: Counter
 
 
-def _metrics(registry: CollectorRegistry) -> tuple[Counter, Gauge]:
+_METRICS: weakref.WeakKeyDictionary[CollectorRegistry, _Metrics] = weakref.WeakKeyDictionary()
+
+
+def _metrics(registry: CollectorRegistry) -> _Metrics:
     """The subscriber metrics in ``registry``, made once: a serving process that follows
     several models gives all its subscribers one registry (one /metrics endpoint)."""
     metrics = _METRICS.get(registry)
     if metrics is None:
-        metrics = _METRICS[registry] = (
+        metrics = _METRICS[registry] = _Metrics(
             Counter(
                 "driftline_subscriber_updates",
                 "Model updates seen, by outcome.",
@@ -81,6 +97,18 @@ def _metrics(registry: CollectorRegistry) -> tuple[Counter, Gauge]:
                 "driftline_subscriber_version_info",
                 "1 for the version served.",
                 ["model_id", "version"],
+                registry=registry,
+            ),
+            Counter(
+                "driftline_subscriber_refused",
+                "Model updates refused, by reason (bad_signature, older_sequence, not_servable, artifact, …).",
+                ["model_id", "reason"],
+                registry=registry,
+            ),
+            Counter(
+                "driftline_subscriber_follow_restarts",
+                "Times the follow loop started again after an error (broker down, …).",
+                ["model_id"],
                 registry=registry,
             ),
         )
@@ -95,17 +123,19 @@ class ModelSubscriber:
         model_id: str,
         bootstrap: str,
         topic: str,
-        key: Ed25519PublicKey,
+        keys: Ed25519PublicKey | Iterable[Ed25519PublicKey] | TrustedKeys,
         *,
         cache_dir: str | os.PathLike[str],
         artifact_dir: str | None = None,
         on_update: OnUpdate | None = None,
         on_error: OnError | None = None,
         registry: CollectorRegistry | None = None,
+        max_backoff_s: float = 30.0,
     ) -> None:
         self.model_id = model_id
         self.topic = topic
-        self._key = key
+        self._keys = TrustedKeys.of(keys)
+        self._max_backoff_s = max_backoff_s
         self._artifact_dir = artifact_dir
         self._cache = Path(cache_dir) / model_id
         self._on_update = on_update
@@ -115,7 +145,7 @@ class ModelSubscriber:
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
         self._changed = threading.Condition()
-        self._updates, self._version_gauge = _metrics(registry if registry is not None else CollectorRegistry())
+        self._metrics = _metrics(registry if registry is not None else CollectorRegistry())
         self._load_cached()
 
     # -- what serving code calls -------------------------------------------------------
@@ -164,85 +194,153 @@ class ModelSubscriber:
 
     # -- the follow loop ---------------------------------------------------------------
     def _run(self) -> None:
+        """Follow until stopped; every error is logged and counted, then followed by a retry."""
+        backoff = 0.5
+        while not self._stop.is_set():
+            try:
+                self._follow()
+                return
+            except Exception as exc:
+                self._metrics.restarts.labels(self.model_id).inc()
+                log(
+                    logger,
+                    logging.WARNING,
+                    "subscriber cannot follow model updates; serving the current version and retrying",
+                    model_id=self.model_id,
+                    serving=self.version,
+                    retry_in_s=backoff,
+                    error=str(exc)[:300],
+                    hint="check that the broker is reachable and the topic exists (driftline topics create)",
+                )
+            self._stop.wait(backoff)
+            backoff = min(backoff * 2, self._max_backoff_s)
+
+    def _follow(self) -> None:
         consumer = Consumer(
             read_committed_config(
                 self._bootstrap, f"driftline-subscriber-{uuid.uuid4().hex[:8]}", **{"enable.partition.eof": True}
             )
         )
         try:
-            partitions = sorted(consumer.list_topics(self.topic, timeout=10.0).topics[self.topic].partitions)
+            metadata = consumer.list_topics(self.topic, timeout=10.0).topics[self.topic]
+            if metadata.error is not None:
+                raise LookupError(f"topic {self.topic}: {metadata.error.str()}")
+            partitions = sorted(metadata.partitions)
             ends = {p: watermarks(consumer, self.topic, p)[1] for p in partitions}
             consumer.assign([TopicPartition(self.topic, p, -2) for p in partitions])
             caught_up = {p for p, end in ends.items() if end == 0}
-            latest: dict[str, Any] | None = None
+            best: tuple[VerifiedMove, dict[str, Any]] | None = None
             while not self._stop.is_set():
                 for msg in consumer.consume(100, timeout=0.2):
                     err = msg.error()
                     if err is not None:
                         if err.code() == KafkaError._PARTITION_EOF:
                             caught_up.add(msg.partition())
-                        else:
-                            log(logger, logging.WARNING, "subscriber consume error", code=err.name())
+                        elif err.fatal() or not err.retriable():
+                            log(logger, logging.WARNING, "subscriber consume error", code=err.name(), detail=err.str())
                         continue
                     if msg.offset() >= ends.get(msg.partition(), 0) - 1:
                         caught_up.add(msg.partition())
                     if msg.key() == self.model_id.encode() and msg.value():
-                        latest = orjson.loads(msg.value())
-                if latest is not None and len(caught_up) >= len(partitions):
-                    self.apply(latest)
-                    latest = None
-        except Exception as exc:
-            log(logger, logging.ERROR, "subscriber stopped on error", model_id=self.model_id, error=repr(exc))
-            self._report(None, exc)
+                        best = self._newer(best, msg)
+                if best is not None and len(caught_up) >= len(partitions):
+                    self.apply(best[1])
+                    best = None
         finally:
             consumer.close()
 
+    def _newer(
+        self, best: tuple[VerifiedMove, dict[str, Any]] | None, msg: Message
+    ) -> tuple[VerifiedMove, dict[str, Any]] | None:
+        """The higher-sequence valid move of ``best`` and ``msg``: while catching up, an older
+        move written after a newer one (a replay) does not win by being later in the topic."""
+        try:
+            event = orjson.loads(msg.value() or b"null")
+        except orjson.JSONDecodeError as exc:
+            self._refuse(None, "malformed", ValueError(f"offset {msg.offset()}: not JSON: {exc}"))
+            return best
+        try:
+            move = verify_pointer(event, self._keys, self.model_id)
+        except PointerRejected as exc:
+            self._refuse(_version_of(event), exc.reason, exc)
+            return best
+        if best is not None and best[0].sequence >= move.sequence:
+            if best[0].sequence > move.sequence:
+                self._refuse(move.version, "older_sequence", _older(move, best[0].sequence, best[0].version))
+            return best
+        return move, event
+
     def apply(self, event: dict[str, Any]) -> bool:
-        """Verify, load and swap to the version ``event`` points at; False if refused or unchanged."""
-        version = str(event.get("version"))
+        """Check, verify, load and swap to the version ``event`` points at; False if refused or unchanged."""
+        try:
+            move = verify_pointer(event, self._keys, self.model_id)
+        except PointerRejected as exc:
+            self._refuse(_version_of(event), exc.reason, exc)
+            return False
+        version = move.version
         served = self._current
-        if served is not None and served.version == version and served.event.get("artifact") == event.get("artifact"):
+        if served is not None and move.sequence <= served.sequence:
+            if move.sequence < served.sequence or served.version != version:
+                self._refuse(version, "older_sequence", _older(move, served.sequence, served.version))
             return False
         started = time.perf_counter()
         try:
             ref = ArtifactRef.from_dict(event["artifact"])
             blob = artifact_bytes(ref, self._artifact_dir)
-            model = load_verified(ref, blob, self.model_id, version, self._key)
+            model = load_verified(ref, blob, self.model_id, version, self._keys)
         except Exception as exc:
-            self._updates.labels(self.model_id, "refused").inc()
-            log(
-                logger, logging.WARNING, "model update refused", model_id=self.model_id, version=version, error=str(exc)
-            )
-            self._report(version, exc)
+            self._refuse(version, "artifact", exc)
             return False
-        self._swap(ServedModel(version, model, event, time.perf_counter() - started))
+        self._swap(ServedModel(version, model, event, time.perf_counter() - started, move.sequence))
         self._persist(event, blob)
-        self._updates.labels(self.model_id, "loaded").inc()
+        self._metrics.updates.labels(self.model_id, "loaded").inc()
         log(
             logger,
             logging.INFO,
             "model swapped",
             model_id=self.model_id,
             version=version,
+            sequence=move.sequence,
             from_version=None if served is None else served.version,
             load_s=round(time.perf_counter() - started, 4),
         )
         if self._on_update is not None:
-            self._on_update(self.model_id, version, model, event)
+            try:
+                self._on_update(self.model_id, version, model, event)
+            except Exception as exc:  # the caller's callback: its failure must not stop following
+                log(logger, logging.ERROR, "on_update callback failed", model_id=self.model_id, error=repr(exc))
         return True
+
+    def _refuse(self, version: str | None, reason: str, exc: Exception) -> None:
+        self._metrics.updates.labels(self.model_id, "refused").inc()
+        self._metrics.refused.labels(self.model_id, reason).inc()
+        log(
+            logger,
+            logging.WARNING,
+            "model update refused",
+            model_id=self.model_id,
+            version=version,
+            reason=reason,
+            error=str(exc),
+            serving=self.version,
+        )
+        self._report(version, exc)
 
     def _swap(self, served: ServedModel) -> None:
         old = self._current
         self._current = served  # one reference assignment: atomic for concurrent readers
         if old is not None and old.version != served.version:
-            self._version_gauge.remove(self.model_id, old.version)
-        self._version_gauge.labels(self.model_id, served.version).set(1)
+            self._metrics.version.remove(self.model_id, old.version)
+        self._metrics.version.labels(self.model_id, served.version).set(1)
         with self._changed:
             self._changed.notify_all()
 
     def _report(self, version: str | None, exc: Exception) -> None:
         if self._on_error is not None:
-            self._on_error(self.model_id, version, exc)
+            try:
+                self._on_error(self.model_id, version, exc)
+            except Exception as callback_exc:
+                log(logger, logging.ERROR, "on_error callback failed", model_id=self.model_id, error=repr(callback_exc))
 
     # -- the local copy ----------------------------------------------------------------
     def _persist(self, event: dict[str, Any], blob: bytes) -> None:
@@ -265,12 +363,27 @@ class ModelSubscriber:
             return
         try:
             event = orjson.loads(pointer.read_bytes())
+            move = verify_pointer(event, self._keys, self.model_id)
             ref = ArtifactRef.from_dict(event["artifact"])
             blob = blob_path.read_bytes()
-            model = load_verified(ref, blob, self.model_id, event["version"], self._key)
+            model = load_verified(ref, blob, self.model_id, move.version, self._keys)
         except Exception as exc:
             log(logger, logging.WARNING, "cached model refused", model_id=self.model_id, error=str(exc))
             self._report(None, exc)
             return
-        self._swap(ServedModel(event["version"], model, event))
+        self._swap(ServedModel(move.version, model, event, sequence=move.sequence))
         log(logger, logging.INFO, "serving cached model", model_id=self.model_id, version=event["version"])
+
+
+def _older(move: VerifiedMove, sequence: int, version: str) -> PointerRejected:
+    return PointerRejected(
+        "older_sequence",
+        f"{move.model_id} {move.version}: pointer sequence {move.sequence} is not after {sequence} ({version}), "
+        f"the move already served — a replayed or stale record",
+    )
+
+
+def _version_of(event: Any) -> str | None:
+    """The version a refused record names, for the error report (None if it names none)."""
+    version = event.get("version") if isinstance(event, dict) else None
+    return version if isinstance(version, str) else None

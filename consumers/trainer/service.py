@@ -52,13 +52,14 @@ from driftline.consumers.training.config import ModelTrainingConfig, TrainerSett
 from driftline.consumers.training.run import TrainingContext, TrainingOutcome, skipped, topic_of, train_version
 from driftline.errors import KafkaOperationFailed
 from driftline.kafka.clients import transactional_consumer_config, transactional_producer_config
-from driftline.kafka.dlq import dlq_headers
+from driftline.kafka.dlq import dlq_headers, fit_dlq_record
 from driftline.kafka.topics import TopicNames
 from driftline.logs import log
 from driftline.schemas.codec import is_valid_model_id
 from driftline.schemas.control import RetrainRequested, VersionChecked
 from driftline.schemas.events import InvalidEvent
 from driftline.schemas.registry import ModelCommand, OffsetRange, VersionUnderperforming, decode
+from driftline.trust.pointer_moves import sign_pointer
 
 __all__ = ["Trainer"]
 
@@ -136,10 +137,9 @@ class Trainer:
             self._refuse_record(msg, exc)
             return
         publish_started = time.perf_counter()
-        if not self._commit(outputs, msg):
-            return
-        self.state.apply_outputs(outputs)
-        self._after_commit(event, outcome, outputs, started, publish_started)
+        published = self._publish(outputs, msg)
+        if published is not None:
+            self._after_commit(event, outcome, published, started, publish_started)
 
     def _dispatch(self, event: Any) -> tuple[TrainingOutcome | None, list[Output]]:
         outputs: list[Output] = []
@@ -185,7 +185,8 @@ class Trainer:
             hint=f"see the DLQ copy: kcat -C -b <broker> -t {self.names.dlq} -J; fix the sender and send it again",
         )
         headers = dlq_headers(msg.topic(), msg.partition(), msg.offset(), error, msg.headers())
-        if self._commit([], msg, raw=[(self.names.dlq, msg.key(), msg.value(), headers)]):
+        value, headers = fit_dlq_record(msg.key(), msg.value(), headers)
+        if self._commit([], msg, raw=[(self.names.dlq, msg.key(), value, headers)]):
             self.metrics.records_refused.labels(error.rule).inc()
 
     # -- retrain requests ------------------------------------------------------------------
@@ -317,9 +318,9 @@ class Trainer:
             started = time.perf_counter()
             outcome = self._train_pending(pending, cfg)
             publish_started = time.perf_counter()
-            if self._commit(outcome.outputs, None):
-                self.state.apply_outputs(outcome.outputs)
-                self._after_commit(pending, outcome, outcome.outputs, started, publish_started)
+            published = self._publish(outcome.outputs, None)
+            if published is not None:
+                self._after_commit(pending, outcome, published, started, publish_started)
 
     def _train_pending(self, pending: PendingRetrain, cfg: ModelTrainingConfig) -> TrainingOutcome:
         model_id = pending.model_id
@@ -379,6 +380,19 @@ class Trainer:
             return TrainingOutcome("failed", outcome.outputs)
 
     # -- writing -------------------------------------------------------------------------
+    def _publish(self, outputs: list[Output], msg: Message | None) -> list[Output] | None:
+        """Sign the pointer moves in ``outputs``, write them with ``msg``'s offset, fold them
+        into the state; the records as written, or None when the transaction was aborted."""
+        key = self.context.key
+        sealed = [
+            Output(out.kind, out.key, sign_pointer(out.value, key)) if out.kind == "model_updates" else out
+            for out in outputs
+        ]
+        if not self._commit(sealed, msg):
+            return None
+        self.state.apply_outputs(sealed)
+        return sealed
+
     def _commit(
         self,
         outputs: list[Output],

@@ -89,6 +89,9 @@ class TrainerSettings:
     metrics_port: int = 9466
     signing_key: str = ""
     signing_key_file: str = ".driftline/signing.key"
+    trusted_public_keys: str = ""
+    """Public keys (hex, comma-separated) of signing keys used before a key rotation: the
+    trainer still loads champions they signed, and can roll back to them."""
     artifact_dir: str = ".driftline/artifacts"
     inline_limit_bytes: int = 900 * 1024
     policy: str = "last_n"

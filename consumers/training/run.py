@@ -22,7 +22,6 @@ from typing import Any
 from driftline.consumers.registry.artifacts import load_model, pack_model
 from driftline.consumers.registry.governance import promotion
 from driftline.consumers.registry.retrain_queue import PendingRetrain
-from driftline.consumers.registry.signing import Ed25519PrivateKey
 from driftline.consumers.registry.state import Output, RegistryState
 from driftline.consumers.registry.training_set import TrainingSet
 from driftline.consumers.registry.validation_gate import GateThresholds, evaluate_gate
@@ -50,6 +49,7 @@ from driftline.schemas.registry import (
     registry_key,
 )
 from driftline.stream.drift.reference import ReferenceProfile
+from driftline.trust.keys import Ed25519PrivateKey, Ed25519PublicKey, TrustedKeys
 
 __all__ = ["TrainingContext", "TrainingOutcome", "promotion", "skipped", "train_version"]
 
@@ -72,13 +72,19 @@ class TrainingContext:
     reference_bins: int = 10
     reference_top_k: int = 50
     champions: dict[tuple[str, str], Any] = field(default_factory=dict)
+    previous_keys: tuple[Ed25519PublicKey, ...] = ()
+    """Public keys of earlier signing keys (a rotation): champions they signed still load."""
 
     def champion_model(self, record: ModelVersion) -> Any:
         """The champion's model, verified then unpickled once per process."""
         cache_key = (record.model_id, record.version)
         if cache_key not in self.champions:
             self.champions[cache_key] = load_model(
-                record.artifact, record.model_id, record.version, self.key.public_key(), self.artifact_dir
+                record.artifact,
+                record.model_id,
+                record.version,
+                TrustedKeys([self.key.public_key(), *self.previous_keys]),
+                self.artifact_dir,
             )
         return self.champions[cache_key]
 

@@ -13,7 +13,7 @@ from driftline.logs import log
 from driftline.runtime import bootstrap_from, given_flags, serve_process_metrics, stop_on_signals
 
 if TYPE_CHECKING:
-    from driftline.consumers.registry.signing import Ed25519PrivateKey
+    from driftline.trust.keys import Ed25519PrivateKey
 
 __all__ = ["register", "signing_key"]
 
@@ -32,7 +32,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 def signing_key(settings: Settings, create: bool) -> Ed25519PrivateKey:
     """The artifact signing key (config/env → key file → generated into the key file, logged)."""
-    from driftline.consumers.registry.signing import key_id, load_or_create_signing_key, public_key_file
+    from driftline.trust.keys import key_id, load_or_create_signing_key, public_key_file
 
     key, created = load_or_create_signing_key(settings.trainer.signing_key, settings.trainer.signing_key_file, create)
     if created:
@@ -52,6 +52,7 @@ def run(args: argparse.Namespace) -> int:
     from driftline.consumers.trainer.service import Trainer
     from driftline.consumers.training.run import TrainingContext
     from driftline.kafka.topics import TopicNames
+    from driftline.trust.keys import public_key_from_hex
 
     overrides = given_flags(args, "metrics_port", "transactional_id")
     settings = load_settings(args.config, overrides={"trainer": overrides})
@@ -65,6 +66,10 @@ def run(args: argparse.Namespace) -> int:
         settings.governance,
         settings.reference.numeric_bins,
         settings.reference.top_k,
+        previous_keys=tuple(
+            public_key_from_hex(text, "trainer.trusted_public_keys")
+            for text in settings.trainer.trusted_public_keys.replace(",", " ").split()
+        ),
     )
     registry = CollectorRegistry()
     metrics = TrainerMetrics(registry)

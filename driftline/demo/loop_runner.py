@@ -28,7 +28,6 @@ from prometheus_client import CollectorRegistry
 
 from driftline.config import Settings, load_settings
 from driftline.consumers.ingest.settings import IngestSettings
-from driftline.consumers.registry.signing import Ed25519PublicKey, load_verify_key
 from driftline.consumers.subscriber import ModelSubscriber, OnError, OnUpdate
 from driftline.demo.closed_loop import ClosedLoopResult, ClosedLoopServing, ServingOptions, serving_producer
 from driftline.demo.processes import DriftlineProcess
@@ -36,6 +35,7 @@ from driftline.demo.scenarios import Scenario, training_rows
 from driftline.kafka.admin import KafkaAdmin, create_topics
 from driftline.kafka.clients import read_committed_config
 from driftline.kafka.topics import TopicNames, topic_specs
+from driftline.trust.keys import TrustedKeys, trusted_keys
 
 __all__ = [
     "JoinedTally",
@@ -235,9 +235,9 @@ class LoopRunner:
         lines = [ln for ln in done.stdout.splitlines() if ln.strip()]
         return done.returncode == 0, lines[-1] if lines else done.stderr.strip()[-300:]
 
-    def verify_key(self) -> Ed25519PublicKey:
-        """The trainer's public key, as this run's subscribers must use it."""
-        return load_verify_key(
+    def verify_keys(self) -> TrustedKeys:
+        """The trainer's public keys, as this run's subscribers must trust them."""
+        return trusted_keys(
             self._setting("subscriber", "verify_key"),
             self._setting("subscriber", "verify_key_file"),
             self._setting("trainer", "signing_key"),
@@ -257,7 +257,7 @@ class LoopRunner:
             model_id,
             self.bootstrap,
             self.names.model_updates,
-            self.verify_key(),
+            self.verify_keys(),
             cache_dir=cache_dir,
             artifact_dir=artifact_dir,
             on_update=on_update,

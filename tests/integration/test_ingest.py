@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import os
 import shutil
 import signal
@@ -159,6 +160,38 @@ def test_valid_events_batched_once_and_every_bad_message_in_dlq(kafka_bootstrap:
     )
     assert invalid_total == len(BAD_INPUT)
     assert sample("driftline_ingest_transactions_committed_total") >= 1
+
+
+def _big_event(i: int) -> bytes:
+    """A valid feature event of just under 1 MiB (the contract's largest): 1,000 strings of 1,000 bytes."""
+    features = {f"w{j}": f"{i:04d}" + "v" * 996 for j in range(1000)}
+    return orjson.dumps({"model_id": "big", "event_id": f"big-{i}", "ts": 1_767_225_600 + i, "features": features})
+
+
+def test_near_limit_events_and_dlq_copies_fit_their_records(kafka_bootstrap: str, topic_names) -> None:
+    """12 valid ~1 MB events once made one 11 MB batch (MSG_SIZE_TOO_LARGE, a crash loop); a
+    raw message just under the topic's limit once made a DLQ copy over it. Now both fit."""
+    produce(kafka_bootstrap, topic_names.features, ((b"big", _big_event(i)) for i in range(12)))
+    near_limit = b"x" * (8 * 1024 * 1024 - 512)  # not JSON and > 1 MiB: rejected as maxBytes
+    produce(kafka_bootstrap, topic_names.labels, [(b"big", near_limit)])
+    registry = CollectorRegistry()
+    stop, thread = _run_ingest_thread(kafka_bootstrap, topic_names, f"g-{uuid.uuid4()}", registry)
+    reader = CommittedReader(kafka_bootstrap, topic_names.observations, topic_names.dlq)
+    try:
+        seen = reader.wait_for(events=12, dlq=1, timeout=90, settle=2.0)
+    finally:
+        stop.set()
+        thread.join(15)
+        reader.close()
+    assert not thread.is_alive(), "ingest did not stop within 15 s"
+    assert seen.events == 12 and len(seen.event_ids) == 12 and seen.invalid_batches == []
+    assert seen.batches >= 3  # at most 4 MiB (ingest.batch_max_bytes) of raw events each
+    [(_key, value, headers)] = seen.dlq
+    assert headers["error.rule"] == "maxBytes" and headers["original.truncated"] == "true"
+    assert int(headers["original.bytes"]) == len(near_limit)
+    assert headers["original.sha256"] == hashlib.sha256(near_limit).hexdigest()
+    assert value is not None and near_limit.startswith(value) and len(value) < len(near_limit)
+    assert registry.get_sample_value("driftline_ingest_transactions_committed_total") >= 1
 
 
 @pytest.mark.slow

@@ -5,6 +5,8 @@ from __future__ import annotations
 from driftline.consumers.subscriber.client import ModelSubscriber
 from driftline.consumers.trainer.client import send_command, wait_for_outcome
 from driftline.schemas.registry import ModelCommand
+from driftline.trust.keys import TrustedKeys
+from driftline.trust.pointer_moves import verify_pointer
 
 from .trainer_support import (
     PUBLIC_KEY,
@@ -102,6 +104,10 @@ def test_rollback_restores_the_previous_version_for_subscribers(kafka_bootstrap,
         assert moved["type"] == "model_version_rolled_back"
         assert (moved["from_version"], moved["version"], moved["actor"]) == ("1.0.1", "1.0.0", "ops")
         assert sub.current.event["reference_profile"] == first_profile
+        # a rollback is a new signed move that goes forward: 1.0.0 (1) → 1.0.1 (2) → back to 1.0.0 (3)
+        assert moved["sequence"] == sub.current.sequence == 3
+        signed = verify_pointer(sub.current.event, TrustedKeys([PUBLIC_KEY]), "rb")
+        assert (signed.type, signed.version, signed.sequence) == ("model_version_rolled_back", "1.0.0", 3)
     finally:
         sub.stop()
 

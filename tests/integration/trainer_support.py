@@ -16,7 +16,6 @@ from typing import Any
 import orjson
 from prometheus_client import CollectorRegistry
 
-from driftline.consumers.registry.signing import private_key_from_hex
 from driftline.consumers.registry.state import RegistryState
 from driftline.consumers.trainer.metrics import TrainerMetrics
 from driftline.consumers.trainer.service import Trainer
@@ -25,6 +24,7 @@ from driftline.consumers.training.config import GovernanceSettings, TrainerSetti
 from driftline.consumers.training.run import TrainingContext
 from driftline.kafka.topics import TopicNames
 from driftline.schemas.control import RetrainRequested
+from driftline.trust.keys import private_key_from_hex
 
 KEY_HEX = "5e" * 32  # the trainer's Ed25519 seed in these tests
 KEY = private_key_from_hex(KEY_HEX, "test key")

@@ -18,12 +18,12 @@ def test_subscribers_of_several_models_share_one_registry(tmp_path: Path) -> Non
         for model_id in ("churn", "fraud")
     ]
     for sub, version in zip(subscribers, ("1.0.0", "2.0.0")):
-        sub._version_gauge.labels(sub.model_id, version).set(1)
+        sub._metrics.version.labels(sub.model_id, version).set(1)
     text = generate_latest(registry).decode()
     assert 'driftline_subscriber_version_info{model_id="churn",version="1.0.0"} 1.0' in text
     assert 'driftline_subscriber_version_info{model_id="fraud",version="2.0.0"} 1.0' in text
     alone = ModelSubscriber("other", "127.0.0.1:1", "updates", key, cache_dir=tmp_path)
-    assert alone._version_gauge is not subscribers[0]._version_gauge  # its own registry
+    assert alone._metrics.version is not subscribers[0]._metrics.version  # its own registry
 
 
 def test_the_trainer_exports_a_models_counters_at_0_before_its_first_training() -> None:

@@ -263,20 +263,3 @@ def test_run_by_model_keeps_each_models_rows_in_order() -> None:
         assert rows.numeric.tolist() == [[float(p) for p in picked], [p / 2 for p in picked]]
     (single,) = decode_features(_feature_raws(["a", "a"]), "feature")
     assert single.by_model() == [("a", single, None)]
-
-
-def test_packer_cuts_runs_at_max_events_and_keeps_every_row() -> None:
-    from driftline.consumers.ingest.packer import BatchPacker
-    from driftline.schemas.columnar import decode_features
-
-    packer = BatchPacker(max_events=4)
-    (run,) = decode_features(_feature_raws(["a"] * 10, strings=True), "feature")
-    full = packer.add_run("a", run.slice(0, 3))
-    assert full == []
-    full = packer.add_run("a", run.slice(3, 10))
-    assert [n for _, _, n in full] == [4, 4]
-    rest = list(packer.drain())
-    assert [n for _, _, n in rest] == [2]
-    batches = [decode_batch(payload) for _, payload, _ in full + rest]
-    assert [e for b in batches for e in b.event_id] == [f"e{i}" for i in range(10)]
-    assert [v for b in batches for v in b.features["y"]] == [f"s{i}" for i in range(10)]

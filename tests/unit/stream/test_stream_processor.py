@@ -14,8 +14,11 @@ from driftline.stream.drift.windows import WindowSettings
 from driftline.stream.model_updates import ServingVersions
 from driftline.stream.replay.engine import read_reference, replay_lines
 from driftline.stream.tables import ModelStateStore, state_key
+from driftline.testing.pointers import signed_move
 from driftline.testing.synthetic import stationary_events, to_jsonl, with_concept_drift, with_mean_shift
+from driftline.trust.keys import Ed25519PrivateKey, TrustedKeys
 
+KEY = Ed25519PrivateKey.generate()
 CONFIG = MonitorConfig(windows=WindowSettings(size_s=20.0, allowed_lateness_s=2.0))
 
 
@@ -34,7 +37,9 @@ def _messages(lines: bytes, batch_size: int = 300) -> list[tuple[bytes, bytes]]:
 
 
 def _processor(table: dict, serving: ServingVersions | None = None) -> BatchProcessor:
-    return BatchProcessor(table, ModelStateStore(table, CONFIG), serving or ServingVersions())
+    return BatchProcessor(
+        table, ModelStateStore(table, CONFIG), serving or ServingVersions(TrustedKeys([KEY.public_key()]))
+    )
 
 
 def _run(proc: BatchProcessor, messages, start: int = 0, sent: list | None = None) -> list:
@@ -115,13 +120,8 @@ def test_invalid_and_mis_keyed_batches_go_to_the_dlq() -> None:
 
 def test_a_published_version_sets_the_reference(drift_lines: bytes) -> None:
     reference = read_reference(to_jsonl(stationary_events(5000, seed=3)).splitlines(), CONFIG)["synthetic"]
-    serving = ServingVersions()
-    update = {
-        "type": "model_version_promoted",
-        "model_id": "synthetic",
-        "version": "2.0.0",
-        "reference_profile": reference.to_dict(),
-    }
+    serving = ServingVersions(TrustedKeys([KEY.public_key()]))
+    update = signed_move(KEY, "synthetic", "2.0.0", reference_profile=reference.to_dict())
     assert serving.apply(b"synthetic", orjson.dumps(update)) == "applied"
     table: dict = {}
     proc = _processor(table, serving)
@@ -143,7 +143,12 @@ def test_a_models_counters_are_exported_at_0_from_its_first_batch() -> None:
 
     registry = CollectorRegistry()
     table: dict = {}
-    proc = BatchProcessor(table, ModelStateStore(table, CONFIG), ServingVersions(), metrics=StreamMetrics(registry))
+    proc = BatchProcessor(
+        table,
+        ModelStateStore(table, CONFIG),
+        ServingVersions(TrustedKeys([KEY.public_key()])),
+        metrics=StreamMetrics(registry),
+    )
     _run(proc, _messages(to_jsonl(stationary_events(50, rate=10.0, model_id="fresh")))[:1])
     text = generate_latest(registry).decode()
     assert re.search(
@@ -188,19 +193,9 @@ def _served_lines(n: int, change_at: int, delay: int = 50) -> bytes:
 
 
 def test_a_served_version_that_falls_short_of_its_gate_is_asked_for_with_its_evidence() -> None:
-    serving = ServingVersions()
-    serving.apply(
-        b"m",
-        orjson.dumps(
-            {
-                "type": "model_version_promoted",
-                "model_id": "m",
-                "version": "1.0.0",
-                "reference_profile": None,
-                "metrics": {"accuracy": 0.99, "n": 800},
-            }
-        ),
-    )
+    serving = ServingVersions(TrustedKeys([KEY.public_key()]))
+    move = signed_move(KEY, "m", "1.0.0", metrics={"accuracy": 0.99, "n": 800})
+    assert serving.apply(b"m", orjson.dumps(move)) == "applied"
     sent = _run(_processor({}, serving), _messages(_served_lines(6000, change_at=3000), batch_size=200))
     control = [orjson.loads(o.value) for o in sent if o.topic == "control"]
     checks = [c for c in control if c["type"] == "version_checked"]

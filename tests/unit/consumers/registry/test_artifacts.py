@@ -7,16 +7,17 @@ import pickle
 import pytest
 
 from driftline.consumers.registry.artifacts import ArtifactRejected, load_model, pack_model, sign
-from driftline.consumers.registry.signing import (
-    Ed25519PrivateKey,
-    key_id,
-    load_or_create_signing_key,
-    load_verify_key,
-    public_hex,
-    public_key_file,
-)
 from driftline.errors import DriftlineError
 from driftline.schemas.registry import ArtifactRef
+from driftline.trust.keys import (
+    Ed25519PrivateKey,
+    TrustedKeys,
+    key_id,
+    load_or_create_signing_key,
+    public_hex,
+    public_key_file,
+    trusted_keys,
+)
 
 KEY = Ed25519PrivateKey.generate()
 PUBLIC = KEY.public_key()
@@ -114,22 +115,48 @@ def test_key_pair_is_generated_once_private_file_private(tmp_path):
     again, created_again = load_or_create_signing_key("", path, create=True)
     assert not created_again and public_hex(again.public_key()) == public_hex(key.public_key())
     # a subscriber verifies with the public file alone: it holds nothing that signs
-    verify_key = load_verify_key("", public_file)
+    verify_key = trusted_keys("", public_file)
     ref = pack_model({"v": 1}, "m", "1.0.0", key)
     assert load_model(ref, "m", "1.0.0", verify_key) == {"v": 1}
     with pytest.raises(DriftlineError, match="no signing key"):
         load_or_create_signing_key("", tmp_path / "missing", create=False)
     with pytest.raises(DriftlineError, match="signing.pub"):
-        load_verify_key("", tmp_path / "missing.pub")
+        trusted_keys("", tmp_path / "missing.pub")
 
 
 def test_explicit_keys_and_bad_hex_name_the_setting():
     seed = "ab" * 32
     key, created = load_or_create_signing_key(seed, "/nonexistent/signing.key", create=True)
     assert not created
-    assert public_hex(load_verify_key("", "/nonexistent.pub", trainer_key=seed)) == public_hex(key.public_key())
-    assert public_hex(load_verify_key(public_hex(key.public_key()), "/nonexistent.pub")) == public_hex(key.public_key())
+    assert trusted_keys("", "/nonexistent.pub", trainer_key=seed).ids == (key_id(key.public_key()),)
+    assert trusted_keys(public_hex(key.public_key()), "/nonexistent.pub").ids == (key_id(key.public_key()),)
     with pytest.raises(DriftlineError, match="trainer.signing_key"):
         load_or_create_signing_key("k" * 32, "/nonexistent/signing.key", create=True)
     with pytest.raises(DriftlineError, match="subscriber.verify_key"):
-        load_verify_key("12" * 31, "/nonexistent.pub")
+        trusted_keys("12" * 31, "/nonexistent.pub")
+
+
+def test_a_rotated_key_is_trusted_beside_the_old_one_so_old_versions_still_load(tmp_path):
+    old, new = Ed25519PrivateKey.generate(), Ed25519PrivateKey.generate()
+    old_ref = pack_model({"v": 1}, "m", "1.0.0", old)
+    new_ref = pack_model({"v": 2}, "m", "1.1.0", new)
+    both = trusted_keys(f"{public_hex(old.public_key())}, {public_hex(new.public_key())}", "")
+    assert load_model(old_ref, "m", "1.0.0", both) == {"v": 1}
+    assert load_model(new_ref, "m", "1.1.0", both) == {"v": 2}
+    with pytest.raises(ArtifactRejected, match=f"signed with key {key_id(old.public_key())}"):
+        load_model(old_ref, "m", "1.0.0", TrustedKeys([new.public_key()]))
+
+
+def test_a_key_file_written_after_start_is_picked_up_on_an_unknown_key_id(tmp_path):
+    path = tmp_path / "signing.pub"
+    keys = trusted_keys("", path, required=False)  # a stream worker started before the trainer
+    assert keys.ids == ()
+    key = Ed25519PrivateKey.generate()
+    path.write_text(f"# the trainer's key\n{public_hex(key.public_key())}\n")
+    keys._loaded_at = float("-inf")  # the reload interval has passed
+    assert keys.get(key_id(key.public_key())) is not None
+    ref = pack_model({"v": 1}, "m", "1.0.0", key)
+    assert load_model(ref, "m", "1.0.0", keys) == {"v": 1}
+    with pytest.raises(DriftlineError, match="holds no public key"):
+        (tmp_path / "empty.pub").write_text("# nothing\n")
+        trusted_keys("", tmp_path / "empty.pub")

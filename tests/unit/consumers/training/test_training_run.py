@@ -9,7 +9,6 @@ from typing import Any
 
 from driftline.commands.models import _list_rows, _show
 from driftline.consumers.registry.retrain_queue import PendingRetrain
-from driftline.consumers.registry.signing import private_key_from_hex
 from driftline.consumers.registry.state import RegistryState
 from driftline.consumers.registry.training_set import TrainingSet, rows_sha256
 from driftline.consumers.training.config import GovernanceSettings, TrainerSettings, for_model
@@ -18,6 +17,7 @@ from driftline.schemas.control import VersionChecked
 from driftline.schemas.registry import TrainingLineage
 from driftline.stream.drift.challenger import OnlineChallenger
 from driftline.stream.drift.label_join import JoinedRow
+from driftline.trust.keys import private_key_from_hex
 
 T0 = 1_767_225_600.0
 KEY = private_key_from_hex("5e" * 32, "test key")

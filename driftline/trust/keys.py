@@ -10,6 +10,10 @@ the 0600 ``signing_key_file``), the public key as its 32 raw bytes (``[subscribe
 verify_key`` or ``verify_key_file``). The trainer writes both files on first start; the
 public one (``signing.pub`` beside ``signing.key``) is what subscribers get.
 
+Readers trust a *set* of keys (`TrustedKeys`), chosen by key id: a new signing key is
+introduced by adding its public key beside the old one, so versions the old key signed
+still load (a rollback to them keeps working) until the old key is removed.
+
 Examples:
     >>> private = private_key_from_hex("11" * 32, "trainer.signing_key")
     >>> public = private.public_key()
@@ -25,6 +29,9 @@ from __future__ import annotations
 
 import hashlib
 import os
+import re
+import time
+from collections.abc import Callable, Iterable
 from pathlib import Path
 
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
@@ -36,13 +43,14 @@ __all__ = [
     "ALGORITHM",
     "Ed25519PrivateKey",
     "Ed25519PublicKey",
+    "TrustedKeys",
     "key_id",
     "load_or_create_signing_key",
-    "load_verify_key",
     "private_key_from_hex",
     "public_hex",
     "public_key_file",
     "public_key_from_hex",
+    "trusted_keys",
 ]
 
 ALGORITHM = "ed25519"
@@ -130,19 +138,96 @@ def _write_public(private_file: Path, key: Ed25519PrivateKey) -> None:
         os.replace(tmp, public)
 
 
-def load_verify_key(explicit: str, key_file: str | os.PathLike[str], trainer_key: str = "") -> Ed25519PublicKey:
-    """A subscriber's key: ``explicit`` hex (config/env) → the public half of ``trainer_key``
-    (a process whose config holds the trainer's key anyway) → ``key_file`` (``signing.pub``)."""
-    if explicit:
-        return public_key_from_hex(explicit, "subscriber.verify_key")
+KeySource = Callable[[], list[Ed25519PublicKey]]
+
+
+class TrustedKeys:
+    """The public keys a reader verifies with, by key id (`key_id`).
+
+    ``source`` (a key file) is read again, at most every ``reload_s`` seconds, when a record
+    names a key id not trusted yet: a key added to ``signing.pub`` — or the file the trainer
+    writes on its first start, after this reader started — is picked up without a restart.
+
+    Examples:
+        >>> a, b = (private_key_from_hex(h * 32, "k").public_key() for h in ("11", "22"))
+        >>> keys = TrustedKeys([a, b])
+        >>> keys.get(key_id(b)) is b, keys.get("nosuch") is None, len(keys.ids)
+        (True, True, 2)
+    """
+
+    def __init__(self, keys: Iterable[Ed25519PublicKey] = (), source: KeySource | None = None, reload_s: float = 5.0):
+        self._fixed = {key_id(k): k for k in keys}
+        self._by_id = dict(self._fixed)
+        self._source = source
+        self._reload_s = reload_s
+        self._loaded_at = float("-inf")
+        if source is not None:
+            self._reload()
+
+    @classmethod
+    def of(cls, keys: Ed25519PublicKey | Iterable[Ed25519PublicKey] | TrustedKeys) -> TrustedKeys:
+        """``keys`` as a `TrustedKeys` (one key, several, or already one)."""
+        if isinstance(keys, TrustedKeys):
+            return keys
+        if isinstance(keys, Ed25519PublicKey):
+            return cls([keys])
+        return cls(keys)
+
+    @property
+    def ids(self) -> tuple[str, ...]:
+        return tuple(sorted(self._by_id))
+
+    def get(self, kid: str) -> Ed25519PublicKey | None:
+        """The trusted key with id ``kid``, or None (after one reload of the source, if due)."""
+        key = self._by_id.get(kid)
+        if key is None and self._source is not None and time.monotonic() - self._loaded_at >= self._reload_s:
+            self._reload()
+            key = self._by_id.get(kid)
+        return key
+
+    def _reload(self) -> None:
+        self._loaded_at = time.monotonic()
+        assert self._source is not None
+        try:
+            loaded = self._source()
+        except DriftlineError:
+            return  # a half-written or missing file: keep what is trusted, try again later
+        self._by_id = {**{key_id(k): k for k in loaded}, **self._fixed}
+
+
+def _keys_in(text: str, where: str) -> list[Ed25519PublicKey]:
+    """Public keys in ``text``: hex, separated by commas, spaces or lines; ``#`` starts a comment."""
+    words = re.split(r"[\s,]+", re.sub(r"#[^\n]*", "", text))
+    return [public_key_from_hex(word, where) for word in words if word]
+
+
+def trusted_keys(
+    explicit: str, key_file: str | os.PathLike[str], trainer_key: str = "", *, required: bool = True
+) -> TrustedKeys:
+    """Every key a reader trusts: ``explicit`` hex keys (config/env; several allowed), the
+    public half of ``trainer_key`` (a process whose config holds it anyway), and the keys in
+    ``key_file`` (``signing.pub``; several lines allowed), which is re-read when an unknown
+    key id shows up. ``required``: raise now if there is none (a subscriber that could never
+    load anything); a stream worker starts anyway and picks the file up when it appears."""
+    fixed = _keys_in(explicit, "subscriber.verify_key") if explicit.strip() else []
     if trainer_key:
-        return private_key_from_hex(trainer_key, "trainer.signing_key").public_key()
-    path = Path(key_file)
-    try:
-        text = path.read_text(encoding="utf-8")
-    except OSError:
-        raise DriftlineError(
-            f"no verify key: set [subscriber] verify_key / DRIFTLINE_SUBSCRIBER_VERIFY_KEY "
-            f"or copy the trainer's signing.pub to {path}"
-        ) from None
-    return public_key_from_hex(text, str(path))
+        fixed.append(private_key_from_hex(trainer_key, "trainer.signing_key").public_key())
+    path = Path(key_file) if str(key_file) else None
+
+    def from_file() -> list[Ed25519PublicKey]:
+        assert path is not None
+        try:
+            text = path.read_text(encoding="utf-8")
+        except OSError:
+            raise DriftlineError(
+                f"no verify key: set [subscriber] verify_key / DRIFTLINE_SUBSCRIBER_VERIFY_KEY "
+                f"or copy the trainer's signing.pub to {path}"
+            ) from None
+        return _keys_in(text, str(path))
+
+    if required and not fixed:
+        if path is None:
+            raise DriftlineError("no verify key: set [subscriber] verify_key / DRIFTLINE_SUBSCRIBER_VERIFY_KEY")
+        if not from_file():
+            raise DriftlineError(f"{path}: holds no public key; copy the trainer's signing.pub there")
+    return TrustedKeys(fixed, from_file if path is not None else None)
