@@ -50,6 +50,14 @@ def main(argv: Sequence[str] | None = None) -> int:
     except DriftlineError as exc:
         print(f"driftline: error: {exc}", file=sys.stderr)
         return 2
+    except Exception as exc:
+        from driftline.kafka.failures import refusal_line
+
+        line = refusal_line(exc)  # the broker refused us: one line saying what to fix, not a traceback
+        if line is None:
+            raise
+        print(f"driftline: error: {line}", file=sys.stderr)
+        return 2
     except KeyboardInterrupt:
         return 130
     except BrokenPipeError:

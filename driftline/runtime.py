@@ -6,8 +6,9 @@ import argparse
 import logging
 import signal
 import threading
+from collections.abc import Iterable
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from prometheus_client import CollectorRegistry
 
@@ -15,7 +16,10 @@ from driftline.config import Settings
 from driftline.logs import log
 from driftline.metrics_server import serve_metrics
 
-__all__ = ["bootstrap_from", "given_flags", "serve_process_metrics", "stop_on_signals"]
+__all__ = ["bootstrap_from", "client_config_from", "given_flags", "serve_process_metrics", "stop_on_signals"]
+
+if TYPE_CHECKING:
+    from driftline.kafka.clients import ClientConfig
 
 logger = logging.getLogger(__name__)
 
@@ -35,6 +39,29 @@ def bootstrap_from(settings: Settings, explicit: str | None = None, start_local:
         port=configured_port(None, settings.kafka.local_port),
         cache_root=settings.kafka.cache_dir or None,
     )
+
+
+def client_config_from(
+    settings: Settings,
+    explicit: str | None = None,
+    start_local: bool = True,
+    *,
+    check_topics: Iterable[str] | None = None,
+) -> ClientConfig:
+    """The process's one Kafka client configuration: ``bootstrap_from``'s brokers and ``[kafka]``'s security.
+
+    Every client the process makes (producers, consumers, admin, faust, aiokafka) is built
+    from it, so none connects with other credentials than the rest. With ``check_topics``
+    the broker is asked first (``KafkaAdmin.check_access``): a wrong password, an untrusted
+    certificate or a topic the principal may not see stops the process in one line.
+    """
+    from driftline.kafka.admin import KafkaAdmin
+    from driftline.kafka.clients import ClientConfig
+
+    client = ClientConfig(bootstrap_from(settings, explicit, start_local), settings.kafka)
+    if check_topics is not None:
+        KafkaAdmin(client).check_access(check_topics)
+    return client
 
 
 def stop_on_signals() -> threading.Event:

@@ -21,7 +21,7 @@ import time
 from driftline.config import load_settings
 from driftline.consumers.subscriber import ModelSubscriber
 from driftline.kafka.topics import TopicNames
-from driftline.runtime import bootstrap_from
+from driftline.runtime import client_config_from
 from driftline.trust.keys import trusted_keys
 
 
@@ -40,9 +40,10 @@ def main() -> int:
     settings = load_settings(args.config)
     s = settings.subscriber
     key = trusted_keys(s.verify_key, s.verify_key_file, settings.trainer.signing_key)
+    client = client_config_from(settings, args.bootstrap_servers)  # [kafka]'s security included
     subscriber = ModelSubscriber(
         args.model_id,
-        bootstrap_from(settings, args.bootstrap_servers),
+        str(client),
         TopicNames(prefix=settings.topics.prefix).model_updates,
         key,
         cache_dir=s.cache_dir,
@@ -51,6 +52,7 @@ def main() -> int:
             f"now serving {m} {v} ({event['type']} by {event['actor']}: {event['reason']})", flush=True
         ),
         on_error=lambda m, v, exc: print(f"refused {m} {v}: {exc}", file=sys.stderr, flush=True),
+        client_config=client,
     )
     rng = random.Random(0)
     served = 0

@@ -43,6 +43,7 @@ from typing import Any
 
 import faust
 
+from driftline.kafka.clients import KafkaTarget, as_client_config
 from driftline.kafka.topics import MAX_MESSAGE_BYTES
 from driftline.stream.stream_settings import StreamSettings
 
@@ -61,12 +62,18 @@ def store_url(store: str) -> str:
 
 
 def create_app(
-    settings: StreamSettings, bootstrap: str, partitions: int, replication_factor: int = 1, **overrides: Any
+    settings: StreamSettings, bootstrap: KafkaTarget, partitions: int, replication_factor: int = 1, **overrides: Any
 ) -> faust.App:
-    """A faust App configured for driftline (no network I/O until it starts)."""
-    brokers = [f"kafka://{host.strip()}" for host in bootstrap.split(",") if host.strip()]
+    """A faust App configured for driftline (no network I/O until it starts).
+
+    ``[kafka]``'s security reaches faust's consumers, producer and topic admin as
+    ``broker_credentials`` (``ClientConfig.faust_credentials``), the same settings librdkafka gets.
+    """
+    target = as_client_config(bootstrap)
+    brokers = [f"kafka://{host.strip()}" for host in str(target).split(",") if host.strip()]
     conf: dict[str, Any] = {
         "broker": brokers,
+        "broker_credentials": target.faust_credentials(),
         "store": store_url(settings.store),
         "datadir": str(Path(settings.data_dir) / settings.app_id),
         "processing_guarantee": "at_least_once",

@@ -23,6 +23,7 @@ from typing import Any
 
 import orjson
 
+from driftline.kafka.clients import KafkaTarget, as_client_config
 from driftline.logs import log
 from driftline.stream.drift.reference import ReferenceProfile
 from driftline.trust.keys import TrustedKeys
@@ -115,7 +116,7 @@ class ModelUpdatesReader:
 
     def __init__(
         self,
-        bootstrap: str,
+        bootstrap: KafkaTarget,
         topic: str,
         serving: ServingVersions,
         on_outcome: Callable[[str], None] | None = None,
@@ -134,7 +135,7 @@ class ModelUpdatesReader:
 
         # read_committed: the trainer moves pointers in transactions; an aborted one never served
         consumer = AIOKafkaConsumer(
-            bootstrap_servers=self.bootstrap,
+            **as_client_config(self.bootstrap).aiokafka_kwargs(),
             enable_auto_commit=False,
             group_id=None,
             auto_offset_reset="earliest",

@@ -44,7 +44,7 @@ from confluent_kafka import Consumer, KafkaError, Message, TopicPartition
 from prometheus_client import CollectorRegistry, Counter, Gauge
 
 from driftline.consumers.registry.artifacts import artifact_bytes, load_verified
-from driftline.kafka.clients import read_committed_config
+from driftline.kafka.clients import ClientConfig, KafkaTarget, read_committed_config
 from driftline.kafka.reading import watermarks
 from driftline.logs import log
 from driftline.schemas.registry import ArtifactRef
@@ -131,7 +131,10 @@ class ModelSubscriber:
         on_error: OnError | None = None,
         registry: CollectorRegistry | None = None,
         max_backoff_s: float = 30.0,
+        client_config: ClientConfig | None = None,
     ) -> None:
+        """``client_config`` (``driftline.runtime.client_config_from``) carries ``[kafka]``'s
+        security; without it the subscriber connects to ``bootstrap`` over PLAINTEXT."""
         self.model_id = model_id
         self.topic = topic
         self._keys = TrustedKeys.of(keys)
@@ -140,7 +143,7 @@ class ModelSubscriber:
         self._cache = Path(cache_dir) / model_id
         self._on_update = on_update
         self._on_error = on_error
-        self._bootstrap = bootstrap
+        self._bootstrap: KafkaTarget = client_config if client_config is not None else bootstrap
         self._current: ServedModel | None = None
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None

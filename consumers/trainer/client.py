@@ -13,35 +13,47 @@ from collections.abc import Sequence
 from typing import Any
 
 import orjson
-from confluent_kafka import KafkaError, Message, Producer
+from confluent_kafka import KafkaError, KafkaException, Message, Producer
 
-from driftline.errors import KafkaOperationFailed
-from driftline.kafka.clients import producer_config, transactional_producer_config
+from driftline.errors import KafkaAccessDenied, KafkaOperationFailed
+from driftline.kafka.clients import KafkaTarget, as_client_config, producer_config, transactional_producer_config
+from driftline.kafka.failures import explain
 from driftline.kafka.reading import read_topic
 from driftline.schemas.registry import ModelCommand, OffsetRange
 
 __all__ = ["send_command", "send_json", "wait_for_outcome", "write_training_rows"]
 
 
-def send_json(bootstrap: str, topic: str, key: str, value: dict[str, Any]) -> None:
+def send_json(bootstrap: KafkaTarget, topic: str, key: str, value: dict[str, Any]) -> None:
     """Produce one JSON record and wait for its delivery."""
-    errors: list[str] = []
+    errors: list[KafkaError] = []
 
     def on_delivery(err: KafkaError | None, _msg: Message) -> None:
         if err is not None:
-            errors.append(err.str())
+            errors.append(err)
 
     producer = Producer(producer_config(bootstrap, **{"enable.idempotence": True}))
     producer.produce(topic, key=key.encode(), value=orjson.dumps(value), on_delivery=on_delivery)
-    if producer.flush(30) or errors:
-        raise KafkaOperationFailed(f"produce to {topic}", "DELIVERY", errors[0] if errors else "timed out")
+    try:
+        unsent = producer.flush(30)
+    except SystemError as exc:  # a fatal error (PID refused): confluent-kafka's exception rides on it
+        cause = exc.__cause__
+        if not isinstance(cause, KafkaException):
+            raise
+        unsent, errors = 1, [cause.args[0]]
+    if unsent or errors:
+        if errors and (check := explain(errors[0].name(), errors[0].str(), as_client_config(bootstrap).username)):
+            raise KafkaAccessDenied(f"produce to {topic}", errors[0].name(), errors[0].str(), check)
+        raise KafkaOperationFailed(f"produce to {topic}", "DELIVERY", errors[0].str() if errors else "timed out")
 
 
-def send_command(bootstrap: str, control_topic: str, cmd: ModelCommand) -> None:
+def send_command(bootstrap: KafkaTarget, control_topic: str, cmd: ModelCommand) -> None:
     send_json(bootstrap, control_topic, cmd.model_id, cmd.to_dict())
 
 
-def write_training_rows(bootstrap: str, topic: str, model_id: str, rows: Sequence[dict[str, Any]]) -> list[OffsetRange]:
+def write_training_rows(
+    bootstrap: KafkaTarget, topic: str, model_id: str, rows: Sequence[dict[str, Any]]
+) -> list[OffsetRange]:
     """Write registration rows to ``driftline.labeled`` in one transaction; return their offset ranges.
 
     Each row needs ``features`` and ``label``; ``ts`` defaults to now (+1 µs per row, so the
@@ -85,7 +97,9 @@ def write_training_rows(bootstrap: str, topic: str, model_id: str, rows: Sequenc
     return [OffsetRange(p, min(offsets), max(offsets) + 1) for p, offsets in sorted(seen.items())]
 
 
-def wait_for_outcome(bootstrap: str, audit_topic: str, command_id: str, timeout: float) -> list[dict[str, Any]] | None:
+def wait_for_outcome(
+    bootstrap: KafkaTarget, audit_topic: str, command_id: str, timeout: float
+) -> list[dict[str, Any]] | None:
     """The audit records the trainer wrote for ``command_id``, or None if none within ``timeout``."""
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:

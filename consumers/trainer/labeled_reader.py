@@ -20,7 +20,7 @@ from confluent_kafka import Consumer, KafkaError, TopicPartition
 
 from driftline.consumers.registry.training_set import Located, TrainingSet, finish_training_set, newest_overall
 from driftline.errors import KafkaOperationFailed
-from driftline.kafka.clients import read_committed_config
+from driftline.kafka.clients import KafkaTarget, read_committed_config
 from driftline.kafka.reading import watermarks
 from driftline.schemas.registry import OffsetRange, TrainingLineage
 
@@ -30,7 +30,7 @@ __all__ = ["LabeledReader", "PostDriftCount", "build_training_set", "rebuild", "
 class LabeledReader:
     """Reads offset ranges of one topic with ``read_committed``, by assignment (no group commits)."""
 
-    def __init__(self, bootstrap: str, topic: str, timeout: float = 60.0) -> None:
+    def __init__(self, bootstrap: KafkaTarget, topic: str, timeout: float = 60.0) -> None:
         self.topic = topic
         self.timeout = timeout
         self._consumer = Consumer(

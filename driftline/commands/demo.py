@@ -6,7 +6,7 @@ import argparse
 from pathlib import Path
 
 from driftline.config import load_settings
-from driftline.runtime import bootstrap_from
+from driftline.runtime import client_config_from
 
 __all__ = ["register"]
 
@@ -39,7 +39,7 @@ def run(args: argparse.Namespace) -> int:
         "driftline demo: starting the local Kafka broker if needed (first run downloads its jars with Maven)",
         flush=True,
     )
-    bootstrap = bootstrap_from(settings, args.bootstrap_servers)
+    bootstrap = client_config_from(settings, args.bootstrap_servers)
     options = DemoOptions(
         events_per_model=args.events,
         timeout_s=args.timeout,

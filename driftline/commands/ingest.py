@@ -8,7 +8,7 @@ from typing import TYPE_CHECKING
 from prometheus_client import CollectorRegistry
 
 from driftline.config import load_settings
-from driftline.runtime import bootstrap_from, given_flags, serve_process_metrics, stop_on_signals
+from driftline.runtime import client_config_from, given_flags, serve_process_metrics, stop_on_signals
 
 if TYPE_CHECKING:
     from driftline.consumers.ingest.service import IngestTopics
@@ -36,12 +36,17 @@ def run(args: argparse.Namespace) -> int:
     stop = stop_on_signals()  # first: a SIGTERM during start-up still ends cleanly
     overrides = given_flags(args, "metrics_port", "transactional_id")
     settings = load_settings(args.config, overrides={"ingest": overrides})
-    bootstrap = bootstrap_from(settings, args.bootstrap_servers)
     names = TopicNames(prefix=settings.topics.prefix)
+    topics = ingest_topics(names)
+    client = client_config_from(
+        settings,
+        args.bootstrap_servers,
+        check_topics=[topics.features, topics.predictions, topics.labels, topics.observations, topics.dlq],
+    )
     registry = CollectorRegistry()
     metrics = IngestMetrics(registry)
-    serve_process_metrics(registry, settings.ingest.metrics_port, settings, bootstrap=bootstrap)
-    Ingest(bootstrap, ingest_topics(names), settings.ingest, metrics).run(stop)
+    serve_process_metrics(registry, settings.ingest.metrics_port, settings, bootstrap=str(client))
+    Ingest(client, topics, settings.ingest, metrics).run(stop)
     return 0
 
 

@@ -13,12 +13,15 @@ import getpass
 import sys
 import time
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import orjson
 
 from driftline.config import load_settings
 from driftline.errors import DriftlineError
+
+if TYPE_CHECKING:
+    from driftline.kafka.clients import ClientConfig
 
 __all__ = ["register"]
 
@@ -82,12 +85,14 @@ def _actor_args(p: argparse.ArgumentParser, reason_required: bool = True) -> Non
     p.set_defaults(func=_steer)
 
 
-def _context(args: argparse.Namespace) -> tuple[str, Any]:
+def _context(args: argparse.Namespace) -> tuple[ClientConfig, Any]:
     from driftline.kafka.topics import TopicNames
-    from driftline.runtime import bootstrap_from
+    from driftline.runtime import client_config_from
 
     settings = load_settings(args.config)
-    return bootstrap_from(settings, args.bootstrap_servers), TopicNames(prefix=settings.topics.prefix)
+    return client_config_from(settings, args.bootstrap_servers, check_topics=()), TopicNames(
+        prefix=settings.topics.prefix
+    )
 
 
 # -- reading ----------------------------------------------------------------------------
@@ -301,7 +306,7 @@ def _steer(args: argparse.Namespace) -> int:
     return 0
 
 
-def _refusal(bootstrap: str, names: Any, cmd: Any) -> str | None:
+def _refusal(bootstrap: ClientConfig, names: Any, cmd: Any) -> str | None:
     """Why the trainer would refuse ``cmd`` on the registry as it is now (``None``: it would not).
 
     The same pure rule the trainer applies (``governance.apply_command``), checked before

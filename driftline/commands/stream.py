@@ -28,16 +28,18 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 def run(args: argparse.Namespace) -> int:
     from driftline.config import load_settings
     from driftline.kafka.topics import TopicNames
-    from driftline.runtime import bootstrap_from, given_flags, serve_process_metrics
+    from driftline.runtime import client_config_from, given_flags, serve_process_metrics
     from driftline.stream.worker import build_worker, run_worker
 
     overrides = given_flags(args, "app_id", "metrics_port", "store", "data_dir")
     settings = load_settings(args.config, overrides={"stream": overrides})
-    bootstrap = bootstrap_from(settings, args.bootstrap_servers)
     names = TopicNames(prefix=settings.topics.prefix)
-    worker = build_worker(settings, bootstrap, names)
+    topics = [names.observations, names.model_updates, names.labeled, names.windows, names.control, names.dlq]
+    # checked with librdkafka first: faust/aiokafka would retry a refused login with a traceback per attempt
+    client = client_config_from(settings, args.bootstrap_servers, check_topics=topics)
+    worker = build_worker(settings, client, names)
     serve_process_metrics(
-        worker.registry, settings.stream.metrics_port, settings, bootstrap=bootstrap, app_id=settings.stream.app_id
+        worker.registry, settings.stream.metrics_port, settings, bootstrap=str(client), app_id=settings.stream.app_id
     )
     run_worker(worker, loglevel=args.log_level)
     return 0

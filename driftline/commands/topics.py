@@ -13,6 +13,7 @@ from typing import Any
 from driftline.config import load_settings
 from driftline.kafka.admin import KafkaAdmin, create_topics
 from driftline.kafka.bootstrap import resolve_bootstrap
+from driftline.kafka.clients import ClientConfig
 from driftline.kafka.local_broker import configured_port
 from driftline.kafka.topics import TopicNames, topic_specs
 
@@ -51,7 +52,8 @@ def _create(args: argparse.Namespace) -> int:
         event_partitions=args.partitions or topics.event_partitions,
     )
     replication = args.replication_factor or topics.replication_factor
-    admin = KafkaAdmin(bootstrap)
+    admin = KafkaAdmin(ClientConfig(bootstrap, kafka))
+    admin.check_access()
     outcomes = create_topics(admin, specs, replication_factor=replication)
     actual = admin.partition_counts(name for name, outcome in outcomes.items() if outcome == "exists")
     width = max(len(name) for name in outcomes)

@@ -10,7 +10,7 @@ from prometheus_client import CollectorRegistry
 
 from driftline.config import Settings, load_settings
 from driftline.logs import log
-from driftline.runtime import bootstrap_from, given_flags, serve_process_metrics, stop_on_signals
+from driftline.runtime import client_config_from, given_flags, serve_process_metrics, stop_on_signals
 
 if TYPE_CHECKING:
     from driftline.trust.keys import Ed25519PrivateKey
@@ -56,8 +56,9 @@ def run(args: argparse.Namespace) -> int:
 
     overrides = given_flags(args, "metrics_port", "transactional_id")
     settings = load_settings(args.config, overrides={"trainer": overrides})
-    bootstrap = bootstrap_from(settings, args.bootstrap_servers)
     names = TopicNames(prefix=settings.topics.prefix)
+    trainer_topics = [names.control, names.labeled, names.registry, names.model_updates, names.audit, names.dlq]
+    client = client_config_from(settings, args.bootstrap_servers, check_topics=trainer_topics)
     key = signing_key(settings, create=True)
     context = TrainingContext(
         key,
@@ -73,6 +74,6 @@ def run(args: argparse.Namespace) -> int:
     )
     registry = CollectorRegistry()
     metrics = TrainerMetrics(registry)
-    serve_process_metrics(registry, settings.trainer.metrics_port, settings, bootstrap=bootstrap)
-    Trainer(bootstrap, names, settings.trainer, context, metrics).run(stop_on_signals())
+    serve_process_metrics(registry, settings.trainer.metrics_port, settings, bootstrap=str(client))
+    Trainer(client, names, settings.trainer, context, metrics).run(stop_on_signals())
     return 0

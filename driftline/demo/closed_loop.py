@@ -39,7 +39,7 @@ from confluent_kafka import Producer
 from river import linear_model, preprocessing
 
 from driftline.demo.scenarios import Oracle, Scenario
-from driftline.kafka.clients import producer_config
+from driftline.kafka.clients import KafkaTarget, producer_config
 from driftline.kafka.topics import TopicNames
 
 __all__ = [
@@ -82,7 +82,7 @@ class ServingOptions:
     """Event time of event 0 (default: now, whole seconds)."""
 
 
-def serving_producer(bootstrap: str) -> Producer:
+def serving_producer(bootstrap: KafkaTarget) -> Producer:
     """A plain (idempotent, non-transactional) producer, as a serving app would use."""
     return Producer(
         producer_config(

@@ -33,7 +33,7 @@ from driftline.demo.closed_loop import ClosedLoopResult, ClosedLoopServing, Serv
 from driftline.demo.processes import DriftlineProcess
 from driftline.demo.scenarios import Scenario, training_rows
 from driftline.kafka.admin import KafkaAdmin, create_topics
-from driftline.kafka.clients import read_committed_config
+from driftline.kafka.clients import ClientConfig, KafkaTarget, read_committed_config
 from driftline.kafka.topics import TopicNames, topic_specs
 from driftline.trust.keys import TrustedKeys, trusted_keys
 
@@ -65,6 +65,12 @@ class LoopConfig:
     env: Mapping[str, str] = field(default_factory=dict)
     """More ``DRIFTLINE_*`` settings for the processes."""
     event_partitions: int | None = None
+    client: ClientConfig | None = None
+    """How this runner's own clients connect (topics, serving producer, reads; None: PLAINTEXT)."""
+    process_env: Mapping[str, Mapping[str, str]] = field(default_factory=dict)
+    """Per command (``ingest``, ``stream``, ``trainer``, ``models``): more settings, e.g. its principal."""
+    subscriber_client: ClientConfig | None = None
+    """How the subscribers made here connect (None: as ``client``)."""
 
 
 def _future_allowance(scenario: Scenario, options: ServingOptions) -> dict[str, str]:
@@ -137,13 +143,16 @@ class LoopRunner:
         self.env = run_env(config, self.settings)
         self.names = TopicNames(prefix=self.env["DRIFTLINE_TOPICS_PREFIX"])
         self.bootstrap = config.bootstrap
+        self.client: KafkaTarget = config.client if config.client is not None else config.bootstrap
         ports = config.metrics_ports
 
         def args(port: int) -> list[str]:
             return ["--bootstrap-servers", config.bootstrap, "--metrics-port", str(port)]
 
         self.processes = [
-            DriftlineProcess(command, args(port), config.log_dir, env=self.env)
+            DriftlineProcess(
+                command, args(port), config.log_dir, env={**self.env, **config.process_env.get(command, {})}
+            )
             for command, port in zip(("ingest", "stream", "trainer"), ports)
         ]
         self._subscribers: list[ModelSubscriber] = []
@@ -157,7 +166,7 @@ class LoopRunner:
 
     def create_topics(self) -> Mapping[str, str]:
         partitions = self.config.event_partitions or self.settings.topics.event_partitions
-        return create_topics(KafkaAdmin(self.bootstrap), topic_specs(self.names, event_partitions=partitions))
+        return create_topics(KafkaAdmin(self.client), topic_specs(self.names, event_partitions=partitions))
 
     def start(self) -> None:
         """Create the run's topics, then start ingest, stream and trainer."""
@@ -184,7 +193,7 @@ class LoopRunner:
 
     def delete_topics(self) -> None:
         with contextlib.suppress(Exception):
-            KafkaAdmin(self.bootstrap).delete_topics(list(self.names.all()), timeout=30.0)
+            KafkaAdmin(self.client).delete_topics(list(self.names.all()), timeout=30.0)
 
     def __enter__(self) -> LoopRunner:
         self.start()
@@ -230,7 +239,12 @@ class LoopRunner:
             str(timeout_s),
         ]
         done = subprocess.run(
-            cmd, check=False, capture_output=True, text=True, timeout=timeout_s + 60, env={**os.environ, **self.env}
+            cmd,
+            check=False,
+            capture_output=True,
+            text=True,
+            timeout=timeout_s + 60,
+            env={**os.environ, **self.env, **self.config.process_env.get("models", {})},
         )
         lines = [ln for ln in done.stdout.splitlines() if ln.strip()]
         return done.returncode == 0, lines[-1] if lines else done.stderr.strip()[-300:]
@@ -263,6 +277,7 @@ class LoopRunner:
             on_update=on_update,
             on_error=on_error,
             registry=registry,
+            client_config=self.config.subscriber_client or self.config.client,
         )
         self._subscribers.append(subscriber)
         return subscriber
@@ -271,7 +286,7 @@ class LoopRunner:
 
     def joined(self) -> JoinedTally:
         """A tally of what the stream joined onto this run's ``driftline.labeled`` (from the start)."""
-        return JoinedTally(self.bootstrap, self.names.labeled)
+        return JoinedTally(self.client, self.names.labeled)
 
     def wait_joined(self, tally: JoinedTally, expected: Mapping[str, int], timeout_s: float) -> bool:
         """Until the stream has joined ``expected[model]`` closed-loop events of each model."""
@@ -287,10 +302,10 @@ class LoopRunner:
     def trainer_facts(self, model_id: str) -> TrainerFacts:
         """Retrain requests for ``model_id`` on control, and what the audit says came of them."""
         facts = TrainerFacts()
-        for doc in read_topic(self.bootstrap, self.names.control):
+        for doc in read_topic(self.client, self.names.control):
             if doc.get("type") == "retrain_requested" and doc.get("model_id") == model_id:
                 facts.retrain_requests.append(doc)
-        for doc in read_topic(self.bootstrap, self.names.audit):
+        for doc in read_topic(self.client, self.names.audit):
             if doc.get("model_id") != model_id:
                 continue
             kind = doc.get("type", "")
@@ -322,7 +337,7 @@ class LoopRunner:
         return facts
 
 
-def read_topic(bootstrap: str, topic: str, timeout_s: float = 30.0) -> Iterator[dict[str, Any]]:
+def read_topic(bootstrap: KafkaTarget, topic: str, timeout_s: float = 30.0) -> Iterator[dict[str, Any]]:
     """Every JSON value of ``topic`` up to its end now (``read_committed``); others skipped."""
     consumer = Consumer(
         read_committed_config(bootstrap, f"driftline-loop-{uuid.uuid4().hex[:8]}", **{"enable.partition.eof": True})
@@ -361,7 +376,7 @@ class JoinedTally:
     (an index into the versions seen), so a long run stays small.
     """
 
-    def __init__(self, bootstrap: str, topic: str) -> None:
+    def __init__(self, bootstrap: KafkaTarget, topic: str) -> None:
         self.topic = topic
         self.others = 0
         """Joined rows that are not closed-loop events (registration rows)."""
@@ -512,21 +527,30 @@ def run_scenario(
     settle_timeout_s: float = 180.0,
     keep_topics: bool = False,
     say: Say = print,
+    run_id: str | None = None,
+    client: ClientConfig | None = None,
+    process_env: Mapping[str, Mapping[str, str]] | None = None,
+    subscriber_client: ClientConfig | None = None,
 ) -> ScenarioRun:
     """Run ``scenario`` closed-loop through its own ingest/stream/trainer processes.
 
     Registers 1.0.0 on ``first_rows`` concept-A rows, serves every event with the
     subscriber's current model, then waits until the stream has joined every event and
     the trainer has answered every retrain request (at most ``settle_timeout_s`` each).
+    On a secured cluster: ``client`` for this function's own clients, ``process_env`` for
+    each process's principal, ``subscriber_client`` for the subscriber's (``LoopConfig``).
     """
     model = model_id or scenario.name
-    run_id = f"cl-{scenario.name.replace('_', '-')}-{uuid.uuid4().hex[:8]}"
+    run_id = run_id or f"cl-{scenario.name.replace('_', '-')}-{uuid.uuid4().hex[:8]}"
     config = LoopConfig(
         bootstrap,
         run_id,
         work_dir / "logs",
         state_dir=work_dir / "state",
         env=_future_allowance(scenario, options) | dict(env or {}),
+        client=client,
+        process_env=dict(process_env or {}),
+        subscriber_client=subscriber_client,
     )
     runner = LoopRunner(config, say)
     swaps: list[tuple[str, int]] = []
@@ -557,7 +581,7 @@ def run_scenario(
         if not subscriber.wait_for("1.0.0", 60.0):
             raise RuntimeError(f"{model}: the subscriber never loaded 1.0.0")
         tally = runner.joined()
-        producer = serving_producer(bootstrap)
+        producer = serving_producer(runner.client)
         serving = ClosedLoopServing(producer, runner.names, model, scenario, subscriber, options)
         say(
             f"serving {scenario.n_events:,} events of {scenario.name} closed-loop at {options.rate:g} ev/s "

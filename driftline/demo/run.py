@@ -34,7 +34,7 @@ from driftline.demo.loop_runner import LoopConfig, LoopRunner
 from driftline.demo.scenarios import Scenario
 from driftline.demo.serving import DemoSubscriber, register_first_versions
 from driftline.demo.traffic import demo_scenarios, malformed_every
-from driftline.kafka.clients import read_committed_config
+from driftline.kafka.clients import ClientConfig, KafkaTarget, read_committed_config
 from driftline.kafka.topics import TopicNames
 from driftline.metrics_server import serve_metrics
 from driftline.schemas.batch_wire import decode_batch
@@ -71,15 +71,29 @@ class _Counts:
     decisions: int = 0
 
 
-def run_demo(settings: Settings, bootstrap: str, options: DemoOptions, say: Callable[[str], None] = print) -> int:
-    """Run the whole loop; returns 0 when every event was accounted for and a retrained version was served."""
+def run_demo(
+    settings: Settings, bootstrap: KafkaTarget, options: DemoOptions, say: Callable[[str], None] = print
+) -> int:
+    """Run the whole loop; returns 0 when every event was accounted for and a retrained version was served.
+
+    ``bootstrap`` may be the process's ``ClientConfig``: the demo's own clients and subscribers use
+    it; its ``driftline ingest|stream|trainer`` read ``[kafka]`` from ./driftline.toml and the environment.
+    """
     # Every run gets its own topics, stream app id, groups and transactional ids: a rerun
     # starts as clean as the first.
     run_id = time.strftime("demo-%Y%m%d-%H%M%S", time.gmtime())
     base = options.metrics_port_base
     ports = [base + i if base else 0 for i in range(4)]
     runner = LoopRunner(
-        LoopConfig(bootstrap, run_id, options.log_dir, metrics_ports=(ports[0], ports[1], ports[2])), say, settings
+        LoopConfig(
+            str(bootstrap),
+            run_id,
+            options.log_dir,
+            metrics_ports=(ports[0], ports[1], ports[2]),
+            client=bootstrap if isinstance(bootstrap, ClientConfig) else None,
+        ),
+        say,
+        settings,
     )
     names = runner.names
     say(
@@ -120,7 +134,7 @@ def run_demo(settings: Settings, bootstrap: str, options: DemoOptions, say: Call
 
 
 def _serve(
-    bootstrap: str,
+    bootstrap: KafkaTarget,
     names: TopicNames,
     scenarios: dict[str, Scenario],
     subscribers: list[DemoSubscriber],
@@ -291,7 +305,7 @@ def _served_summary(serving: ClosedLoopServing, span: int, say: Callable[[str], 
 class _Reader:
     """Counts what ingest committed since the demo started (read_committed, from the end)."""
 
-    def __init__(self, bootstrap: str, names: TopicNames) -> None:
+    def __init__(self, bootstrap: KafkaTarget, names: TopicNames) -> None:
         self.names = names
         self.consumer = Consumer(read_committed_config(bootstrap, f"driftline-demo-{uuid.uuid4()}"))
         self.consumer.assign(self._ends([names.observations, names.dlq, names.windows, names.control]))

@@ -22,7 +22,9 @@ from typing import TYPE_CHECKING, Any, Literal
 from confluent_kafka import KafkaError, KafkaException
 from confluent_kafka.admin import AdminClient, ConfigResource, NewTopic, ResourceType
 
-from driftline.errors import KafkaOperationFailed
+from driftline.errors import BrokerUnavailable, KafkaAccessDenied, KafkaOperationFailed
+from driftline.kafka.clients import KafkaTarget, RefusalWatch, as_client_config
+from driftline.kafka.failures import explain
 
 if TYPE_CHECKING:
     from driftline.kafka.topics import TopicSpec
@@ -67,15 +69,18 @@ class KafkaAdmin:
     """Admin operations against one cluster, each waiting at most ``timeout`` seconds."""
 
     def __init__(
-        self, bootstrap_servers: str, *, timeout: float = 30.0, config: Mapping[str, Any] | None = None
+        self, bootstrap_servers: KafkaTarget, *, timeout: float = 30.0, config: Mapping[str, Any] | None = None
     ) -> None:
-        self.bootstrap_servers = bootstrap_servers
+        target = as_client_config(bootstrap_servers)
+        self.target = target
+        self.bootstrap_servers = str(target)
         self.timeout = timeout
         self._config: dict[str, Any] = {
-            "bootstrap.servers": bootstrap_servers,
+            "bootstrap.servers": self.bootstrap_servers,
             # librdkafka's connection errors go to Python logging, not raw to stderr.
             "logger": logging.getLogger("driftline.kafka.librdkafka"),
         }
+        self._config.update(target.admin())
         self._config.update(config or {})
         self._client: AdminClient | None = None
 
@@ -132,6 +137,36 @@ class KafkaAdmin:
             return False
         return bool(metadata.brokers)
 
+    def check_access(self, topics: Iterable[str] = (), timeout: float = 15.0) -> None:
+        """Fail fast, in one line, when the broker refuses this client or a topic it needs.
+
+        A process calls this before its loop: librdkafka would otherwise retry a wrong
+        password or an untrusted certificate forever, and a missing topic ACL would show up
+        as a bare code deep inside a transaction. Raises ``KafkaAccessDenied`` naming the
+        setting or ACL to check, or ``BrokerUnavailable`` when no broker answers at all.
+        """
+        try:
+            self.client.list_topics(timeout=timeout)
+        except KafkaException as exc:
+            self._raise_refusal()
+            code, detail = error_code(exc)
+            hint = (
+                "; a secured cluster closes PLAINTEXT connections: check kafka.security_protocol"
+                if self.target.protocol == "PLAINTEXT"
+                else ""
+            )
+            raise BrokerUnavailable(
+                f"no Kafka broker answered at {self.bootstrap_servers} over {self.target.protocol} within "
+                f"{timeout:.0f} s ({code}: {detail}); check kafka.bootstrap_servers{hint}"
+            ) from None
+        for topic in topics:
+            metadata = self._call("list_topics", lambda t=topic: self.client.list_topics(t, timeout=timeout))
+            found = metadata.topics.get(topic)
+            err = None if found is None else found.error
+            if err is not None and explain(err.name(), err.str(), self.target.username) is not None:
+                check = explain(err.name(), err.str(), self.target.username) or ""
+                raise KafkaAccessDenied(f"describe topic {topic}", err.name(), err.str(), check)
+
     def create_topics(self, requests: Iterable[NewTopicRequest], timeout: float | None = None) -> list[TopicOutcome]:
         """Ask for every topic in one request; one outcome per topic, in request order."""
         new_topics = [
@@ -179,15 +214,27 @@ class KafkaAdmin:
             configs[resource.name] = {key: entry.value for key, entry in entries.items()}
         return configs
 
+    def _raise_refusal(self) -> None:
+        """Serve the error callback; raise the refusal it saw (bad credentials, untrusted certificate)."""
+        watch = self._config.get("error_cb")
+        if self._client is None or not isinstance(watch, RefusalWatch):
+            return
+        self._client.poll(0)
+        if watch.last is not None:
+            raise watch.last
+
     def _t(self, timeout: float | None) -> float:
         return self.timeout if timeout is None else timeout
 
-    @staticmethod
-    def _call(operation: str, fn: Any) -> Any:
+    def _call(self, operation: str, fn: Any) -> Any:
         try:
             return fn()
         except KafkaException as exc:
+            self._raise_refusal()  # a refusal behind the failure: that, not a timeout
             code, detail = error_code(exc)
+            check = explain(code, detail, self.target.username)
+            if check is not None:
+                raise KafkaAccessDenied(operation, code, detail, check) from None
             raise KafkaOperationFailed(operation, code, detail) from exc
 
 
@@ -225,6 +272,10 @@ def create_topics(
         elif outcome.code == "TOPIC_ALREADY_EXISTS":
             result[outcome.name] = "exists"
         else:
+            target = getattr(admin, "target", None)  # any admin-like object (tests pass fakes)
+            check = explain(outcome.code or "", outcome.error.str(), target.username if target else "")
+            if check is not None:
+                raise KafkaAccessDenied(f"create topic {outcome.name}", outcome.code or "", outcome.error.str(), check)
             raise KafkaOperationFailed(f"create topic {outcome.name}", outcome.code or "", outcome.error.str())
     if result:
         admin.wait_for_topics(result, timeout=timeout)

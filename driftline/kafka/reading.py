@@ -11,8 +11,9 @@ import uuid
 
 from confluent_kafka import Consumer, KafkaError, KafkaException, TopicPartition
 
-from driftline.errors import KafkaOperationFailed
-from driftline.kafka.clients import read_committed_config
+from driftline.errors import KafkaAccessDenied, KafkaOperationFailed
+from driftline.kafka.clients import KafkaTarget, as_client_config, read_committed_config
+from driftline.kafka.failures import explain
 
 __all__ = ["read_topic", "watermarks"]
 
@@ -41,13 +42,19 @@ def watermarks(consumer: Consumer, topic: str, partition: int, timeout: float = 
             time.sleep(0.2)
 
 
-def read_topic(bootstrap: str, topic: str, timeout: float = 60.0) -> list[tuple[bytes | None, bytes | None]]:
+def read_topic(bootstrap: KafkaTarget, topic: str, timeout: float = 60.0) -> list[tuple[bytes | None, bytes | None]]:
     """Every committed record of ``topic`` from the beginning to its current end, in order."""
     consumer = Consumer(
         read_committed_config(bootstrap, f"driftline-state-{uuid.uuid4().hex[:8]}", **{"enable.partition.eof": True})
     )
     try:
-        partitions = sorted(consumer.list_topics(topic, timeout=10.0).topics[topic].partitions)
+        metadata = consumer.list_topics(topic, timeout=10.0).topics[topic]
+        if metadata.error is not None:  # e.g. no ACL: an empty read would pass for an empty topic
+            check = explain(metadata.error.name(), metadata.error.str(), as_client_config(bootstrap).username)
+            if check is not None:
+                raise KafkaAccessDenied(f"read {topic}", metadata.error.name(), metadata.error.str(), check)
+            raise KafkaOperationFailed(f"read {topic}", metadata.error.name(), metadata.error.str())
+        partitions = sorted(metadata.partitions)
         ends = {p: watermarks(consumer, topic, p) for p in partitions}
         todo = {p for p, (low, high) in ends.items() if high > low}
         consumer.assign([TopicPartition(topic, p, -2) for p in partitions])

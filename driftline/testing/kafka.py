@@ -23,6 +23,7 @@ from confluent_kafka import Consumer, KafkaError, Producer, TopicPartition
 from driftline.errors import BrokerUnavailable, KafkaOperationFailed
 from driftline.kafka.admin import KafkaAdmin
 from driftline.kafka.bootstrap import BOOTSTRAP_ENV
+from driftline.kafka.clients import KafkaTarget, as_client_config
 from driftline.kafka.local_broker import LocalBroker
 from driftline.kafka.secure_broker import SecureBroker
 
@@ -190,7 +191,7 @@ def secure_local_broker(tmp_dir: Path, attempts: int = 3) -> SecureBroker:
 
 
 def produce_records(
-    bootstrap: str,
+    bootstrap: KafkaTarget,
     topic: str,
     records: Iterable[tuple[bytes | str | None, bytes | str | None]]
     | Iterable[tuple[bytes | str | None, bytes | str | None, Headers]],
@@ -203,8 +204,12 @@ def produce_records(
 
     ``transactional=True`` sends them in one committed transaction, as driftline's
     exactly-once stages do (so a ``read_committed`` reader's view can be checked).
+    ``bootstrap`` may be a ``ClientConfig`` (a secured cluster: its principal's security).
     """
-    settings: dict[str, object] = {"bootstrap.servers": bootstrap, "linger.ms": 5, "message.max.bytes": 8 * 1024 * 1024}
+    target = as_client_config(bootstrap)
+    settings: dict[str, object] = target.librdkafka(
+        {"bootstrap.servers": str(target), "linger.ms": 5, "message.max.bytes": 8 * 1024 * 1024}
+    )
     if transactional:
         settings["transactional.id"] = f"test-{uuid.uuid4()}"
     settings.update(config or {})
@@ -240,7 +245,7 @@ def produce_records(
 
 
 def consume_all_records(
-    bootstrap: str,
+    bootstrap: KafkaTarget,
     topic: str,
     *,
     min_count: int = 0,
@@ -254,15 +259,18 @@ def consume_all_records(
     Raises ``AssertionError`` naming what was missing if ``timeout`` passes first.
     Reads with a fresh, never-committing consumer group, so nothing else is disturbed.
     """
+    target = as_client_config(bootstrap)  # a ClientConfig: its principal's security too
     consumer = Consumer(
-        {
-            "bootstrap.servers": bootstrap,
-            "group.id": f"consume-all-{uuid.uuid4()}",
-            "enable.auto.commit": False,
-            "enable.partition.eof": True,
-            "isolation.level": isolation,
-            "auto.offset.reset": "earliest",
-        }
+        target.librdkafka(
+            {
+                "bootstrap.servers": str(target),
+                "group.id": f"consume-all-{uuid.uuid4()}",
+                "enable.auto.commit": False,
+                "enable.partition.eof": True,
+                "isolation.level": isolation,
+                "auto.offset.reset": "earliest",
+            }
+        )
     )
     try:
         partitions = sorted(consumer.list_topics(topic, timeout=10.0).topics[topic].partitions)
