@@ -178,6 +178,15 @@ class StreamMetrics:
             "Source records fetched before a seek and delivered after it: dropped, re-fetched in order.",
             registry=r,
         )
+        self.state_refused = _Family(
+            Counter(
+                "driftline_stream_state_refused",
+                "Parts of a model's saved state refused on load and started fresh "
+                "(part: tracker, score_drift, challenger, quality; reason: pickle = an old pickled state, invalid).",
+                ["model_id", "part", "reason"],
+                registry=r,
+            )
+        )
         self.reader_restarts = Counter(
             "driftline_stream_model_updates_reader_restarts",
             "Times the model-updates reader failed (broker down, topic missing, …) and started again.",

@@ -4,9 +4,9 @@ Everything the agent keeps goes in **one** faust Table (``<app_id>-state``, raw 
 keyed by strings that all contain the model id:
 
 - ``s|<model>`` → the model record: ``b"<partition>:<offset>\\n"`` + JSON of the monitor's
-  ``to_state()`` (minus its reference rows, see below), the challenger's explicit JSON
-  state and the score-drift pickle (base64), the post-deployment check's state, and the
-  list of reference-row chunks. The prefix is the source position of
+  ``to_state()`` (minus its reference rows, see below), the challenger's and the
+  score-drift detectors' explicit JSON states (base64), the post-deployment check's state,
+  and the list of reference-row chunks. The prefix is the source position of
   the last batch applied: the agent skips any redelivered batch at or below it, so the
   state sees every batch exactly once although faust runs at-least-once.
 - ``rc|<model>|<start>`` → a chunk of the reference rows the monitor collects while it
@@ -21,6 +21,12 @@ in the changelog, so is everything batch N wrote. Join writes are staged
 (``StagedStore``) and applied only after the batch's outputs were delivered, so a crash
 re-emits outputs (same deterministic ids) and never records state for unsent ones.
 
+**No code from data.** Nothing in a record is unpickled: every River object is in an
+explicit format (``stream.drift.river_state``/``adwin_state``) read by fixed readers. A
+part that is refused on decode — an old pickled state, a forged or damaged one — is
+logged, counted (``refused``, and ``on_refused(model_id, part, reason)`` for the worker's
+metrics) and replaced by a fresh object; the rest of the record still loads.
+
 Decoded monitors are cached per model together with the position they were saved at; a
 cache entry is used only if the table still holds that very position. The worker also
 drops the whole cache on every partition revocation and assignment (``invalidate``):
@@ -33,16 +39,18 @@ changelog never got, e.g. batches whose writes died with a killed worker.)
 from __future__ import annotations
 
 import base64
+import collections
 import dataclasses
 import logging
-from collections.abc import Iterator, MutableMapping
-from typing import Any
+from collections.abc import Callable, Iterator, MutableMapping
+from typing import Any, cast
 
 import orjson
 
 from driftline.logs import log
 from driftline.stream.drift.challenger import OnlineChallenger
 from driftline.stream.drift.monitor import ModelMonitor, MonitorConfig
+from driftline.stream.drift.performance import PerformanceTracker, Task
 from driftline.stream.drift.score_drift import ScoreDrift
 from driftline.stream.drift.served_quality import ServedQualityWatch
 
@@ -155,8 +163,8 @@ class ModelState:
     score_drift: ScoreDrift
     source: tuple[int, int] | None = None
     chunks: list[tuple[int, int]] = dataclasses.field(default_factory=list)
-    # base64 states of the challenger (JSON) and score detector (pickle) as last saved; ``None`` = stale.
-    # The agent clears one when it updates that object: re-pickling River models on
+    # base64 states of the challenger and score detector (JSON) as last saved; ``None`` = stale.
+    # The agent clears one when it updates that object: re-serialising River models on
     # every batch was the costliest part of a save, and most batches change neither.
     blobs: dict[str, str | None] = dataclasses.field(default_factory=dict)
     quality: ServedQualityWatch | None = None
@@ -175,13 +183,26 @@ class ModelStateStore:
     """Loads and saves ``ModelState`` in the table (layout in the module docstring)."""
 
     def __init__(
-        self, table: MutableMapping, config: MonitorConfig, challenger: bool = True, tombstones: bool = False
+        self,
+        table: MutableMapping,
+        config: MonitorConfig,
+        challenger: bool = True,
+        tombstones: bool = False,
+        on_refused: Callable[[str, str, str], None] | None = None,
     ) -> None:
         self.table = table
         self.config = config
         self.challenger = challenger
         self.tombstones = tombstones
+        self.on_refused = on_refused
+        """Called with ``(model_id, part, reason)`` for each refused part (the worker counts it)."""
+        self.refused: collections.Counter[tuple[str, str]] = collections.Counter()
+        """Refused parts so far, by ``(part, reason)``; reason ``pickle`` (an old pickled state) or ``invalid``."""
         self._cache: dict[str, tuple[bytes, ModelState]] = {}
+        # a fresh tracker's state: ModelMonitor.from_state gets it in place of the saved one,
+        # which is decoded here, where a refusal costs that part only, not the whole record
+        fresh = PerformanceTracker(cast(Task, config.policy.task) or None)  # checked by PolicySettings
+        self._fresh_tracker = base64.b64encode(fresh.to_state()).decode()
 
     def load(self, model_id: str, join_store: MutableMapping) -> ModelState:
         """The model's state (a fresh one if it has none), its join pointed at ``join_store``."""
@@ -224,10 +245,18 @@ class ModelStateStore:
         chunks = [(int(s), int(n)) for s, n in doc["chunks"]]
         monitor_state = dict(doc["monitor"])
         monitor_state["reference_columns"] = self._read_chunks(model_id, chunks)
+        tracker = self._part(model_id, "tracker", monitor_state.get("tracker"), PerformanceTracker.from_state)
+        monitor_state["tracker"] = self._fresh_tracker
         monitor = ModelMonitor.from_state(monitor_state, self.config, join_store=join_store)
+        if tracker is not None:
+            monitor.tracker = tracker
         challenger, blob = self._challenger(model_id, doc.get("challenger")) if self.challenger else (None, None)
-        score_drift = ScoreDrift.from_state(base64.b64decode(doc["score_drift"]))
-        blobs = {"score_drift": doc["score_drift"]}
+        blobs: dict[str, str | None] = {}
+        score_drift = self._part(model_id, "score_drift", doc.get("score_drift"), ScoreDrift.from_state)
+        if score_drift is None:
+            score_drift = ScoreDrift()
+        else:
+            blobs["score_drift"] = doc["score_drift"]
         if blob:
             blobs["challenger"] = blob
         return ModelState(
@@ -240,20 +269,41 @@ class ModelStateStore:
             self._quality(model_id, doc.get("quality")),
         )
 
+    def _part(self, model_id: str, part: str, blob: Any, read: Callable[[bytes], Any]) -> Any:
+        """``read`` of the base64 ``blob``; ``None`` if there is none or it is refused (logged, counted)."""
+        if blob is None:
+            return None
+        raw = b""
+        try:
+            if not isinstance(blob, str):
+                raise ValueError(f"expected a base64 string, got {type(blob).__name__}")
+            raw = base64.b64decode(blob, validate=True)
+            return read(raw)
+        except ValueError as exc:  # binascii.Error included
+            self._refuse(model_id, part, "pickle" if raw[:1] == b"\x80" else "invalid", exc)
+            return None
+
+    def _refuse(self, model_id: str, part: str, reason: str, exc: Exception) -> None:
+        self.refused[part, reason] += 1
+        log(
+            logger,
+            logging.WARNING,
+            f"{part.replace('_', ' ')} state refused; starting a fresh one",
+            model_id=model_id,
+            part=part,
+            reason=reason,
+            error=str(exc)[:300],
+        )
+        if self.on_refused is not None:
+            self.on_refused(model_id, part, reason)
+
     def _challenger(self, model_id: str, blob: str | None) -> tuple[OnlineChallenger, str | None]:
         """The saved challenger and its blob; a fresh one (no blob) if none was saved or it is refused
         (an old pickle, a forged record)."""
         if blob:
-            try:
-                return OnlineChallenger.from_state(base64.b64decode(blob)), blob
-            except ValueError as exc:
-                log(
-                    logger,
-                    logging.WARNING,
-                    "online challenger state refused; starting a fresh one",
-                    model_id=model_id,
-                    error=str(exc)[:300],
-                )
+            challenger = self._part(model_id, "challenger", blob, OnlineChallenger.from_state)
+            if challenger is not None:
+                return challenger, blob
         return OnlineChallenger(self.config.policy.task or None), None
 
     def _quality(self, model_id: str, doc: Any) -> ServedQualityWatch:
@@ -262,13 +312,7 @@ class ModelStateStore:
         try:
             return ServedQualityWatch.from_state(model_id, doc, self.config.quality)
         except ValueError as exc:
-            log(
-                logger,
-                logging.WARNING,
-                "quality watch state refused; starting a fresh one",
-                model_id=model_id,
-                error=str(exc)[:300],
-            )
+            self._refuse(model_id, "quality", "invalid", exc)
             return ServedQualityWatch(model_id, self.config.quality)
 
     def _read_chunks(self, model_id: str, chunks: list[tuple[int, int]]) -> dict[str, list]:

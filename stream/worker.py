@@ -17,6 +17,7 @@ from typing import Any
 from prometheus_client import CollectorRegistry
 
 from driftline.kafka.admin import KafkaAdmin
+from driftline.kafka.clients import KafkaTarget
 from driftline.kafka.dlq import dlq_headers, fit_dlq_record
 from driftline.kafka.topics import TopicNames
 from driftline.logs import log
@@ -58,7 +59,7 @@ class StreamWorker:
     settings: StreamSettings
 
 
-def observation_partitions(bootstrap: str, topic: str) -> int:
+def observation_partitions(bootstrap: KafkaTarget, topic: str) -> int:
     """Partition count of the observation topic (it must exist: ``driftline topics create``)."""
     counts = KafkaAdmin(bootstrap).partition_counts([topic])
     count = counts.get(topic)
@@ -71,7 +72,7 @@ def observation_partitions(bootstrap: str, topic: str) -> int:
 
 def build_worker(
     settings: Any,
-    bootstrap: str,
+    bootstrap: KafkaTarget,
     names: TopicNames,
     stream: StreamSettings | None = None,
     registry: CollectorRegistry | None = None,
@@ -89,7 +90,13 @@ def build_worker(
         attach_faust_sensor(app, registry)
     table = create_state_table(app, partitions)
     config = MonitorConfig.from_settings(settings)
-    store = ModelStateStore(table, config, challenger=stream.challenger, tombstones=tombstones)
+    store = ModelStateStore(
+        table,
+        config,
+        challenger=stream.challenger,
+        tombstones=tombstones,
+        on_refused=lambda model_id, part, reason: metrics.state_refused(model_id, part, reason).inc(),
+    )
     serving = ServingVersions(
         trusted_keys(
             settings.subscriber.verify_key,

@@ -32,10 +32,13 @@ and predictions with at most 20 distinct values → multiclass; other numbers �
 strings/mixed → multiclass. Declare the task when you know it. The binary positive class
 is ``True``, ``1``, or for strings ``pos_label`` (default: the class that sorts last).
 
-**State** is ``bytes`` (a pickle of plain data and River objects — River objects pickle
-and carry their full state). It loads through `stream.drift.state_pickle`'s allow-list of
-classes, so a forged changelog record is refused rather than run. It is tied to the
-installed River version.
+**State** (``to_state``) is orjson bytes of an explicit, versioned document: settings, the
+rows still buffered for task inference (without their features, which no metric or signal
+reads), and per version its River metrics (``river_state``), its ADWIN (``adwin_state``),
+counts and error buffers. The live agent keeps it in its changelogged table, where pickle
+would run code when loaded: ``from_state`` checks every field's type and size and builds
+each object by its constructor, and refuses anything else with a ``ValueError`` — the old
+pickled state (version 1) included. A restored tracker continues exactly as the original.
 """
 
 from __future__ import annotations
@@ -43,18 +46,15 @@ from __future__ import annotations
 import collections
 import dataclasses
 import math
-import pickle
-from typing import Any, Literal
+from typing import Any, Literal, cast
 
 from driftline.stream.drift.label_join import JoinedRow
-from driftline.stream.drift.state_pickle import loads_state
 
 __all__ = ["RECENT", "WARMUP", "PerformanceSignal", "PerformanceTracker", "Task", "infer_task"]
 
 Task = Literal["binary", "multiclass", "regression"]
 WARMUP = 200
 RECENT = 100
-_STATE_VERSION = 1
 
 
 @dataclasses.dataclass(frozen=True)
@@ -284,26 +284,37 @@ class PerformanceTracker:
     def metrics_by_version(self) -> dict[str, dict[str, float]]:
         return {v: self._snapshot(t) for v, t in sorted(self._versions.items())}
 
+    # state: ``performance_state`` (imported here, not with the module: it imports River, which
+    # `driftline replay` never needs, see ``_new_track``)
+
     def to_state(self) -> bytes:
-        """Pickled state (see module docstring on trust and River versions)."""
-        return pickle.dumps(
-            {
-                "v": _STATE_VERSION,
-                "task": self.task,
-                "pos": self.pos_label,
-                "delta": self.delta,
-                "infer_rows": self.infer_rows,
-                "buffer": [r.to_dict() for r in self._buffer],
-                "versions": self._versions,
-            }
-        )
+        """The whole tracker as orjson bytes of an explicit document (``performance_state``); no pickle."""
+        from driftline.stream.drift import performance_state
+
+        return performance_state.write(self)
 
     @classmethod
     def from_state(cls, state: bytes) -> PerformanceTracker:
-        d = loads_state(state)  # River objects: classes on an allow-list only
-        if d.get("v") != _STATE_VERSION:
-            raise ValueError(f"unknown PerformanceTracker state version {d.get('v')!r}")
-        t = cls(d["task"], pos_label=d["pos"], delta=d["delta"], infer_rows=d["infer_rows"])
-        t._buffer = [JoinedRow.from_dict(r) for r in d["buffer"]]
-        t._versions = d["versions"]
+        """The tracker ``to_state`` wrote; ``ValueError`` for anything else, old pickles included."""
+        from driftline.stream.drift import performance_state
+        from driftline.stream.drift.adwin_state import adwin_settings
+
+        doc = performance_state.read(state, warmup=WARMUP, recent=RECENT)
+        t = cls(cast(Task | None, doc.task), pos_label=doc.pos_label, delta=doc.delta, infer_rows=doc.infer_rows)
+        t._buffer = doc.buffer
+        if doc.versions:
+            fresh = t._new_track()
+            kinds, settings = {k: type(m) for k, m in fresh.metrics.items()}, adwin_settings(fresh.detector)
+        for name, track in doc.versions.items():
+            where = f"PerformanceTracker state: versions[{name!r:.60}]"
+            if {k: type(m) for k, m in track.metrics.items()} != kinds:
+                raise ValueError(f"{where}: metrics {sorted(track.metrics)} are not the {t.task} ones")
+            if adwin_settings(track.detector) != settings:
+                raise ValueError(f"{where}: the detector's settings are not this tracker's")
+            if t.task == "binary" and track.metrics["f1"].pos_val is not True:
+                raise ValueError(f"{where}: f1 must count True as the positive class")
+            recent = collections.deque(track.recent, maxlen=RECENT)
+            t._versions[name] = _VersionTrack(
+                track.metrics, track.detector, track.n, track.n_scored, track.warmup, recent, track.clip
+            )
         return t

@@ -1,7 +1,8 @@
-"""An explicit, versioned JSON format for the few River objects the online challenger holds.
+"""An explicit, versioned JSON format for the few River objects the stream's state holds.
 
-Why: the challenger's state lives in a changelogged table (a Kafka topic) and also travels
-to the trainer in retrain requests. Unpickling what a topic holds runs whatever callable
+Why: the online challenger's, the performance tracker's and the score-drift detectors'
+state lives in a changelogged table (a Kafka topic); the challenger's also travels to the
+trainer in retrain requests. Unpickling what a topic holds runs whatever callable
 the record names; an allow-list narrows that and one bypass of it is already known. This
 format is data only. Each supported class has a fixed reader that builds exactly that
 class from validated fields. Nothing is looked up or imported by name, and an unknown
@@ -17,7 +18,8 @@ Supported, exact classes only (subclasses are refused):
   (``optim.losses.Squared``), with ``optim.SGD`` and constant learning rates
   (``optim.schedulers.Constant``), ``Zeros``/``Constant`` initializers and no L1 penalty;
 - ``multiclass.OneVsRestClassifier`` of ``LogisticRegression``;
-- metrics ``Accuracy``, ``LogLoss``, ``MacroF1``, ``MAE``, ``RMSE``.
+- metrics ``Accuracy``, ``F1`` (``beta`` 1), ``LogLoss``, ``CrossEntropy``, ``MacroF1``, ``MAE``, ``RMSE``;
+- the drift detector ``drift.ADWIN``, whose window is a Rust object: see ``adwin_state``.
 
 Anything else raises ``ValueError``. A record that fails validation does too: a wrong type,
 a value out of range, a missing or unknown field, or a size over the ``MAX_*`` limits.
@@ -86,10 +88,12 @@ MAX_NAME = 10_000
 """Characters in a feature name, string class label or step name."""
 
 _INT_LIMIT = 2**63  # ints must fit int64: what JSON parsers (orjson) carry exactly
+_LABEL_INT_LIMIT = 2**64  # labels came in as JSON: orjson also reads unsigned 64-bit integers
 _TOKENS = {"NaN": math.nan, "Infinity": math.inf, "-Infinity": -math.inf}
+_PAIRS = (list, tuple)
 _SUPPORTED = (
     "Pipeline of StandardScaler steps and a final LogisticRegression, LinearRegression "
-    "or OneVsRestClassifier(LogisticRegression); metrics Accuracy, LogLoss, MacroF1, MAE, RMSE"
+    "or OneVsRestClassifier(LogisticRegression); metrics Accuracy, F1, LogLoss, CrossEntropy, MacroF1, MAE, RMSE"
 )
 
 Doc = dict[str, Any]
@@ -177,6 +181,8 @@ def _label(value: Any, where: str) -> Any:
         return value
     if isinstance(value, str):
         return _name(value, where)
+    if type(value) is int and _INT_LIMIT <= value < _LABEL_INT_LIMIT:
+        return value
     if isinstance(value, (int, float)):
         return _num(value, where)
     raise _fail(where, f"unsupported class label {_short(value)} (str, int, float, bool or None only)")
@@ -216,9 +222,42 @@ def _plain_count(v: Any) -> bool:
     return type(v) is int and 1 <= v < _INT_LIMIT
 
 
-def _label_pairs(value: Any, where: str, check: Callable[[Any, str], Any], limit: int = MAX_CLASSES) -> dict[Any, Any]:
-    """``[[label, value], ...]`` → ``{label: check(value)}`` in order; a repeated label is refused."""
+def _plain_label(v: Any) -> bool:
+    """``_label(v)`` would return ``v`` itself (a fast path's test)."""
+    t = type(v)
+    return (
+        v is None
+        or t is bool
+        or (t is str and len(v) <= MAX_NAME)
+        or (t is int and -_INT_LIMIT <= v < _LABEL_INT_LIMIT)
+        or (t is float and -math.inf < v < math.inf)
+    )
+
+
+def _plain_finite(v: Any) -> bool:
+    """``_finite(v)`` would return ``v`` itself."""
+    return (type(v) is float and -math.inf < v < math.inf) or (type(v) is int and -_INT_LIMIT <= v < _INT_LIMIT)
+
+
+def _label_pairs(
+    value: Any,
+    where: str,
+    check: Callable[[Any, str], Any],
+    limit: int = MAX_CLASSES,
+    plain: Callable[[Any], bool] | None = None,
+) -> dict[Any, Any]:
+    """``[[label, value], ...]`` → ``{label: check(value)}`` in order; a repeated label is refused.
+
+    ``plain(v)`` true means ``check`` returns ``v`` itself: when it and ``_plain_label`` hold for
+    every pair, the map is built without a call per entry (a confusion matrix per save and load).
+    """
     _size(value, where, list, limit)
+    if plain is not None and all(
+        type(p) in _PAIRS and len(p) == 2 and _plain_label(p[0]) and plain(p[1]) for p in value
+    ):
+        fast = {p[0]: p[1] for p in value}
+        if len(fast) == len(value):
+            return fast
     out: dict[Any, Any] = {}
     for i, pair in enumerate(value):
         if not isinstance(pair, (list, tuple)) or len(pair) != 2:
@@ -231,10 +270,16 @@ def _label_pairs(value: Any, where: str, check: Callable[[Any, str], Any], limit
 
 
 def _pairs_out(
-    mapping: dict[Any, Any], where: str, check: Callable[[Any, str], Any], limit: int = MAX_CLASSES
+    mapping: dict[Any, Any],
+    where: str,
+    check: Callable[[Any, str], Any],
+    limit: int = MAX_CLASSES,
+    plain: Callable[[Any], bool] | None = None,
 ) -> list[list[Any]]:
     if len(mapping) > limit:
         raise _fail(where, f"{len(mapping)} entries, more than the {limit} this format accepts")
+    if plain is not None and all(_plain_label(k) and plain(v) for k, v in mapping.items()):
+        return [[k, v] for k, v in mapping.items()]  # what the checks below would return, without a call each
     return [[_label(k, f"{where} label"), check(v, f"{where}[{k!r:.60}]")] for k, v in mapping.items()]
 
 
@@ -610,9 +655,9 @@ def _dump_cm(cm: Any, where: str) -> Doc:
         raise _fail(f"{where}.data", f"more than {MAX_CELLS} cells")
     return {
         "classes": [_label(c, f"{where}.classes") for c in _list(list(cm._init_classes), f"{where}.classes")],
-        "sum_row": _pairs_out(cm.sum_row, f"{where}.sum_row", _finite),
-        "sum_col": _pairs_out(cm.sum_col, f"{where}.sum_col", _finite),
-        "data": _pairs_out(rows, f"{where}.data", lambda row, w: _pairs_out(row, w, _finite)),
+        "sum_row": _pairs_out(cm.sum_row, f"{where}.sum_row", _finite, plain=_plain_finite),
+        "sum_col": _pairs_out(cm.sum_col, f"{where}.sum_col", _finite, plain=_plain_finite),
+        "data": _pairs_out(rows, f"{where}.data", lambda row, w: _pairs_out(row, w, _finite, plain=_plain_finite)),
         "n_samples": _num(cm.n_samples, f"{where}.n_samples", integer=True, lo=0),
         "total_weight": _finite(cm.total_weight, f"{where}.total_weight"),
         "total_true_positives": _finite(cm._total_true_positives, f"{where}.total_true_positives"),
@@ -626,13 +671,13 @@ def _load_cm(doc: Any, where: str) -> metrics.ConfusionMatrix:
         [[c, None] for c in _list(doc["classes"], f"{where}.classes")], f"{where}.classes", lambda v, w: v
     )
     cm = metrics.ConfusionMatrix(classes=list(classes) or None)
-    cm.sum_row.update(_label_pairs(doc["sum_row"], f"{where}.sum_row", _finite))
-    cm.sum_col.update(_label_pairs(doc["sum_col"], f"{where}.sum_col", _finite))
+    cm.sum_row.update(_label_pairs(doc["sum_row"], f"{where}.sum_row", _finite, plain=_plain_finite))
+    cm.sum_col.update(_label_pairs(doc["sum_col"], f"{where}.sum_col", _finite, plain=_plain_finite))
     cells = 0
 
     def row(value: Any, w: str) -> dict[Any, Any]:
         nonlocal cells
-        out = _label_pairs(value, w, _finite)
+        out = _label_pairs(value, w, _finite, plain=_plain_finite)
         cells += len(out)
         if cells > MAX_CELLS:
             raise _fail(f"{where}.data", f"more than {MAX_CELLS} cells")
@@ -674,8 +719,27 @@ _CM_METRICS: dict[type, frozenset[str]] = {
     metrics.Accuracy: frozenset({"cm"}),
     metrics.MacroF1: frozenset({"cm", "beta"}),
 }
-_MEAN_METRICS = (metrics.LogLoss, metrics.MAE, metrics.RMSE)
-_METRICS: dict[str, type] = {cls.__name__: cls for cls in (*_CM_METRICS, *_MEAN_METRICS)}
+_MEAN_METRICS = (metrics.LogLoss, metrics.CrossEntropy, metrics.MAE, metrics.RMSE)
+_METRICS: dict[str, type] = {cls.__name__: cls for cls in (*_CM_METRICS, metrics.F1, *_MEAN_METRICS)}
+_F1_ATTRS = frozenset({"cm", "pos_val", "_requires_labels", "beta", "precision", "recall"})
+_F1_PARTS = {"precision": metrics.Precision, "recall": metrics.Recall}
+_F1_PART_ATTRS = frozenset({"cm", "pos_val", "_requires_labels"})
+
+
+def _dump_f1(metric: Any) -> Doc:
+    """An ``F1``: its confusion matrix and positive class; the precision and recall it holds must
+    share both (as ``F1.__init__`` builds them), so the reader rebuilds them by that constructor."""
+    _attrs(metric, _F1_ATTRS, "metric")
+    if not (type(metric.beta) is float and metric.beta == 1.0) or metric._requires_labels is not True:
+        raise _unsupported(metric, "metric", f"an F1 with beta {metric.beta!r}, labels {metric._requires_labels!r}")
+    for name, cls in _F1_PARTS.items():
+        part = getattr(metric, name)
+        if type(part) is not cls:
+            raise _unsupported(part, f"metric.{name}", f"expected a metrics.{cls.__name__}")
+        _attrs(part, _F1_PART_ATTRS, f"metric.{name}")
+        if part.cm is not metric.cm or part.pos_val is not metric.pos_val or part._requires_labels is not True:
+            raise _unsupported(metric, "metric", f"an F1 whose {name} has its own confusion matrix or positive class")
+    return {"cm": _dump_cm(metric.cm, "metric.cm"), "pos_val": _label(metric.pos_val, "metric.pos_val")}
 
 
 def dump_metric(metric: Any) -> Doc:
@@ -685,7 +749,9 @@ def dump_metric(metric: Any) -> Doc:
         _attrs(metric, _CM_METRICS[cls], "metric")
         if cls is metrics.MacroF1 and not (type(metric.beta) is float and metric.beta == 1.0):
             raise _unsupported(metric, "metric", f"a MacroF1 with beta {metric.beta!r}")
-        body = {"cm": _dump_cm(metric.cm, "metric.cm")}
+        body: Doc = {"cm": _dump_cm(metric.cm, "metric.cm")}
+    elif cls is metrics.F1:
+        body = _dump_f1(metric)
     elif cls in _MEAN_METRICS:
         _attrs(metric, frozenset({"_mean"}), "metric")
         body = {"mean": _dump_mean(metric._mean, "metric.mean")}
@@ -700,6 +766,9 @@ def load_metric(doc: Any) -> Any:
     if cls in _CM_METRICS:
         d = _header(doc, "metric", cls.__name__, frozenset({"cm"}))
         metric = cls(cm=_load_cm(d["cm"], "metric.cm"))
+    elif cls is metrics.F1:
+        d = _header(doc, "metric", "F1", frozenset({"cm", "pos_val"}))
+        metric = metrics.F1(cm=_load_cm(d["cm"], "metric.cm"), pos_val=_label(d["pos_val"], "metric.pos_val"))
     else:
         d = _header(doc, "metric", cls.__name__, frozenset({"mean"}))
         metric = cls()

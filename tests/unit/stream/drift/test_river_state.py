@@ -189,10 +189,17 @@ def _metric_stream(name: str, n: int, seed: int) -> list[tuple[Any, Any]]:
         return [(rng.gauss(0, 1), rng.gauss(0, 1)) for _ in range(n)]
     if name == "LogLoss":
         return [(rng.random() < 0.5, rng.random()) for _ in range(n)]
+    if name == "F1":
+        return [(rng.random() < 0.5, rng.random() < 0.4) for _ in range(n)]
+    if name == "CrossEntropy":
+        return [(rng.choice("abc"), dict(zip("abc", (rng.random(), rng.random(), rng.random())))) for _ in range(n)]
     return [(rng.choice("abc"), rng.choice("abcd")) for _ in range(n)]
 
 
-@pytest.mark.parametrize("cls", [metrics.Accuracy, metrics.LogLoss, metrics.MacroF1, metrics.MAE, metrics.RMSE])
+@pytest.mark.parametrize(
+    "cls",
+    [metrics.Accuracy, metrics.F1, metrics.LogLoss, metrics.CrossEntropy, metrics.MacroF1, metrics.MAE, metrics.RMSE],
+)
 def test_metrics_round_trip_and_keep_updating_identically(cls: type) -> None:
     pairs = _metric_stream(cls.__name__, 300, 1)
     metric = cls()
@@ -468,7 +475,7 @@ def test_an_unsupported_model_is_refused_by_name(name: str) -> None:
 @pytest.mark.parametrize(
     "metric",
     [
-        metrics.F1(),
+        metrics.FBeta(beta=2.0),
         metrics.MacroFBeta(beta=2.0),
         metrics.ROCAUC(),
         metrics.MSE(),
