@@ -54,6 +54,11 @@ class IngestMetrics:
         self.aborted = Counter(
             "driftline_ingest_transactions_aborted", "Transactions aborted (their input is re-read).", registry=registry
         )
+        self.kafka_retries = Counter(
+            "driftline_ingest_kafka_retries",
+            "Kafka calls retried after a retriable error (broker or coordinator away).",
+            registry=registry,
+        )
         self._topic_children: dict[str, tuple[Counter, Counter]] = {}
         self._invalid_children: dict[tuple[str, str], Counter] = {}
 

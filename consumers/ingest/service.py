@@ -23,8 +23,9 @@ from driftline.consumers.ingest.metrics import IngestMetrics
 from driftline.consumers.ingest.packer import BatchPacker
 from driftline.consumers.ingest.settings import IngestSettings
 from driftline.errors import KafkaOperationFailed
-from driftline.kafka.clients import transactional_consumer_config, transactional_producer_config
+from driftline.kafka.clients import KafkaTarget, transactional_consumer_config, transactional_producer_config
 from driftline.kafka.dlq import dlq_headers, fit_dlq_record
+from driftline.kafka.transactions import RenewableProducer, call_retrying, is_abortable, is_fatal
 from driftline.logs import log
 from driftline.schemas.codec import check_key, decode_event
 from driftline.schemas.columnar import FeatureRun, decode_features
@@ -54,7 +55,7 @@ class Ingest:
 
     def __init__(
         self,
-        bootstrap: str,
+        bootstrap: KafkaTarget,
         topics: IngestTopics,
         settings: IngestSettings,
         metrics: IngestMetrics,
@@ -68,24 +69,29 @@ class Ingest:
         self._latest_ts = float("inf")  # set per consumed batch: now + settings.max_future_s
         self._packer = BatchPacker(settings.batch_max_events, settings.batch_max_bytes)
         self._consumer = Consumer(transactional_consumer_config(bootstrap, settings.group_id))
-        self._producer = Producer(transactional_producer_config(bootstrap, settings.transactional_id))
+        self._txn = RenewableProducer(transactional_producer_config(bootstrap, settings.transactional_id), 30.0)
         self._in_txn = False
         self._txn_started = 0.0
         self._txn_valid = 0
         self._txn_invalid = 0
+        self._stop = threading.Event()  # run()'s: ends retries during an outage at shutdown
 
     def run(self, stop: threading.Event) -> None:
         """Process until ``stop`` is set; then commit (or abort) the open transaction and close."""
-        self._producer.init_transactions(30)
+        self._stop = stop
+        self._txn.init_transactions(stop, self.metrics.kafka_retries.inc)
         self._consumer.subscribe(list(self._kinds), on_revoke=self._on_revoke, on_lost=self._on_lost)
         log(logger, logging.INFO, "ingest started", topics=list(self._kinds), group=self.settings.group_id)
         try:
             while not stop.is_set():
-                messages = self._consumer.consume(self.settings.consume_batch, timeout=0.1)
-                if messages:
-                    self._process(messages)
-                if self._in_txn and (time.monotonic() - self._txn_started) * 1000 >= self.settings.batch_max_ms:
-                    self._commit()
+                try:
+                    messages = self._consumer.consume(self.settings.consume_batch, timeout=0.1)
+                    if messages:
+                        self._process(messages)
+                    if self._in_txn and (time.monotonic() - self._txn_started) * 1000 >= self.settings.batch_max_ms:
+                        self._commit()
+                except KafkaException as exc:  # a produce in a transaction the broker outage broke
+                    self._recover(exc)
             if self._in_txn:
                 self._commit()
         finally:
@@ -209,7 +215,12 @@ class Ingest:
             error=str(error),
         )
 
+    @property
+    def _producer(self) -> Producer:
+        return self._txn.producer
+
     def _begin(self) -> None:
+        self._txn.renew_if_needed(self._stop, self.metrics.kafka_retries.inc)
         self._producer.begin_transaction()
         self._in_txn = True
         self._txn_started = time.monotonic()
@@ -222,8 +233,12 @@ class Ingest:
             for batch in self._packer.drain():
                 self._send_batch(*batch)
             positions = [tp for tp in self._consumer.position(self._consumer.assignment()) if tp.offset >= 0]
-            self._producer.send_offsets_to_transaction(positions, self._consumer.consumer_group_metadata(), 30)
-            self._producer.commit_transaction(30)
+            metadata = self._consumer.consumer_group_metadata()
+            self._retrying(
+                "send_offsets_to_transaction",
+                lambda: self._producer.send_offsets_to_transaction(positions, metadata, 30),
+            )
+            self._retrying("commit_transaction", lambda: self._producer.commit_transaction(30))
         except KafkaException as exc:
             self._recover(exc)
             return
@@ -233,17 +248,31 @@ class Ingest:
         if self.on_commit is not None:
             self.on_commit(self._txn_valid, self._txn_invalid)
 
+    def _retrying(self, what: str, call: Callable[[], object]) -> None:
+        """``call`` retried while the broker is away (until stopped): an outage is waited out."""
+        call_retrying(what, call, stop=self._stop, on_retry=self.metrics.kafka_retries.inc)
+
     def _recover(self, exc: KafkaException) -> None:
+        """Abort and re-read after any error that leaves the producer usable (an abortable
+        commit, a produce refused in a transaction an outage broke); stop on a fatal one
+        (fenced: another instance took over) or when stopped during an outage."""
         error = exc.args[0]
-        if not error.txn_requires_abort():
-            raise KafkaOperationFailed("commit transaction", error.name(), error.str()) from exc
+        if is_fatal(exc) or (self._stop.is_set() and not is_abortable(exc)):
+            raise KafkaOperationFailed("transaction", error.name(), error.str(), fatal=is_fatal(exc)) from exc
         log(logger, logging.WARNING, "aborting transaction; its input will be re-read", code=error.name())
-        self._abort()
+        if self._in_txn:
+            self._abort()
         self._rewind()
+        self._stop.wait(0.5)  # a producer that keeps failing is not spun on
 
     def _abort(self) -> None:
         """Abort the open transaction and forget its unsent batches (their input is re-read)."""
-        self._producer.abort_transaction(30)
+        try:
+            self._retrying("abort_transaction", lambda: self._producer.abort_transaction(30))
+        except KafkaException as exc:
+            if is_fatal(exc):
+                raise
+            log(logger, logging.WARNING, "abort failed; the transaction is left to time out", error=str(exc)[:200])
         self._in_txn = False
         self._packer.discard()
         self.metrics.aborted.inc()
@@ -253,7 +282,9 @@ class Ingest:
         assignment = self._consumer.assignment()
         if not assignment:
             return
-        for tp in self._consumer.committed(assignment, timeout=30):
+        committed: list[TopicPartition] = []
+        self._retrying("committed offsets", lambda: committed.extend(self._consumer.committed(assignment, timeout=30)))
+        for tp in committed:
             if tp.offset >= 0:
                 self._consumer.seek(tp)
             else:

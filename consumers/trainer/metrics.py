@@ -74,6 +74,16 @@ class TrainerMetrics:
             "Transactions aborted (their request is re-read).",
             registry=registry,
         )
+        self.kafka_retries = Counter(
+            "driftline_trainer_kafka_retries",
+            "Kafka calls retried after a retriable error (broker or coordinator away).",
+            registry=registry,
+        )
+        self.broker_errors = Counter(
+            "driftline_trainer_broker_errors",
+            "Records whose handling failed on the broker (not the record): re-read after a backoff.",
+            registry=registry,
+        )
         self._serving: dict[str, str] = {}
         self._models: set[str] = set()
 

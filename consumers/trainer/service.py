@@ -51,9 +51,10 @@ from driftline.consumers.trainer.state_loader import load_state
 from driftline.consumers.training.config import ModelTrainingConfig, TrainerSettings, for_model
 from driftline.consumers.training.run import TrainingContext, TrainingOutcome, skipped, topic_of, train_version
 from driftline.errors import KafkaOperationFailed
-from driftline.kafka.clients import transactional_consumer_config, transactional_producer_config
+from driftline.kafka.clients import KafkaTarget, transactional_consumer_config, transactional_producer_config
 from driftline.kafka.dlq import dlq_headers, fit_dlq_record
 from driftline.kafka.topics import TopicNames
+from driftline.kafka.transactions import RenewableProducer, call_retrying, is_abortable
 from driftline.logs import log
 from driftline.schemas.codec import is_valid_model_id
 from driftline.schemas.control import RetrainRequested, VersionChecked
@@ -71,7 +72,7 @@ class Trainer:
 
     def __init__(
         self,
-        bootstrap: str,
+        bootstrap: KafkaTarget,
         names: TopicNames,
         settings: TrainerSettings,
         context: TrainingContext,
@@ -86,16 +87,18 @@ class Trainer:
         self._consumer = Consumer(
             transactional_consumer_config(bootstrap, settings.group_id, **{"max.poll.interval.ms": 1_800_000})
         )
-        self._producer = Producer(transactional_producer_config(bootstrap, settings.transactional_id))
+        self._txn = RenewableProducer(transactional_producer_config(bootstrap, settings.transactional_id))
         self._reader = LabeledReader(bootstrap, names.labeled)
         self._next_check = 0.0
         self._waiting: dict[str, str] = {}
         self._counts: dict[tuple[str, float], PostDriftCount] = {}
+        self._stop = threading.Event()  # run()'s: ends retries during an outage at shutdown
 
     def run(self, stop: threading.Event) -> None:
         """Handle control records (and pending requests) until ``stop`` is set."""
-        self._producer.init_transactions(60)
-        self.state = load_state(self.bootstrap, self.names)
+        self._stop = stop
+        self._txn.init_transactions(stop, self.metrics.kafka_retries.inc)
+        self.state = self._load_state(stop)
         self._refresh_gauges()
         self._consumer.subscribe([self.names.control])
         log(
@@ -109,22 +112,78 @@ class Trainer:
             transactional_id=self.settings.transactional_id,
         )
         try:
+            backoff = 0.5
             while not stop.is_set():
                 msg = self._consumer.poll(0.5)
-                if msg is not None:
-                    err = msg.error()
-                    if err is None:
-                        self._handle(msg)
-                    elif err.code() != KafkaError._PARTITION_EOF:
-                        log(logger, logging.WARNING, "consume error", code=err.name(), detail=err.str())
-                if time.monotonic() >= self._next_check:
-                    self._check_pending()
-                    self._next_check = time.monotonic() + self.settings.recheck_s
+                try:
+                    if msg is not None:
+                        err = msg.error()
+                        if err is None:
+                            self._handle(msg)
+                        elif err.code() != KafkaError._PARTITION_EOF:
+                            log(logger, logging.WARNING, "consume error", code=err.name(), detail=err.str())
+                    if time.monotonic() >= self._next_check:
+                        self._check_pending()
+                        self._next_check = time.monotonic() + self.settings.recheck_s
+                    backoff = 0.5
+                except (KafkaException, KafkaOperationFailed) as exc:
+                    if _is_fatal(exc) or stop.is_set():
+                        raise
+                    self._broker_trouble(msg, exc, backoff)
+                    stop.wait(backoff)
+                    backoff = min(backoff * 2, 30.0)
         finally:
             self._consumer.close()
             self._reader.close()
             self._producer.flush(10)
             log(logger, logging.INFO, "trainer stopped")
+
+    def _load_state(self, stop: threading.Event) -> RegistryState:
+        """The registry state from its topics, read again (with backoff) while the broker is away."""
+        backoff = 1.0
+        while True:
+            try:
+                return load_state(self.bootstrap, self.names)
+            except (KafkaException, KafkaOperationFailed) as exc:
+                if stop.is_set():
+                    raise
+                log(
+                    logger,
+                    logging.WARNING,
+                    "cannot read the registry yet; retrying",
+                    error=str(exc)[:300],
+                    retry_in_s=backoff,
+                    hint="check that the broker is reachable and `driftline topics create` has run",
+                )
+                self.metrics.kafka_retries.inc()
+                stop.wait(backoff)
+                backoff = min(backoff * 2, 30.0)
+
+    def _broker_trouble(self, msg: Message | None, exc: Exception, backoff: float) -> None:
+        """A record whose handling failed on the broker, not on its content: nothing of it was
+        committed, so read it again (seek back) after ``backoff``; pending requests stay pending."""
+        self.metrics.broker_errors.inc()
+        log(
+            logger,
+            logging.WARNING,
+            "broker error while handling a record; it is read again",
+            offset=None if msg is None else msg.offset(),
+            error=str(exc)[:300],
+            retry_in_s=backoff,
+        )
+        if msg is not None and msg.error() is None:
+            try:
+                self._consumer.seek(TopicPartition(msg.topic(), msg.partition(), msg.offset()))
+            except KafkaException as seek_exc:  # not assigned any more: its new owner reads it
+                log(logger, logging.INFO, "record not re-read here", error=str(seek_exc)[:200])
+
+    @property
+    def _producer(self) -> Producer:
+        return self._txn.producer
+
+    def _retrying(self, what: str, call: Any) -> None:
+        """``call`` retried while the broker is away (until stopped): an outage is waited out."""
+        call_retrying(what, call, stop=self._stop, on_retry=self.metrics.kafka_retries.inc)
 
     def _handle(self, msg: Message) -> None:
         started = time.perf_counter()
@@ -403,6 +462,7 @@ class Trainer:
         (if any) atomically; on an abortable error rewind."""
         if msg is None and not outputs and not raw:
             return True
+        self._txn.renew_if_needed(self._stop, self.metrics.kafka_retries.inc)
         try:
             self._producer.begin_transaction()
             for out in outputs:
@@ -413,19 +473,32 @@ class Trainer:
                 self._producer.produce(topic, key=key, value=value, headers=headers)
             if msg is not None:
                 offsets = [TopicPartition(msg.topic(), msg.partition(), msg.offset() + 1)]
-                self._producer.send_offsets_to_transaction(offsets, self._consumer.consumer_group_metadata(), 60)
-            self._producer.commit_transaction(60)
+                metadata = self._consumer.consumer_group_metadata()
+                self._retrying(
+                    "send_offsets_to_transaction",
+                    lambda: self._producer.send_offsets_to_transaction(offsets, metadata, 60),
+                )
+            self._retrying("commit_transaction", lambda: self._producer.commit_transaction(60))
             return True
         except KafkaException as exc:
             error = exc.args[0]
-            if not error.txn_requires_abort():
-                raise KafkaOperationFailed("commit transaction", error.name(), error.str()) from exc
+            if not is_abortable(exc):
+                if not error.fatal():
+                    self._abort_quietly()  # leave no half-written transaction open for the retry
+                fatal = error.fatal()
+                raise KafkaOperationFailed("commit transaction", error.name(), error.str(), fatal=fatal) from exc
             log(logger, logging.WARNING, "transaction aborted; the request will be handled again", code=error.name())
-            self._producer.abort_transaction(60)
+            self._retrying("abort_transaction", lambda: self._producer.abort_transaction(60))
             self.metrics.transactions_aborted.inc()
             if msg is not None:
                 self._consumer.seek(TopicPartition(msg.topic(), msg.partition(), msg.offset()))
             return False
+
+    def _abort_quietly(self) -> None:
+        try:
+            self._producer.abort_transaction(10)
+        except KafkaException as exc:  # no transaction open, or the broker away: nothing to undo here
+            log(logger, logging.INFO, "abort after a failed transaction", error=str(exc)[:200])
 
     def _after_commit(
         self, event: Any, outcome: TrainingOutcome | None, outputs: list[Output], started: float, publish_started: float
@@ -459,6 +532,14 @@ class Trainer:
         self.metrics.set_serving((m, p["version"]) for m, p in self.state.serving.items())
         self.metrics.approvals_pending.set(len(self.state.pending()))
         self.metrics.retrains_pending.set(len(self.state.pending_retrains))
+
+
+def _is_fatal(exc: Exception) -> bool:
+    """A client that cannot go on (a fenced producer): the trainer stops instead of retrying."""
+    if isinstance(exc, KafkaOperationFailed):
+        return exc.fatal
+    error = exc.args[0] if exc.args else None
+    return isinstance(error, KafkaError) and error.fatal()
 
 
 class RecordRefused(Exception):
