@@ -23,7 +23,12 @@ from pathlib import Path
 from typing import Any
 
 from driftline.consumers.ingest.settings import IngestSettings
-from driftline.consumers.training.config import GovernanceSettings, SubscriberSettings, TrainerSettings
+from driftline.consumers.training.config import (
+    GovernanceSettings,
+    OperatorSettings,
+    SubscriberSettings,
+    TrainerSettings,
+)
 from driftline.errors import ConfigError
 from driftline.kafka import security as kafka_security
 from driftline.stream.drift.monitor_config import PolicySettings, QualitySettings, ReferenceSettings, WindowSettings
@@ -116,6 +121,7 @@ SECTIONS: dict[str, type] = {
     "trainer": TrainerSettings,
     "governance": GovernanceSettings,
     "subscriber": SubscriberSettings,
+    "operator": OperatorSettings,
 }
 
 

@@ -403,7 +403,14 @@ class ModelResumed(_RetrainSwitch):
 
 @dataclass(frozen=True)
 class CommandRefused(_Event):
-    """Audit: a control command that could not be carried out, and why."""
+    """Audit: a control command that could not be carried out, and why.
+
+    ``code`` names a refusal of the command's signature or rights (`driftline.trust.commands`:
+    ``unsigned``, ``unknown_key``, ``bad_signature``, ``replayed``, ``too_old``, ``actor_mismatch``,
+    ``reserved_actor``, ``not_allowed``…; empty for a refusal on the registry's state).
+    ``actor`` is the verified key's name — empty when the sender is unknown, the name the
+    command claimed is then in ``claimed_actor``.
+    """
 
     model_id: str
     command_id: str
@@ -411,6 +418,8 @@ class CommandRefused(_Event):
     actor: str
     reason: str
     at: float = field(default_factory=_now)
+    code: str = ""
+    claimed_actor: str = ""
     type: ClassVar[str] = "command_refused"
 
 

@@ -59,6 +59,8 @@ from driftline.stream.drift.monitor import ModelMonitor, MonitorOutput
 from driftline.stream.model_updates import ServingVersions
 from driftline.stream.stream_metrics import StreamMetrics
 from driftline.stream.tables import JsonView, ModelState, ModelStateStore, StagedStore
+from driftline.trust.commands import sign_command
+from driftline.trust.keys import Ed25519PrivateKey
 
 __all__ = [
     "BatchProcessor",
@@ -133,8 +135,12 @@ class BatchProcessor:
         serving: ServingVersions,
         metrics: StreamMetrics | None = None,
         source_topic: str = "",
+        control_key: Ed25519PrivateKey | None = None,
     ) -> None:
+        """``control_key``: signs the retrain requests and version checks, so the trainer can
+        tell them from anyone else's writes to ``driftline.control`` (None: unsigned)."""
         self.join_view = JsonView(table)
+        self.control_key = control_key
         self.store = store
         self.serving = serving
         self.metrics = metrics
@@ -284,10 +290,13 @@ class BatchProcessor:
     def _outgoing(self, monitor: ModelMonitor, out: MonitorOutput) -> list[Outgoing]:
         key = monitor.model_id.encode()
         records = [Outgoing("windows", key, _dumps(window_record(w, _thresholds(monitor, w)))) for w in out.windows]
-        records += [Outgoing("control", key, _dumps(d.to_dict())) for d in out.decisions]
-        records += [Outgoing("control", key, _dumps(c.to_dict())) for c in out.checks]
+        records += [Outgoing("control", key, _dumps(self._signed(d.to_dict()))) for d in out.decisions]
+        records += [Outgoing("control", key, _dumps(self._signed(c.to_dict()))) for c in out.checks]
         records += [Outgoing("labeled", key, _dumps(r.to_dict())) for r in out.joined]
         return records
+
+    def _signed(self, doc: dict[str, Any]) -> dict[str, Any]:
+        return doc if self.control_key is None else sign_command(doc, self.control_key)
 
     # -- metrics -------------------------------------------------------------------------
 

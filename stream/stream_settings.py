@@ -26,6 +26,10 @@ class StreamSettings:
     Timings are the Kafka group protocol's; short ones make tests and failover fast,
     the defaults suit production. ``stall_after_s``: a source partition with records
     waiting that delivered none for this long is re-sought (``stream.stall_watchdog``).
+    ``control_key_file``: the Ed25519 key (hex seed, 0600) the stream signs its retrain
+    requests and version checks with; the trainer trusts it as an operator with the
+    ``stream`` role (``driftline operators keygen stream --roles stream``). Empty: unsigned,
+    trusted only while no ``stream`` key is configured (`driftline.trust.commands`).
     """
 
     app_id: str = "driftline-stream"
@@ -40,6 +44,7 @@ class StreamSettings:
     faust_metrics: bool = True
     updates_wait_s: float = 10.0
     stall_after_s: float = 30.0
+    control_key_file: str = ""
 
     def __post_init__(self) -> None:
         checks = [

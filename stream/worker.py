@@ -38,6 +38,7 @@ from driftline.stream.stall_watchdog import PartitionProgress, StallWatchdog, ru
 from driftline.stream.stream_metrics import StreamMetrics
 from driftline.stream.stream_settings import StreamSettings
 from driftline.stream.tables import ModelStateStore
+from driftline.trust.commands import load_operator_key
 from driftline.trust.keys import trusted_keys
 
 __all__ = ["StreamWorker", "build_worker", "observation_partitions", "run_worker"]
@@ -105,7 +106,8 @@ def build_worker(
             required=False,
         )
     )
-    processor = BatchProcessor(table, store, serving, metrics, names.observations)
+    control_key = load_operator_key(stream.control_key_file) if stream.control_key_file else None
+    processor = BatchProcessor(table, store, serving, metrics, names.observations, control_key)
     dlq = app.topic(names.dlq, key_serializer="raw", value_serializer="raw")
 
     async def invalid_update(record: Any, reason: str) -> None:

@@ -24,8 +24,13 @@ from driftline.schemas.registry import (
 __all__ = ["apply_command", "promotion", "refuse"]
 
 
-def refuse(cmd: ModelCommand, reason: str) -> list[Output]:
-    event = CommandRefused(cmd.model_id, cmd.id, cmd.type, cmd.actor, reason)
+def refuse(cmd: ModelCommand, reason: str, code: str = "", actor: str | None = None) -> list[Output]:
+    """The audit record of a refused ``cmd``; ``code`` and ``actor`` for a signature/rights refusal
+    (``actor`` then the verified name, or "" for an unknown sender whose claim is kept apart)."""
+    claimed = "" if actor is None or actor == cmd.actor else cmd.actor
+    event = CommandRefused(
+        cmd.model_id, cmd.id, cmd.type, cmd.actor if actor is None else actor, reason, code=code, claimed_actor=claimed
+    )
     return [Output("audit", cmd.model_id, event.to_dict())]
 
 

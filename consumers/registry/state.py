@@ -19,6 +19,7 @@ from typing import Any
 from driftline.consumers.registry.retrain_queue import PendingRetrain
 from driftline.consumers.registry.versioning import parse
 from driftline.schemas.registry import (
+    CommandRefused,
     ModelPaused,
     ModelResumed,
     ModelVersion,
@@ -26,6 +27,7 @@ from driftline.schemas.registry import (
     RetrainDeferred,
     TrainingSkipped,
 )
+from driftline.trust.commands import UNVERIFIED_REASONS
 
 __all__ = ["Output", "RegistryState"]
 
@@ -73,8 +75,9 @@ class RegistryState:
         model_id = value.get("model_id", "")
         self.audit[model_id].append(value)
         kind = value.get("type")
+        unverified = kind == CommandRefused.type and value.get("code") in UNVERIFIED_REASONS
         for id_key in ("request_id", "command_id"):
-            if value.get(id_key):
+            if value.get(id_key) and not unverified:  # a forged copy must not use up a genuine id
                 self.handled.add(value[id_key])
         trigger = value.get("trigger")
         if isinstance(trigger, dict):

@@ -20,6 +20,8 @@ from driftline.kafka.clients import KafkaTarget, as_client_config, producer_conf
 from driftline.kafka.failures import explain
 from driftline.kafka.reading import read_topic
 from driftline.schemas.registry import ModelCommand, OffsetRange
+from driftline.trust.commands import sign_command
+from driftline.trust.keys import Ed25519PrivateKey
 
 __all__ = ["send_command", "send_json", "wait_for_outcome", "write_training_rows"]
 
@@ -47,8 +49,13 @@ def send_json(bootstrap: KafkaTarget, topic: str, key: str, value: dict[str, Any
         raise KafkaOperationFailed(f"produce to {topic}", "DELIVERY", errors[0].str() if errors else "timed out")
 
 
-def send_command(bootstrap: KafkaTarget, control_topic: str, cmd: ModelCommand) -> None:
-    send_json(bootstrap, control_topic, cmd.model_id, cmd.to_dict())
+def send_command(
+    bootstrap: KafkaTarget, control_topic: str, cmd: ModelCommand, key: Ed25519PrivateKey | None = None
+) -> None:
+    """Send ``cmd``, signed with the operator's ``key`` (the trainer refuses an unsigned command:
+    `driftline.trust.commands`; unsigned only to test that refusal)."""
+    doc = cmd.to_dict()
+    send_json(bootstrap, control_topic, cmd.model_id, doc if key is None else sign_command(doc, key))
 
 
 def write_training_rows(

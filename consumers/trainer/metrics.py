@@ -58,6 +58,12 @@ class TrainerMetrics:
             ["command", "outcome"],
             registry=registry,
         )
+        self.commands_unverified = Counter(
+            "driftline_trainer_commands_unverified",
+            "Commands (and signed stream records) refused for their signature, freshness or role, by reason.",
+            ["reason"],
+            registry=registry,
+        )
         self.retrains_pending = Gauge(
             "driftline_trainer_retrains_pending",
             "Retrain requests waiting to train (cooldown, rows after the drift start, paused), one per model at most.",

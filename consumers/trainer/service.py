@@ -50,7 +50,7 @@ from driftline.consumers.trainer.metrics import TrainerMetrics
 from driftline.consumers.trainer.state_loader import load_state
 from driftline.consumers.training.config import ModelTrainingConfig, TrainerSettings, for_model
 from driftline.consumers.training.run import TrainingContext, TrainingOutcome, skipped, topic_of, train_version
-from driftline.errors import KafkaOperationFailed
+from driftline.errors import DriftlineError, KafkaOperationFailed
 from driftline.kafka.clients import KafkaTarget, transactional_consumer_config, transactional_producer_config
 from driftline.kafka.dlq import dlq_headers, fit_dlq_record
 from driftline.kafka.topics import TopicNames
@@ -59,7 +59,8 @@ from driftline.logs import log
 from driftline.schemas.codec import is_valid_model_id
 from driftline.schemas.control import RetrainRequested, VersionChecked
 from driftline.schemas.events import InvalidEvent
-from driftline.schemas.registry import ModelCommand, OffsetRange, VersionUnderperforming, decode
+from driftline.schemas.registry import CommandRefused, ModelCommand, OffsetRange, VersionUnderperforming, decode
+from driftline.trust.commands import CommandRejected, OperatorKeys, permits, verify_command, verify_signature
 from driftline.trust.pointer_moves import sign_pointer
 
 __all__ = ["Trainer"]
@@ -93,12 +94,15 @@ class Trainer:
         self._waiting: dict[str, str] = {}
         self._counts: dict[tuple[str, float], PostDriftCount] = {}
         self._stop = threading.Event()  # run()'s: ends retries during an outage at shutdown
+        self._operator_keys: OperatorKeys | None = None
+        self._operators_at = 0.0
 
     def run(self, stop: threading.Event) -> None:
         """Handle control records (and pending requests) until ``stop`` is set."""
         self._stop = stop
         self._txn.init_transactions(stop, self.metrics.kafka_retries.inc)
         self.state = self._load_state(stop)
+        operators = self._operators  # a broken [governance] operators stops the trainer here, in one line
         self._refresh_gauges()
         self._consumer.subscribe([self.names.control])
         log(
@@ -108,6 +112,7 @@ class Trainer:
             control=self.names.control,
             models=len(self.state.models()),
             handled_ids=len(self.state.handled),
+            operators=[f"{op.name}({','.join(sorted(op.roles))})" for op in operators],
             pending=sorted(self.state.pending_retrains),
             transactional_id=self.settings.transactional_id,
         )
@@ -188,8 +193,9 @@ class Trainer:
     def _handle(self, msg: Message) -> None:
         started = time.perf_counter()
         try:
-            event = self._decode(msg)
-            outcome, outputs = self._dispatch(event)
+            doc, event = self._decode(msg)
+            refused = self._authorize(doc, event)
+            outcome, outputs = (None, refused) if refused is not None else self._dispatch(event)
         except (KafkaException, KafkaOperationFailed):
             raise  # the broker, not the record: handled by the loop (and retried)
         except Exception as exc:
@@ -215,8 +221,54 @@ class Trainer:
             outputs = outcome.outputs
         return outcome, outputs
 
-    def _decode(self, msg: Message) -> Any:
-        """The record's command or event, its common fields type-checked; raises ``RecordRefused``."""
+    def _authorize(self, doc: dict[str, Any], event: Any) -> list[Output] | None:
+        """The ``command_refused`` record of a command (or stream record) that did not prove who
+        sent it or that its sender may; None when it may be carried out (`driftline.trust.commands`)."""
+        gov = self.context.governance
+        operators = self._operators
+        if isinstance(event, ModelCommand):
+            try:
+                signer = verify_command(doc, operators, time.time(), gov.command_max_age_s, self.state.handled)
+            except CommandRejected as exc:
+                return self._refused(event, exc.reason, str(exc), exc.signer)
+            version = self.state.version(event.model_id, event.version or "")
+            bump = version.bump if event.type == "approve_version" and version is not None else None
+            why = permits(signer.roles, event.type, bump)
+            return None if why is None else self._refused(event, "not_allowed", f"{signer.name}: {why}", signer.name)
+        if isinstance(event, (RetrainRequested, VersionChecked)) and operators.has_role("stream"):
+            try:
+                signer = verify_signature(doc, operators)
+            except CommandRejected as exc:
+                return self._refused(event, exc.reason, str(exc), exc.signer)
+            why = permits(signer.roles, event.type)
+            return None if why is None else self._refused(event, "not_allowed", f"{signer.name}: {why}", signer.name)
+        return None
+
+    def _refused(self, event: Any, code: str, reason: str, signer: str) -> list[Output]:
+        log(logger, logging.WARNING, "command refused", model_id=event.model_id, id=event.id, code=code, reason=reason)
+        self.metrics.commands_unverified.labels(code).inc()
+        if isinstance(event, ModelCommand):
+            return refuse(event, reason, code, actor=signer)
+        refusal = CommandRefused(event.model_id, event.id, event.type, signer, reason, code=code)
+        return [Output("audit", event.model_id, refusal.to_dict())]
+
+    @property
+    def _operators(self) -> OperatorKeys:
+        """The operator keys, read from the settings (and ``operators_file``) at most every 5 s."""
+        now = time.monotonic()
+        if self._operator_keys is None or now - self._operators_at >= 5.0:
+            gov = self.context.governance
+            try:
+                self._operator_keys = OperatorKeys.load(gov.operators, gov.operators_file)
+            except DriftlineError as exc:
+                if self._operator_keys is None:
+                    raise
+                log(logger, logging.WARNING, "operator keys not reloaded; keeping the last ones", error=str(exc))
+            self._operators_at = now
+        return self._operator_keys
+
+    def _decode(self, msg: Message) -> tuple[dict[str, Any], Any]:
+        """The record's JSON and its command or event, common fields type-checked; raises ``RecordRefused``."""
         try:
             doc = orjson.loads(msg.value() or b"null")
         except orjson.JSONDecodeError as exc:
@@ -225,7 +277,7 @@ class Trainer:
             raise RecordRefused("$", "type", f"must be a JSON object, got {type(doc).__name__}")
         check_control_fields(doc)
         try:
-            return decode(doc)
+            return doc, decode(doc)
         except KeyError as exc:
             raise RecordRefused(str(exc.args[0]) if exc.args else "$", "required", "is required") from exc
         except (TypeError, ValueError, AttributeError) as exc:

@@ -13,11 +13,19 @@ clear both ``gate_floors`` and ``gate_non_regression`` and every candidate is re
 from __future__ import annotations
 
 import dataclasses
+from pathlib import Path
 from typing import Any
 
 from driftline.errors import ConfigError
 
-__all__ = ["GovernanceSettings", "ModelTrainingConfig", "SubscriberSettings", "TrainerSettings", "for_model"]
+__all__ = [
+    "GovernanceSettings",
+    "ModelTrainingConfig",
+    "OperatorSettings",
+    "SubscriberSettings",
+    "TrainerSettings",
+    "for_model",
+]
 
 _BUMPS = ("initial", "patch", "minor", "major")
 _POLICIES = ("last_n", "since_drift")
@@ -143,12 +151,25 @@ class GovernanceSettings:
 
     ``initial`` is a model's first version (nothing serves yet, so nothing to protect);
     remove it to have first versions wait for approval too.
+
+    Every command must be signed by an operator key (`driftline.trust.commands`):
+    ``operators`` (name → ``{ key = "<hex public key>", roles = [...] }``, the line
+    ``driftline operators keygen`` prints) plus the same lines in ``operators_file``. With
+    none configured every command is refused (``unsigned``/``unknown_key``). A command
+    signed more than ``command_max_age_s`` ago is refused (``too_old``). When an operator
+    has the ``stream`` role, retrain requests and version checks must be signed by it too;
+    otherwise they are trusted to come from the stream because ACLs let only the stream
+    and operators write ``driftline.control`` (`driftline acls apply`).
     """
 
     auto_deploy: tuple[str, ...] = ("initial", "patch", "minor")
     models: dict[str, Any] = dataclasses.field(default_factory=dict)
+    operators: dict[str, Any] = dataclasses.field(default_factory=dict)
+    operators_file: str = ""
+    command_max_age_s: float = 3600.0
 
     def __post_init__(self) -> None:
+        _check(self.command_max_age_s > 0, "governance.command_max_age_s", "must be > 0")
         for bumps in (self.auto_deploy, *self.models.values()):
             _check(set(bumps) <= set(_BUMPS), "governance.auto_deploy", f"bumps must be among {_BUMPS}")
 
@@ -166,6 +187,19 @@ class SubscriberSettings:
     verify_key: str = ""
     verify_key_file: str = ".driftline/signing.pub"
     artifact_dir: str = ""
+
+
+@dataclasses.dataclass(frozen=True)
+class OperatorSettings:
+    """``[operator]``: the key the CLI signs governance commands with (``driftline operators
+    keygen`` writes it, 0600) and the operator name it is configured under in ``[governance]
+    operators`` (default: the key file's name without ``.key``)."""
+
+    key_file: str = ""
+    name: str = ""
+
+    def actor(self) -> str:
+        return self.name or (Path(self.key_file).stem if self.key_file else "")
 
 
 @dataclasses.dataclass(frozen=True)

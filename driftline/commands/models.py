@@ -4,12 +4,13 @@ Reading (``list``, ``show``, ``history``) folds the registry, model-updates and 
 topics; steering (``approve``, ``reject``, ``promote``, ``rollback``, ``register``) writes a
 command to ``driftline.control`` — the trainer is the only writer of the registry, so the
 command takes effect when the trainer has carried it out (``--wait`` shows the outcome).
+Every command is signed with the operator's key (``[operator] key_file``; the trainer
+trusts the keys in ``[governance] operators``), and its actor is that key's name.
 """
 
 from __future__ import annotations
 
 import argparse
-import getpass
 import sys
 import time
 from pathlib import Path
@@ -22,6 +23,7 @@ from driftline.errors import DriftlineError
 
 if TYPE_CHECKING:
     from driftline.kafka.clients import ClientConfig
+    from driftline.trust.keys import Ed25519PrivateKey
 
 __all__ = ["register"]
 
@@ -77,7 +79,12 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 
 def _actor_args(p: argparse.ArgumentParser, reason_required: bool = True) -> None:
-    p.add_argument("--by", default=getpass.getuser(), help="who is acting (default: the login name)")
+    p.add_argument(
+        "--by",
+        help="who is acting: must be the operator name of the signing key (default: [operator] name, "
+        "else the key file's name)",
+    )
+    p.add_argument("--key-file", type=Path, help="operator key to sign with (default: [operator] key_file)")
     p.add_argument("--reason", required=reason_required, default="", help="why (kept in the audit log)")
     p.add_argument(
         "--wait", type=float, default=0.0, metavar="SECONDS", help="wait up to SECONDS for the trainer's outcome"
@@ -93,6 +100,27 @@ def _context(args: argparse.Namespace) -> tuple[ClientConfig, Any]:
     return client_config_from(settings, args.bootstrap_servers, check_topics=()), TopicNames(
         prefix=settings.topics.prefix
     )
+
+
+def _signer(args: argparse.Namespace) -> tuple[str, Ed25519PrivateKey]:
+    """The operator name and key the command is signed with; one clear error when there is none."""
+    from driftline.consumers.training.config import OperatorSettings
+    from driftline.trust.commands import load_operator_key
+
+    configured = load_settings(args.config).operator
+    key_file = str(args.key_file or configured.key_file)
+    if not key_file:
+        raise DriftlineError(
+            "no operator key: set [operator] key_file (DRIFTLINE_OPERATOR_KEY_FILE) or pass --key-file; make one "
+            "with `driftline operators keygen NAME` and add the line it prints to the trainer's [governance] operators"
+        )
+    name = OperatorSettings(key_file, configured.name).actor()
+    if args.by and args.by != name:
+        raise DriftlineError(
+            f"--by {args.by}: the actor is the signing key's operator name ({name!r} for {key_file}); "
+            f"drop --by, or set [operator] name / --key-file to {args.by}'s key"
+        )
+    return name, load_operator_key(key_file)
 
 
 # -- reading ----------------------------------------------------------------------------
@@ -272,6 +300,7 @@ def _table(rows: list[dict[str, Any]], columns: list[str]) -> None:
 def _steer(args: argparse.Namespace) -> int:
     from driftline.schemas.registry import ModelCommand
 
+    actor, key = _signer(args)
     bootstrap, names = _context(args)
     if args.models_command == "register":
         from driftline.consumers.trainer.client import write_training_rows
@@ -280,20 +309,20 @@ def _steer(args: argparse.Namespace) -> int:
         cmd = ModelCommand(
             "register_model",
             args.model,
-            args.by,
+            actor,
             args.reason or f"register from {args.from_file}",
             training_set={"topic": names.labeled, "ranges": [r.to_dict() for r in ranges]},
             task=args.task,
         )
     else:
-        cmd = ModelCommand(_STEER[args.models_command], args.model, args.by, args.reason, version=args.version)
+        cmd = ModelCommand(_STEER[args.models_command], args.model, actor, args.reason, version=args.version)
         refused = _refusal(bootstrap, names, cmd)
         if refused is not None:
             print(f"not sent: {refused}", file=sys.stderr)
             return 2
     from driftline.consumers.trainer.client import send_command, wait_for_outcome
 
-    send_command(bootstrap, names.control, cmd)
+    send_command(bootstrap, names.control, cmd, key)
     print(f"sent {cmd.type} {cmd.model_id} {cmd.version or ''} (command id {cmd.id})")
     if args.wait > 0:
         outcome = wait_for_outcome(bootstrap, names.audit, cmd.id, args.wait)

@@ -38,12 +38,14 @@ from driftline.kafka.topics import TopicNames, topic_specs
 from driftline.trust.keys import TrustedKeys, trusted_keys
 
 __all__ = [
+    "DEMO_OPERATOR",
     "JoinedTally",
     "LoopConfig",
     "LoopRunner",
     "ScenarioRun",
     "Target",
     "TrainerFacts",
+    "demo_operator",
     "read_topic",
     "run_scenario",
 ]
@@ -107,6 +109,39 @@ def run_env(config: LoopConfig, base: Settings) -> dict[str, str]:
     return env | dict(config.env)
 
 
+DEMO_OPERATOR = "demo"
+"""The operator name a run signs its ``driftline models`` commands with (when none is configured)."""
+
+
+def demo_operator(config: LoopConfig, base: Settings, env: Mapping[str, str]) -> dict[str, str]:
+    """An operator key for this run's commands, trusted by this run's trainer — unless one is configured.
+
+    Commands must be signed (`driftline.trust.commands`), and a demo must work without setup:
+    with no ``[operator] key_file`` configured, a ``demo`` key (operator and approver) is made
+    in the run's state dir (else its log dir), and a ``stream`` key the stream signs its retrain
+    requests with; the trainer reads both from an operators file."""
+    if base.operator.key_file or "DRIFTLINE_OPERATOR_KEY_FILE" in env:
+        return {}
+    from driftline.trust.commands import load_operator_key, operator_line, write_operator_key
+
+    where = (config.state_dir or config.log_dir).resolve()
+    key_file = where / "operators" / f"{DEMO_OPERATOR}.key"
+    key = load_operator_key(key_file) if key_file.exists() else write_operator_key(key_file)
+    stream_file = where / "operators" / "stream.key"
+    stream_key = load_operator_key(stream_file) if stream_file.exists() else write_operator_key(stream_file)
+    operators_file = where / "operators.toml"
+    lines = [
+        operator_line(DEMO_OPERATOR, key.public_key(), ["operator", "approver"]),
+        operator_line("stream", stream_key.public_key(), ["stream"]),
+    ]
+    operators_file.write_text("\n".join(lines) + "\n", encoding="utf-8")
+    return {
+        "DRIFTLINE_OPERATOR_KEY_FILE": str(key_file),
+        "DRIFTLINE_GOVERNANCE_OPERATORS_FILE": str(operators_file),
+        "DRIFTLINE_STREAM_CONTROL_KEY_FILE": str(stream_file),
+    }
+
+
 @dataclass
 class TrainerFacts:
     """What the stream asked for and the trainer did for one model (from control and audit)."""
@@ -141,6 +176,7 @@ class LoopRunner:
         self.say = say
         self.settings = settings if settings is not None else load_settings()
         self.env = run_env(config, self.settings)
+        self.env |= demo_operator(config, self.settings, self.env)
         self.names = TopicNames(prefix=self.env["DRIFTLINE_TOPICS_PREFIX"])
         self.bootstrap = config.bootstrap
         self.client: KafkaTarget = config.client if config.client is not None else config.bootstrap
@@ -212,7 +248,6 @@ class LoopRunner:
         self,
         model_id: str,
         rows: Sequence[Mapping[str, Any]],
-        by: str = "closed-loop",
         reason: str = "first version",
         timeout_s: float = 120.0,
     ) -> tuple[bool, str]:
@@ -231,8 +266,6 @@ class LoopRunner:
             model_id,
             "--from-file",
             str(rows_file),
-            "--by",
-            by,
             "--reason",
             reason,
             "--wait",
@@ -570,7 +603,6 @@ def run_scenario(
         ok, registered = runner.register(
             model,
             training_rows(first_rows),
-            by="closed-loop",
             reason=f"first version: {first_rows:,} rows of concept A",
         )
         say(f"registered {model}: {registered}")

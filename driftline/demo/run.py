@@ -278,7 +278,9 @@ def _summary(
     say(f"  kcat -C -b <broker> -t {names.labeled} -e                # joined predictions, with model_version")
     say(f"  export DRIFTLINE_TOPICS_PREFIX={names.prefix}")
     say("  driftline models list | driftline models history churn   # versions, lineage, who did what")
-    say("  driftline models rollback churn --by you --reason test   # move serving back (subscribers follow)")
+    key_file = runner.env.get("DRIFTLINE_OPERATOR_KEY_FILE", "<your [operator] key_file>")
+    say(f"  driftline models rollback churn --reason test --key-file {key_file}")
+    say("      # move serving back, signed by the demo's operator key (a trainer that trusts it must run)")
     say("  driftline replay <events.jsonl> --windows                # the same policy, backtested on a file")
     for process in runner.processes:
         say(f"  {process.log_path}   # {process.command}'s structured log")

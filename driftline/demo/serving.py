@@ -34,7 +34,7 @@ def register_first_versions(
     first = training_rows(rows)
     ok = True
     for model in models:
-        done, line = runner.register(model, first, by="demo", reason="first version", timeout_s=timeout_s)
+        done, line = runner.register(model, first, reason="first version", timeout_s=timeout_s)
         say(f"registered {model}: {line}")
         ok = ok and done
     return ok

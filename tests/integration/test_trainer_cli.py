@@ -8,12 +8,12 @@ import orjson
 
 from driftline.cli import main
 
-from .trainer_support import labeled_rows, trainer_thread
+from .trainer_support import labeled_rows, operator_config, trainer_thread
 
 
 def test_register_then_inspect_with_the_cli(kafka_bootstrap, topic_names, tmp_path, capsys):
     config = tmp_path / "driftline.toml"
-    config.write_text(f'[topics]\nprefix = "{topic_names.prefix}"\n', encoding="utf-8")
+    config.write_text(f'[topics]\nprefix = "{topic_names.prefix}"\n' + operator_config(tmp_path), encoding="utf-8")
     rows = tmp_path / "rows.jsonl"
     rows.write_bytes(
         b"\n".join(orjson.dumps({"features": r["features"], "label": r["label"]}) for r in labeled_rows("reg", 400))

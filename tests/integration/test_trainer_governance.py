@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from driftline.consumers.subscriber.client import ModelSubscriber
-from driftline.consumers.trainer.client import send_command, wait_for_outcome
+from driftline.consumers.trainer.client import wait_for_outcome
 from driftline.schemas.registry import ModelCommand
 from driftline.trust.keys import TrustedKeys
 from driftline.trust.pointer_moves import verify_pointer
@@ -13,6 +13,7 @@ from .trainer_support import (
     labeled_rows,
     produce_rows,
     request,
+    send_signed,
     settings,
     trainer_thread,
     values,
@@ -69,8 +70,14 @@ def test_major_bump_waits_for_approval_then_serves(kafka_bootstrap, topic_names,
             state = wait_state(kafka_bootstrap, topic_names, lambda s: "2.0.0" in s.taken("ap"))
             assert state.version("ap", "2.0.0").status == "pending_approval"
             assert state.serving_version("ap") == "1.0.0"
+            # an operator without the approver role may not approve a major bump: refused, recorded
+            denied = ModelCommand("approve_version", "ap", "ops", "looks fine to me", version="2.0.0")
+            send_signed(kafka_bootstrap, topic_names, denied)
+            [refused] = wait_for_outcome(kafka_bootstrap, topic_names.audit, denied.id, 30)
+            assert (refused["type"], refused["code"], refused["actor"]) == ("command_refused", "not_allowed", "ops")
+            assert "approver" in refused["reason"]
             cmd = ModelCommand("approve_version", "ap", "ana", "reviewed the new feature", version="2.0.0")
-            send_command(kafka_bootstrap, topic_names.control, cmd)
+            send_signed(kafka_bootstrap, topic_names, cmd)
             assert sub.wait_for("2.0.0", 60)
             outcome = wait_for_outcome(kafka_bootstrap, topic_names.audit, cmd.id, 30)
         assert [e["type"] for e in outcome] == ["model_version_approved", "model_version_promoted"]
@@ -98,7 +105,7 @@ def test_rollback_restores_the_previous_version_for_subscribers(kafka_bootstrap,
                 .reference_profile
             )
             cmd = ModelCommand("rollback_model", "rb", "ops", "1.0.1 misbehaves in production")
-            send_command(kafka_bootstrap, topic_names.control, cmd)
+            send_signed(kafka_bootstrap, topic_names, cmd)
             assert sub.wait_for("1.0.0", 60)
             [moved] = wait_for_outcome(kafka_bootstrap, topic_names.audit, cmd.id, 30)
         assert moved["type"] == "model_version_rolled_back"
@@ -120,7 +127,7 @@ def test_a_paused_model_records_requests_without_training_until_resumed(
         produce(topic_names.control, [request("pz", 0.0)])
         wait_state(kafka_bootstrap, topic_names, lambda s: s.serving_version("pz") == "1.0.0")
         pause = ModelCommand("pause_model", "pz", "ana", "investigating a data issue")
-        send_command(kafka_bootstrap, topic_names.control, pause)
+        send_signed(kafka_bootstrap, topic_names, pause)
         assert [e["type"] for e in wait_for_outcome(kafka_bootstrap, topic_names.audit, pause.id, 30)] == [
             "model_paused"
         ]
@@ -130,7 +137,7 @@ def test_a_paused_model_records_requests_without_training_until_resumed(
         skipped = [e for e in state.audit["pz"] if e.get("request_id") == "pz:60:drift"]
         assert [(e["type"], e["reason"]) for e in skipped] == [("training_skipped", "paused")]
         resume = ModelCommand("resume_model", "pz", "ana", "data fixed")
-        send_command(kafka_bootstrap, topic_names.control, resume)
+        send_signed(kafka_bootstrap, topic_names, resume)
         assert [e["type"] for e in wait_for_outcome(kafka_bootstrap, topic_names.audit, resume.id, 30)] == [
             "model_resumed"
         ]

@@ -2,13 +2,16 @@
 
 from __future__ import annotations
 
+import time
+
 import orjson
 
-from driftline.consumers.trainer.client import send_command, wait_for_outcome
+from driftline.consumers.trainer.client import wait_for_outcome
 from driftline.kafka.dlq import parse_dlq_headers
 from driftline.schemas.registry import ModelCommand
+from driftline.trust.commands import sign_command
 
-from .trainer_support import labeled_rows, produce_rows, request, trainer_thread, wait_state
+from .trainer_support import OPERATOR_KEYS, labeled_rows, produce_rows, request, send_signed, trainer_thread, wait_state
 
 POISON = [
     ("p", b"{not json"),
@@ -40,15 +43,19 @@ POISON = [
     ),
     (
         "p",
-        orjson.dumps(
-            {
-                "type": "register_model",
-                "model_id": "p",
-                "actor": "x",
-                "reason": "r",
-                "id": "c4",
-                "training_set": {"topic": None, "ranges": ["not a range"]},
-            }
+        orjson.dumps(  # signed by an operator (else refused as unsigned first), broken past the checks
+            sign_command(
+                {
+                    "type": "register_model",
+                    "model_id": "p",
+                    "actor": "ana",
+                    "reason": "r",
+                    "id": "c4" * 16,
+                    "at": time.time(),
+                    "training_set": {"topic": None, "ranges": ["not a range"]},
+                },
+                OPERATOR_KEYS["ana"],
+            )
         ),
     ),
 ]
@@ -63,7 +70,7 @@ def test_poison_control_records_go_to_the_dlq_and_the_next_command_is_applied(
         produce(topic_names.control, [request("p")])
         wait_state(kafka_bootstrap, topic_names, lambda s: s.serving_version("p") == "1.0.0")
         cmd = ModelCommand("pause_model", "p", "ana", "after the poison")
-        send_command(kafka_bootstrap, topic_names.control, cmd)
+        send_signed(kafka_bootstrap, topic_names, cmd)
         assert [e["type"] for e in wait_for_outcome(kafka_bootstrap, topic_names.audit, cmd.id, 30)] == ["model_paused"]
         refused = trainer.metrics_registry.get_sample_value  # type: ignore[attr-defined]
         total = sum(

@@ -17,6 +17,7 @@ import orjson
 from prometheus_client import CollectorRegistry
 
 from driftline.consumers.registry.state import RegistryState
+from driftline.consumers.trainer.client import send_command
 from driftline.consumers.trainer.metrics import TrainerMetrics
 from driftline.consumers.trainer.service import Trainer
 from driftline.consumers.trainer.state_loader import load_state
@@ -24,11 +25,19 @@ from driftline.consumers.training.config import GovernanceSettings, TrainerSetti
 from driftline.consumers.training.run import TrainingContext
 from driftline.kafka.topics import TopicNames
 from driftline.schemas.control import RetrainRequested
-from driftline.trust.keys import private_key_from_hex
+from driftline.schemas.registry import ModelCommand
+from driftline.trust.keys import private_key_from_hex, public_hex
 
 KEY_HEX = "5e" * 32  # the trainer's Ed25519 seed in these tests
 KEY = private_key_from_hex(KEY_HEX, "test key")
 PUBLIC_KEY = KEY.public_key()
+#: Operator keys the test trainers trust: ana may approve major bumps, ops may not.
+OPERATOR_SEEDS = {"ana": "a1" * 32, "ops": "0b" * 32}
+OPERATOR_KEYS = {name: private_key_from_hex(seed, name) for name, seed in OPERATOR_SEEDS.items()}
+OPERATORS = {
+    "ana": {"key": public_hex(OPERATOR_KEYS["ana"].public_key()), "roles": ["operator", "approver"]},
+    "ops": {"key": public_hex(OPERATOR_KEYS["ops"].public_key()), "roles": ["operator"]},
+}
 T0 = 1_767_225_600.0
 
 
@@ -92,7 +101,9 @@ def trainer_thread(
 ) -> Iterator[Trainer]:
     """A trainer running in a thread for the duration of the block."""
     s = trainer_settings or settings()
-    ctx = TrainingContext(KEY, str(tmp / "artifacts"), s.inline_limit_bytes, governance or GovernanceSettings())
+    ctx = TrainingContext(
+        KEY, str(tmp / "artifacts"), s.inline_limit_bytes, governance or GovernanceSettings(operators=OPERATORS)
+    )
     registry = CollectorRegistry()
     trainer = Trainer(bootstrap, names, s, ctx, TrainerMetrics(registry))
     trainer.metrics_registry = registry  # type: ignore[attr-defined] - for the tests' metric checks
@@ -115,6 +126,20 @@ def trainer_thread(
         thread.join(30)
         if failures:
             raise AssertionError(f"trainer thread died: {failures[0]!r}") from failures[0]
+
+
+def send_signed(bootstrap: str, names: TopicNames, cmd: ModelCommand) -> None:
+    """``cmd`` signed with the key of its actor (an operator of `OPERATOR_KEYS`)."""
+    send_command(bootstrap, names.control, cmd, OPERATOR_KEYS[cmd.actor])
+
+
+def operator_config(tmp: Path, name: str = "ana") -> str:
+    """``[operator]`` lines for a CLI config: ``name``'s key written to a 0600 file under ``tmp``."""
+    path = tmp / f"{name}.key"
+    if not path.exists():
+        path.write_text(OPERATOR_SEEDS[name] + "\n", encoding="utf-8")
+        path.chmod(0o600)
+    return f'[operator]\nkey_file = "{path}"\n'
 
 
 def values(consume_all: Any, topic: str, min_count: int = 0, timeout: float = 60.0) -> list[dict[str, Any]]:
