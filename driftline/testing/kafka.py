@@ -16,6 +16,7 @@ import uuid
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import NoReturn, TypeVar
 from urllib.parse import urlparse
 
 from confluent_kafka import Consumer, KafkaError, Producer, TopicPartition
@@ -32,14 +33,17 @@ __all__ = [
     "Record",
     "TestBroker",
     "acquire_broker",
+    "broker_unavailable",
     "consume_all_records",
     "docker_engine_answers",
     "free_ports",
     "produce_records",
     "secure_local_broker",
+    "start_on_free_ports",
 ]
 
 Headers = Sequence[tuple[str, bytes | str | None]]
+BrokerT = TypeVar("BrokerT", bound=LocalBroker)
 
 
 class NoBroker(Exception):
@@ -152,32 +156,31 @@ def _testcontainers_broker() -> TestBroker:
 
 
 def _local_broker(tmp_dir: Path, attempts: int = 3) -> TestBroker:
-    """The project's broker on free ports; a port grabbed by someone else meanwhile → retry."""
-    error: BrokerUnavailable | None = None
-    for attempt in range(attempts):
-        port, controller_port = free_ports(2)
-        broker = LocalBroker(tmp_dir / f"instance-{attempt}", port, controller_port, die_with_parent=True)
-        try:
-            broker.start(timeout=90.0)
-        except BrokerUnavailable as exc:
-            error = exc
-            if "already in use" not in str(exc) and "Address already in use" not in str(exc):
-                raise
-            continue
-        return TestBroker(broker.bootstrap_servers, "local", local=broker, close=broker.stop)
-    assert error is not None
-    raise error
+    """The project's broker on free ports in ``tmp_dir``."""
+    broker = start_on_free_ports(
+        lambda attempt, ports: LocalBroker(tmp_dir / f"instance-{attempt}", *ports, die_with_parent=True),
+        attempts=attempts,
+    )
+    return TestBroker(broker.bootstrap_servers, "local", local=broker, close=broker.stop)
 
 
 def secure_local_broker(tmp_dir: Path, attempts: int = 3) -> SecureBroker:
-    """A started ``SecureBroker`` on free ports in ``tmp_dir`` (stopped by the kernel if we die).
+    """A started ``SecureBroker`` on free ports in ``tmp_dir`` (stopped by the kernel if we die)."""
+    return start_on_free_ports(
+        lambda attempt, ports: SecureBroker(tmp_dir / f"secure-{attempt}", *ports, die_with_parent=True),
+        n_ports=3,
+        attempts=attempts,
+    )
+
+
+def start_on_free_ports(make: Callable[[int, list[int]], BrokerT], n_ports: int = 2, attempts: int = 3) -> BrokerT:
+    """``make(attempt, ports)``'s broker, started on ``n_ports`` free ports (client, controller, …).
 
     A port grabbed by someone else between picking and binding → another try on new ports.
     """
     error: BrokerUnavailable | None = None
     for attempt in range(attempts):
-        port, controller_port, mtls_port = free_ports(3)
-        broker = SecureBroker(tmp_dir / f"secure-{attempt}", port, controller_port, mtls_port, die_with_parent=True)
+        broker = make(attempt, free_ports(n_ports))
         try:
             broker.start(timeout=90.0)
         except BrokerUnavailable as exc:
@@ -188,6 +191,16 @@ def secure_local_broker(tmp_dir: Path, attempts: int = 3) -> SecureBroker:
         return broker
     assert error is not None
     raise error
+
+
+def broker_unavailable(reason: str) -> NoReturn:
+    """No broker for a test: a failure when ``CI=true`` (an integration test never skips
+    silently there), a skip on a developer's machine without Java or Maven."""
+    import pytest  # a test dependency: only tests call this
+
+    if os.environ.get("CI", "").lower() == "true":
+        pytest.fail(reason, pytrace=False)
+    pytest.skip(reason)
 
 
 def produce_records(

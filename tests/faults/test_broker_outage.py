@@ -11,7 +11,7 @@ from __future__ import annotations
 import os
 import threading
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from functools import partial
 from pathlib import Path
 
@@ -28,7 +28,7 @@ from driftline.errors import BrokerUnavailable
 from driftline.kafka.admin import KafkaAdmin, create_topics
 from driftline.kafka.local_broker import LocalBroker
 from driftline.kafka.topics import TopicNames, topic_specs
-from driftline.testing.kafka import consume_all_records, free_ports, produce_records
+from driftline.testing.kafka import broker_unavailable, consume_all_records, produce_records, start_on_free_ports
 
 from ..integration.stream_support import (
     closing_event,
@@ -57,14 +57,13 @@ LOOSE = {"accuracy": {"abs": 0.05}}  # the second version is a patch on the same
 
 @pytest.fixture
 def own_broker(tmp_path: Path) -> Iterator[LocalBroker]:
-    port, controller_port = free_ports(2)
-    broker = LocalBroker(tmp_path / "broker", port, controller_port, die_with_parent=True)
+    """A broker of this test's own: the test stops and starts it."""
     try:
-        broker.start(timeout=90)
+        broker = start_on_free_ports(
+            lambda attempt, ports: LocalBroker(tmp_path / f"broker-{attempt}", *ports, die_with_parent=True)
+        )
     except BrokerUnavailable as exc:
-        if os.environ.get("CI", "").lower() == "true":
-            pytest.fail(f"local broker unavailable: {exc}", pytrace=False)
-        pytest.skip(f"local broker unavailable: {exc}")
+        broker_unavailable(f"local broker unavailable: {exc}")
     try:
         yield broker
     finally:
@@ -94,15 +93,6 @@ def _raw(events: list[dict]) -> list[tuple[bytes, bytes]]:
 def _audit(bootstrap: str) -> list[tuple[str, str | None, str | None]]:
     state = load_state(bootstrap, NAMES)
     return [(e["type"], e.get("version"), e.get("reason")) for es in state.audit.values() for e in es]
-
-
-def _eventually(ok: Callable[[], bool], timeout: float) -> bool:
-    deadline = time.monotonic() + timeout
-    while not ok():
-        if time.monotonic() > deadline:
-            return False
-        time.sleep(0.5)
-    return True
 
 
 def test_a_minute_without_the_broker_is_waited_out_by_every_process(own_broker: LocalBroker, tmp_path: Path) -> None:

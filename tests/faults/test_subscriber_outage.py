@@ -7,9 +7,7 @@ was down at its start (``list_topics`` raised), so such a device never updated a
 
 from __future__ import annotations
 
-import os
 import time
-from collections.abc import Callable
 
 import orjson
 import pytest
@@ -23,8 +21,9 @@ from driftline.kafka.admin import KafkaAdmin, create_topics
 from driftline.kafka.clients import producer_config
 from driftline.kafka.local_broker import LocalBroker
 from driftline.kafka.topics import TopicNames, topic_specs
-from driftline.testing.kafka import free_ports
+from driftline.testing.kafka import broker_unavailable, free_ports
 from driftline.testing.pointers import signed_move
+from driftline.testing.waiting import eventually
 from driftline.trust.keys import Ed25519PrivateKey
 
 pytestmark = [pytest.mark.kafka]
@@ -37,9 +36,7 @@ def _start(broker: LocalBroker) -> None:
     try:
         broker.start(timeout=90)
     except BrokerUnavailable as exc:
-        if os.environ.get("CI", "").lower() == "true":
-            pytest.fail(f"local broker unavailable: {exc}", pytrace=False)
-        pytest.skip(f"local broker unavailable: {exc}")
+        broker_unavailable(f"local broker unavailable: {exc}")
 
 
 def _publish(bootstrap: str, version: str, sequence: int) -> None:
@@ -48,15 +45,6 @@ def _publish(bootstrap: str, version: str, sequence: int) -> None:
     producer = Producer(producer_config(bootstrap))
     producer.produce(NAMES.model_updates, key=b"edge", value=orjson.dumps(move))
     assert producer.flush(30) == 0
-
-
-def _eventually(ok: Callable[[], bool], timeout: float) -> bool:
-    deadline = time.monotonic() + timeout
-    while not ok():
-        if time.monotonic() > deadline:
-            return False
-        time.sleep(0.2)
-    return True
 
 
 def test_a_subscriber_started_with_the_broker_down_follows_once_it_is_up_and_after_a_restart(tmp_path) -> None:
@@ -78,7 +66,7 @@ def test_a_subscriber_started_with_the_broker_down_follows_once_it_is_up_and_aft
         return registry.get_sample_value("driftline_subscriber_follow_restarts_total", {"model_id": "edge"}) or 0.0
 
     try:
-        assert _eventually(lambda: restarts() >= 1, 30), "the follow loop should fail, count it, and retry"
+        assert eventually(lambda: restarts() >= 1, 30, interval=0.2), "the follow loop should fail, count it, and retry"
         assert sub._thread is not None and sub._thread.is_alive()
         _start(broker)
         create_topics(KafkaAdmin(bootstrap), [s for s in topic_specs(NAMES) if s.name == NAMES.model_updates])

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import argparse
 import logging
-import os
 import socket
 import subprocess
 import sys
@@ -20,14 +19,12 @@ from driftline.kafka.bootstrap import resolve_bootstrap
 from driftline.kafka.kafka_jars import ensure_jars, jar_cache_dir
 from driftline.kafka.local_broker import LocalBroker
 from driftline.kafka.topics import TopicSpec
-from driftline.testing.kafka import free_ports
+from driftline.testing.kafka import broker_unavailable, free_ports
 
 
 def _or_skip(exc: BrokerUnavailable) -> None:
     """Java/Maven missing: a failure in CI, a skip on a developer's machine."""
-    if os.environ.get("CI", "").lower() == "true":
-        pytest.fail(f"local broker unavailable: {exc}", pytrace=False)
-    pytest.skip(f"local broker unavailable: {exc}")
+    broker_unavailable(f"local broker unavailable: {exc}")
 
 
 @pytest.fixture(scope="module")

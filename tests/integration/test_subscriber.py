@@ -10,6 +10,7 @@ import orjson
 from prometheus_client import CollectorRegistry
 
 from driftline.consumers.subscriber.client import ModelSubscriber
+from driftline.testing.waiting import eventually
 from driftline.trust.keys import Ed25519PrivateKey
 from driftline.trust.pointer_moves import sign_pointer
 
@@ -61,7 +62,7 @@ def test_tampered_and_unsigned_artifacts_are_refused_and_never_unpickled(
         deadline_ok = True
         for i, event in enumerate((tampered, unsigned, relabelled, forged, retyped)):  # one at a time
             produce(topic_names.model_updates, [("t", orjson.dumps(event))])
-            deadline_ok = deadline_ok and _wait(lambda i=i: len(errors) > i, 30)
+            deadline_ok = deadline_ok and eventually(lambda i=i: len(errors) > i, 30)
     finally:
         sub.stop()
     assert deadline_ok, errors
@@ -83,14 +84,3 @@ def test_tampered_and_unsigned_artifacts_are_refused_and_never_unpickled(
         cache_dir=tmp_path / "c",
     )
     assert other.version is None
-
-
-def _wait(ok, timeout: float) -> bool:
-    import time
-
-    deadline = time.monotonic() + timeout
-    while not ok():
-        if time.monotonic() > deadline:
-            return False
-        time.sleep(0.1)
-    return True
