@@ -14,7 +14,9 @@ keeps single events above ``max_bytes`` out (they go to the DLQ as ``too_large``
 
 from __future__ import annotations
 
+from bisect import bisect_right
 from collections.abc import Iterator, Sequence
+from itertools import accumulate
 
 from driftline.schemas.batch import BatchBuilder, ObservationBatch
 from driftline.schemas.batch_wire import encode_batch
@@ -55,16 +57,18 @@ class BatchPacker:
         ``max_events`` or, by raw size, ``max_bytes``."""
         builder = self._builder(model_id)
         full = []
+        ends = list(accumulate(sizes))  # ends[i]: raw bytes of rows 0..i (one pass in C, no per-row loop)
         start = 0
         while start < len(run):
             room, used = self.max_events - len(builder), self._sizes[model_id]
-            stop = start
-            while stop < len(run) and stop - start < room and (used + sizes[stop] <= self.max_bytes or stop == start):
-                used += sizes[stop]
-                stop += 1
-            if stop == start + 1 and len(builder) and used > self.max_bytes:
-                full += self._take(model_id, builder)  # one row that does not fit beside the others
-                continue
+            before = ends[start - 1] if start else 0
+            stop = bisect_right(ends, before + self.max_bytes - used, start, min(len(run), start + room))
+            if stop == start:  # the next row does not fit beside what the batch holds
+                if len(builder):
+                    full += self._take(model_id, builder)
+                    continue
+                stop = start + 1  # alone it may pass max_bytes (the caller keeps larger events out)
+            used += ends[stop - 1] - before
             part = run if start == 0 and stop == len(run) else run.slice(start, stop)
             builder.add_run(part)
             self._sizes[model_id] = used
